@@ -1,0 +1,302 @@
+"""Command line: argument parsing and printing only.
+
+Imports are lazy: `tflite-harness --help` must not pay for TensorFlow (6 s, 570 MB) or
+even NumPy; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from harness import __version__
+
+
+def _split_csv(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise click.BadParameter("give a comma-separated list, e.g. fp32,int8")
+    return items
+
+
+def _threads(value: str | None) -> tuple[int, ...] | None:
+    items = _split_csv(value)
+    if items is None:
+        return None
+    try:
+        out = tuple(int(v) for v in items)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: threads are positive integers, e.g. 1,2") from None
+    if any(t < 1 for t in out):
+        raise click.BadParameter(f"{value!r}: threads are positive integers, e.g. 1,2")
+    return out
+
+
+class _State:
+    debug = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tflite-harness")
+@click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
+def app(debug: bool) -> None:
+    """Convert TensorFlow models under many flag sets, run them on LiteRT, compare the results."""
+    _State.debug = _State.debug or debug
+
+
+def _console():
+    import os
+    import shutil
+
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or max(
+        160, shutil.get_terminal_size((160, 24)).columns)
+    return Console(stderr=False, highlight=False, width=width)
+
+
+class _ProgressEvents:
+    """Draws a progress bar from the campaign's events."""
+
+    def __init__(self, console, debug: bool):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = console
+        self.debug = debug
+        self.progress = Progress(
+            TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[label]}"), console=console, transient=True,
+        )
+        self.conv = self.meas = None
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def planned(self, conversions: int, measurements: int) -> None:
+        self.conv = self.progress.add_task("convert", total=conversions, label="")
+        self.meas = self.progress.add_task("measure", total=measurements, label="")
+
+    def converted(self, artifact) -> None:
+        self.progress.advance(self.conv)
+        label = f"{artifact.model.name}/{artifact.flag_set}" + ("" if artifact.ok else f" failed: {artifact.reason}")
+        self.progress.update(self.conv, label=label[:70])
+        if self.debug and not artifact.ok and artifact.log:
+            self.console.print(f"[dim]{artifact.model.name}/{artifact.flag_set}: full log in {artifact.log}[/]")
+            self.console.print(Path(artifact.log).read_text(errors="replace")[-6000:], markup=False)
+
+    def measuring(self, label: str) -> None:
+        self.progress.update(self.meas, label=label[:70])
+
+    def measured(self, result) -> None:
+        self.progress.advance(self.meas)
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[yellow]note:[/] {text}", markup=True)
+
+
+@app.command()
+@click.argument("campaign", required=False, type=click.Path(path_type=Path))
+@click.option("--model", "models", multiple=True, metavar="PATH",
+              help="Model to run instead of the campaign's (.keras, .h5, SavedModel dir, file.py:function, .tflite). Repeatable.")
+@click.option("--samples", type=click.Path(path_type=Path), help="Evaluation samples (.npy/.npz) for the --model models.")
+@click.option("--flag-sets", help="Comma-separated flag sets, e.g. fp32,int8 (default: the campaign's).")
+@click.option("--threads", help="Comma-separated thread counts, e.g. 1,2.")
+@click.option("--devices", help="Comma-separated devices, e.g. local.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default results/<run-id>/).")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default results/harness.sqlite).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Conversion cache (default results/cache).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Converter processes (default: number of cores).")
+@click.option("--runs", type=click.IntRange(1), help="Minimum timed runs per measurement.")
+@click.option("--warmup-runs", type=click.IntRange(0), help="Warm-up runs before timing.")
+@click.option("--min-seconds", type=click.FloatRange(0), help="Minimum seconds of timed runs.")
+@click.option("--eval-samples", type=click.IntRange(1), help="Evaluation samples for drift (default 32).")
+@click.option("--xnnpack/--no-xnnpack", default=None, help="Use the XNNPACK delegate (default on).")
+@click.option("--timeout", type=click.FloatRange(1), help="Per-job timeout in seconds.")
+@click.option("--baseline", default="fp32", show_default=True, help="Flag set that speed-up and size ratios refer to.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
+def run(campaign, models, samples, flag_sets, threads, devices, out, store, cache_dir, workers, runs, warmup_runs,
+        min_seconds, eval_samples, xnnpack, timeout, baseline, debug) -> None:
+    """Convert, measure and compare: the whole campaign, one table.
+
+    With no CAMPAIGN and no --model, runs the bundled default campaign.
+    """
+    _State.debug = _State.debug or debug
+    from dataclasses import replace
+
+    from harness.config import BUNDLED_CAMPAIGN, load_campaign, model_from_path
+    from harness.convert.flag_sets import resolve_flag_sets
+    from harness.errors import UsageError
+
+    if campaign is None and not models:
+        campaign = BUNDLED_CAMPAIGN
+    if campaign is not None:
+        c = load_campaign(campaign)
+    else:
+        from harness.config import Campaign, Settings
+        from harness.convert.flag_sets import DEFAULT_FLAG_SETS
+
+        c = Campaign(name="adhoc", models=(), flag_sets=tuple(resolve_flag_sets(list(DEFAULT_FLAG_SETS), {})),
+                     devices=("local",), settings=Settings())
+    if samples is not None and not models:
+        raise UsageError("--samples applies to --model models; give --model PATH too (campaign models set samples in TOML)")
+    if models:
+        c = replace(c, models=tuple(model_from_path(m, samples=samples, where=f"--model {m}") for m in models))
+    if not c.models:
+        raise UsageError("the campaign has no models; add [[models]] tables or pass --model PATH")
+    if flag_sets:
+        c = replace(c, flag_sets=tuple(resolve_flag_sets(_split_csv(flag_sets), c.user_flag_sets)))
+    if devices:
+        from harness.devices.registry import validate_device_name
+
+        c = replace(c, devices=tuple(validate_device_name(d) for d in _split_csv(devices)))
+    overrides = {k: v for k, v in {
+        "threads": _threads(threads), "runs": runs, "warmup_runs": warmup_runs, "min_seconds": min_seconds,
+        "eval_samples": eval_samples, "xnnpack": xnnpack, "timeout_s": timeout,
+    }.items() if v is not None}
+    c = replace(c, settings=replace(c.settings, **overrides))
+    for d in c.devices:
+        from harness.devices.registry import validate_device_name
+
+        validate_device_name(d)
+    _run_campaign(c, out, store, cache_dir, workers, baseline)
+
+
+def _check_writable(path: Path, label: str) -> None:
+    import os
+
+    from harness.errors import UsageError
+
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"{label} {path} is not writable; choose another with {label}")
+
+
+def _run_campaign(c, out, store, cache_dir, workers, baseline) -> None:
+    from harness.campaign import CampaignRun, RunOptions
+    from harness.report.table import comparison_rows, rich_table
+
+    options = RunOptions(out_dir=out, store_path=store, cache_dir=cache_dir, debug=_State.debug)
+    if workers:
+        options.workers = workers
+    for path, label in ((out, "--out"), (store, "--store"), (cache_dir, "--cache-dir"),
+                        (None if out else options.out_root, "--out")):
+        if path is not None:
+            _check_writable(path, label)
+    console = _console()
+    runner = CampaignRun(c, options)
+    console.print(f"run [bold]{runner.run_id}[/]: {len(c.models)} model(s) x {len(c.flag_sets)} flag set(s) x "
+                  f"{len(c.devices)} device(s), threads {','.join(map(str, c.settings.threads))}")
+    with _ProgressEvents(console, _State.debug) as events:
+        runner.events = events
+        summary = runner.execute()
+    rows = comparison_rows(summary.results, baseline)
+    console.print(rich_table(rows, title=f"{c.name}: run {summary.run_id}"))
+    if summary.conversions_performed == 0:
+        console.print(f"converted nothing: all {summary.conversions_cached} artifact(s) came from the cache")
+    else:
+        console.print(f"converted {summary.conversions_performed}, {summary.conversions_cached} from the cache")
+    counts: dict[str, int] = {}
+    for r in summary.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    console.print("rows: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    console.print(f"results: {summary.out_dir}/results.json, results.md, results.csv; store {summary.store_path}")
+    if summary.interrupted:
+        console.print("[yellow]interrupted[/]: completed rows are stored")
+        sys.exit(130)
+
+
+@app.command()
+@click.argument("model")
+@click.option("--flag-sets", default="fp32", show_default=True, help="Comma-separated flag sets.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder for the .tflite files.")
+@click.option("--samples", type=click.Path(path_type=Path), help="Samples (.npy/.npz) for representative data.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Conversion cache (default results/cache).")
+@click.option("--workers", type=click.IntRange(1, 64), help="Converter processes (default: number of cores).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
+def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
+    """Convert MODEL under each flag set and write MODEL-FLAGSET.tflite files to --out."""
+    _State.debug = _State.debug or debug
+    import shutil
+
+    from harness.campaign import CampaignRun, RunOptions
+    from harness.config import Campaign, Settings, model_from_path
+    from harness.convert.flag_sets import resolve_flag_sets
+
+    spec = model_from_path(model, samples=samples, where=model)
+    c = Campaign(name="convert", models=(spec,), flag_sets=tuple(resolve_flag_sets(_split_csv(flag_sets), {})),
+                 devices=(), settings=Settings())
+    _check_writable(out, "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    options = RunOptions(out_dir=out / ".logs", cache_dir=cache_dir)
+    if workers:
+        options.workers = workers
+    runner = CampaignRun(c, options)
+    prepared = runner._prepare_all()
+    artifacts = runner._convert_all(prepared, lambda a: None)
+    if runner._pool is not None:
+        runner._pool.close()
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for h in ("flag set", "status", "file", "size KB", "convert s", "ops / reason"):
+        table.add_column(h)
+    for a in artifacts:
+        if a.ok:
+            dest = out / f"{spec.name}-{a.flag_set}.tflite"
+            shutil.copyfile(a.path, dest)
+            table.add_row(a.flag_set, "ok", str(dest), f"{a.meta['size_bytes'] / 1024:.1f}",
+                          f"{a.meta.get('convert_s', 0):.2f}" + ("" if a.converted else " (cached)"),
+                          ", ".join(a.meta.get("ops", [])))
+        else:
+            table.add_row(a.flag_set, f"[red]{a.status}[/]", "-", "-", "-", f"{a.failure_category}: {a.reason}")
+    _console().print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors are one line and exit 2; tracebacks only with --debug."""
+    from harness.errors import HarnessError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    _State.debug = "--debug" in args
+    try:
+        app.main(args=args, prog_name="tflite-harness", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) or exc.exit_code == 2 else exc.exit_code)
+    except HarnessError as exc:
+        if _State.debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - one line unless --debug
+        if _State.debug:
+            raise
+        msg = " ".join(str(exc).split())
+        click.echo(f"error: {type(exc).__name__}: {msg} (run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Content-addressed cache of reference data and converted artifacts.
+
+Keys hash what decides the output: the model's bytes, the flag set, the sample data and
+the tool versions, so a second run converts nothing and an edited model converts again.
+Artifacts are stored under their own content hash; entries are written to a temporary
+name and renamed, so a killed run never leaves a half-written file behind a valid key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CACHE_FORMAT = 1  # bump when worker output for the same inputs would change
+
+
+def hash_path(path: Path, h: hashlib._Hash | None = None) -> str:
+    """sha256 of a file, or of a directory's relative names and contents."""
+    h = h or hashlib.sha256()
+    if path.is_dir():
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                h.update(str(p.relative_to(path)).encode())
+                _hash_file(p, h)
+    else:
+        _hash_file(path, h)
+    return h.hexdigest()
+
+
+def _hash_file(path: Path, h: Any) -> None:
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+
+
+def hash_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Cache:
+    def __init__(self, root: Path):
+        self.root = root
+        for sub in ("references", "conversions", "artifacts", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    # references: one folder per key with eval.npz, reference.npz, representative.npz, meta.json
+    def reference_dir(self, key: str) -> Path:
+        return self.root / "references" / key
+
+    def reference_meta(self, key: str) -> dict | None:
+        meta = self.reference_dir(key) / "meta.json"
+        return json.loads(meta.read_text()) if meta.is_file() else None
+
+    def store_reference_meta(self, key: str, meta: dict) -> None:
+        atomic_write(self.reference_dir(key) / "meta.json", json.dumps(meta, indent=1).encode())
+
+    # conversions: key -> metadata including the artifact's content hash
+    def conversion(self, key: str) -> dict | None:
+        path = self.root / "conversions" / f"{key}.json"
+        if not path.is_file():
+            return None
+        meta = json.loads(path.read_text())
+        if meta.get("artifact") and not self.artifact_path(meta["artifact"]).is_file():
+            return None
+        return meta
+
+    def store_conversion(self, key: str, meta: dict) -> None:
+        atomic_write(self.root / "conversions" / f"{key}.json", json.dumps(meta, indent=1).encode())
+
+    def artifact_path(self, sha: str) -> Path:
+        return self.root / "artifacts" / f"{sha}.tflite"
+
+    def adopt_artifact(self, tmp_file: Path) -> tuple[str, Path]:
+        """Move a freshly written .tflite into the store under its content hash."""
+        sha = hash_path(tmp_file)
+        dest = self.artifact_path(sha)
+        if dest.exists():
+            tmp_file.unlink(missing_ok=True)
+        else:
+            os.replace(tmp_file, dest)
+        return sha, dest
+
+    def tmp_path(self, suffix: str) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.root / "tmp", suffix=suffix)
+        os.close(fd)
+        return Path(name)

@@ -1,0 +1,204 @@
+"""Flag sets: named converter options, in the three groups of the TFLite conversion guide.
+
+Only plain data lives here (strings, lists, booleans) so the CLI and the planner can
+validate and hash flag sets without importing TensorFlow; `worker.py` turns them into
+`TFLiteConverter` attributes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import UsageError
+
+OPTIMIZATIONS = ("DEFAULT", "OPTIMIZE_FOR_SIZE", "OPTIMIZE_FOR_LATENCY", "EXPERIMENTAL_SPARSITY")
+OPS_SETS = (
+    "TFLITE_BUILTINS",
+    "TFLITE_BUILTINS_INT8",
+    "SELECT_TF_OPS",
+    "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
+)
+SUPPORTED_TYPES = ("float32", "float16", "int8", "int16")
+IO_TYPES = ("float32", "int8", "uint8", "int16")
+REPRESENTATIVE_SOURCES = ("auto", "samples", "random", "none")
+
+# Keys a flag set may carry besides experimental_* converter attributes.
+KNOWN_KEYS = {
+    "description": str,
+    "optimizations": list,
+    "supported_ops": list,
+    "supported_types": list,
+    "inference_input_type": str,
+    "inference_output_type": str,
+    "allow_custom_ops": bool,
+    "representative_data": str,
+    "representative_count": int,
+}
+
+
+@dataclass(frozen=True)
+class FlagSet:
+    """A named set of converter options; `options` holds only validated plain values."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    builtin: bool = False
+
+    @property
+    def description(self) -> str:
+        return str(self.options.get("description", ""))
+
+    @property
+    def needs_representative_data(self) -> bool:
+        """Full-integer quantization calibrates activations, so it needs sample inputs."""
+        source = self.options.get("representative_data", "auto")
+        if source == "none":
+            return False
+        if source != "auto":
+            return True
+        if not self.options.get("optimizations"):
+            return False
+        ops = set(self.options.get("supported_ops", []))
+        io = {self.options.get("inference_input_type"), self.options.get("inference_output_type")}
+        integer_ops = ops & {
+            "TFLITE_BUILTINS_INT8",
+            "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
+        }
+        return bool(integer_ops) or bool(io & {"int8", "uint8", "int16"}) or (
+            "int8" in self.options.get("supported_types", [])
+        )
+
+    def converter_options(self) -> dict[str, Any]:
+        """The options that change the artifact (description excluded), for hashing and the worker."""
+        return {k: v for k, v in sorted(self.options.items()) if k != "description"}
+
+    def fingerprint(self) -> str:
+        return json.dumps(self.converter_options(), sort_keys=True)
+
+
+BUILTIN_FLAG_SETS: dict[str, FlagSet] = {
+    fs.name: fs
+    for fs in (
+        FlagSet("fp32", {"description": "no optimization: float32 weights and activations"}, True),
+        FlagSet(
+            "dynamic_range",
+            {
+                "description": "int8 weights, float activations (dynamic-range quantization)",
+                "optimizations": ["DEFAULT"],
+            },
+            True,
+        ),
+        FlagSet(
+            "float16",
+            {
+                "description": "float16 weights, float32 compute",
+                "optimizations": ["DEFAULT"],
+                "supported_types": ["float16"],
+            },
+            True,
+        ),
+        FlagSet(
+            "int8",
+            {
+                "description": "full integer: int8 weights and activations, int8 input and output",
+                "optimizations": ["DEFAULT"],
+                "supported_ops": ["TFLITE_BUILTINS_INT8"],
+                "inference_input_type": "int8",
+                "inference_output_type": "int8",
+            },
+            True,
+        ),
+        FlagSet(
+            "int8_float_io",
+            {
+                "description": "full integer inside, float32 input and output",
+                "optimizations": ["DEFAULT"],
+                "supported_ops": ["TFLITE_BUILTINS_INT8"],
+            },
+            True,
+        ),
+        FlagSet(
+            "int16x8",
+            {
+                "description": "int16 activations, int8 weights",
+                "optimizations": ["DEFAULT"],
+                "supported_ops": ["EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"],
+            },
+            True,
+        ),
+        FlagSet(
+            "select_tf_ops",
+            {
+                "description": "TFLite builtins plus Select TF ops (Flex) for what has no builtin",
+                "supported_ops": ["TFLITE_BUILTINS", "SELECT_TF_OPS"],
+            },
+            True,
+        ),
+        FlagSet(
+            "custom_ops",
+            {
+                "description": "allow custom ops: unknown ops are kept as custom ops",
+                "allow_custom_ops": True,
+            },
+            True,
+        ),
+    )
+}
+
+DEFAULT_FLAG_SETS = ("fp32", "dynamic_range", "float16", "int8", "int8_float_io", "int16x8")
+
+
+def _check_choices(where: str, key: str, values: list, choices: tuple[str, ...]) -> None:
+    for v in values:
+        if v not in choices:
+            raise UsageError(f"{where}: {key} has {v!r}; choose from {', '.join(choices)}")
+
+
+def parse_flag_set(name: str, raw: dict[str, Any], where: str) -> FlagSet:
+    """Validate a user-defined flag set from TOML; one-line errors name the key and the fix."""
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: a flag set is a table of converter options, got {type(raw).__name__}")
+    options: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key.startswith(("experimental_", "_experimental_")):
+            if not isinstance(value, (bool, int, float, str)):
+                raise UsageError(f"{where}: {key} must be a boolean, number or string")
+            options[key] = value
+            continue
+        if key not in KNOWN_KEYS:
+            known = ", ".join(sorted(KNOWN_KEYS))
+            raise UsageError(
+                f"{where}: unknown converter option {key!r}; use one of {known} or an experimental_* flag"
+            )
+        expected = KNOWN_KEYS[key]
+        if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+            raise UsageError(f"{where}: {key} must be a {expected.__name__}, got {value!r}")
+        options[key] = value
+    _check_choices(where, "optimizations", options.get("optimizations", []), OPTIMIZATIONS)
+    _check_choices(where, "supported_ops", options.get("supported_ops", []), OPS_SETS)
+    _check_choices(where, "supported_types", options.get("supported_types", []), SUPPORTED_TYPES)
+    for key in ("inference_input_type", "inference_output_type"):
+        if key in options:
+            _check_choices(where, key, [options[key]], IO_TYPES)
+    if "representative_data" in options:
+        _check_choices(
+            where, "representative_data", [options["representative_data"]], REPRESENTATIVE_SOURCES
+        )
+    if options.get("representative_count", 1) < 1:
+        raise UsageError(f"{where}: representative_count must be at least 1")
+    return FlagSet(name, options)
+
+
+def resolve_flag_sets(names: list[str], user: dict[str, FlagSet]) -> list[FlagSet]:
+    """Look up flag sets by name: the user's own first, then the built-ins."""
+    known = {**BUILTIN_FLAG_SETS, **user}
+    out = []
+    for name in names:
+        if name not in known:
+            raise UsageError(
+                f"unknown flag set {name!r}; choose from {', '.join(known)} or define it under [flag_sets.{name}]"
+            )
+        out.append(known[name])
+    return out

@@ -1,0 +1,213 @@
+"""Parent side of conversion: a pool of converter worker processes.
+
+Each worker imports TensorFlow once and then converts job after job. A worker that dies
+(a converter segfault) or hangs past the job's timeout is replaced, and only the job it
+was doing fails. Workers start lazily, so a run whose conversions are all cached
+never pays TensorFlow's import.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+READY_TIMEOUT_S = 180.0
+
+
+@dataclass
+class WorkerAnswer:
+    ok: bool
+    data: dict = field(default_factory=dict)
+    error: str | None = None
+    error_type: str | None = None
+    usage: bool = False  # the model or its data is wrong, not the converter
+    signal: int | None = None
+    timed_out: bool = False
+    log: str = ""
+
+
+class WorkerDied(Exception):
+    def __init__(self, returncode: int | None):
+        super().__init__(f"worker exited with {returncode}")
+        self.returncode = returncode
+
+
+class _Worker:
+    def __init__(self, log_path: Path, env: dict[str, str]):
+        self.log_path = log_path
+        self.log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.convert.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        self._read(READY_TIMEOUT_S)
+
+    def _read(self, timeout: float) -> dict:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
+            if ready:
+                line = self.proc.stdout.readline()
+                if not line:
+                    raise WorkerDied(self.proc.wait())
+                if line.strip():
+                    return json.loads(line)
+            elif self.proc.poll() is not None:
+                raise WorkerDied(self.proc.returncode)
+
+    def run(self, job: dict, timeout: float) -> dict:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(job) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise WorkerDied(self.proc.wait()) from None
+        return self._read(timeout)
+
+    def log_offset(self) -> int:
+        self.log.flush()
+        return self.log_path.stat().st_size
+
+    def read_log(self, start: int) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(start)
+            return f.read().decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self.log.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (subprocess.TimeoutExpired, BrokenPipeError):
+                pass
+        self.kill()
+
+
+class WorkerPool:
+    """Runs worker jobs on up to `size` processes; `submit` returns a Future[WorkerAnswer]."""
+
+    def __init__(self, size: int, log_dir: Path, timeout_s: float = 600.0):
+        self.size = max(1, size)
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.timeout_s = timeout_s
+        self._jobs: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._ids = itertools.count(1)
+        self._closed = False
+        self._lock = threading.Lock()
+        self._workers: set[_Worker] = set()
+        self.workers_started = 0
+        root = str(Path(__file__).resolve().parents[2])
+        self._env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+    def submit(self, job: dict) -> Future:
+        future: Future = Future()
+        job = {**job, "id": next(self._ids)}
+        self._jobs.put((job, future))
+        with self._lock:
+            if len(self._threads) < self.size and len(self._threads) < self._jobs.qsize() + len(self._threads):
+                t = threading.Thread(target=self._loop, args=(len(self._threads),), daemon=True)
+                self._threads.append(t)
+                t.start()
+        return future
+
+    def _loop(self, slot: int) -> None:
+        worker: _Worker | None = None
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                break
+            job, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                if worker is None:
+                    worker = _Worker(self.log_dir / f"worker-{slot}.log", self._env)
+                    with self._lock:
+                        self._workers.add(worker)
+                        self.workers_started += 1
+                start = worker.log_offset()
+                try:
+                    raw = worker.run(job, job.get("timeout_s", self.timeout_s))
+                    answer = WorkerAnswer(
+                        ok=raw.pop("ok"),
+                        data=raw,
+                        error=raw.get("error"),
+                        error_type=raw.get("error_type"),
+                        usage=bool(raw.get("usage")),
+                    )
+                    answer.log = worker.read_log(start)
+                except WorkerDied as died:
+                    log = worker.read_log(start)
+                    rc = died.returncode
+                    answer = WorkerAnswer(ok=False, error=f"worker exited with code {rc}",
+                                          signal=-rc if rc is not None and rc < 0 else None, log=log)
+                    self._retire(worker)
+                    worker = None
+                except TimeoutError:
+                    log = worker.read_log(start)
+                    self._retire(worker)
+                    worker = None
+                    answer = WorkerAnswer(ok=False, timed_out=True, log=log,
+                                          error=f"no answer within {job.get('timeout_s', self.timeout_s):.0f} s")
+                future.set_result(answer)
+            except Exception as exc:  # noqa: BLE001 - the pool must outlive any one job
+                if worker is not None:
+                    self._retire(worker)
+                    worker = None
+                future.set_result(WorkerAnswer(ok=False, error=f"{type(exc).__name__}: {exc}"))
+        if worker is not None:
+            worker.close()
+            with self._lock:
+                self._workers.discard(worker)
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            self._workers.discard(worker)
+
+    def close(self, kill: bool = False) -> None:
+        """Stop all workers; with kill=True do not wait for queued jobs (Ctrl-C)."""
+        if self._closed:
+            return
+        self._closed = True
+        if kill:
+            with self._lock:
+                workers = list(self._workers)
+            for w in workers:
+                w.kill()
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join(timeout=None if not kill else 5)

@@ -1,0 +1,203 @@
+"""Converter worker: a child process that imports TensorFlow and takes jobs over a pipe.
+
+Jobs arrive as JSON lines on stdin; answers leave as JSON lines on a private copy of
+the original stdout, while fd 1 is pointed at stderr so that TensorFlow's chatter
+cannot corrupt the protocol. The parent owns crash handling: if this process dies
+(the converter can segfault), the job it was doing becomes a failed result and a
+fresh worker takes the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _model(job: dict):
+    from harness.convert.sources import load_model
+
+    m = job["model"]
+    return load_model(m["kind"], Path(m["path"]), m.get("entry"), m.get("signature", "serving_default"))
+
+
+def prepare(job: dict) -> dict:
+    """Input specs, evaluation inputs, representative data and reference outputs of one model."""
+    import numpy as np
+
+    from harness.samples import check_fit, load_arrays, random_inputs, resolve_shapes
+
+    m = job["model"]
+    label = m["name"]
+    model = _model(job)
+    names = [s.name for s in model.inputs]
+    dtypes = [s.dtype for s in model.inputs]
+    samples = labels = None
+    if m.get("samples"):
+        samples, labels = load_arrays(Path(m["samples"]), names)
+    shapes = resolve_shapes(
+        names, [s.shape for s in model.inputs], {k: tuple(v) for k, v in m.get("input_shapes", {}).items()},
+        samples, label,
+    )
+    n_eval = int(job["eval_samples"])
+    if samples is not None:
+        samples = check_fit(m["samples"], samples, names, shapes, dtypes)
+        eval_inputs = [a[:n_eval] for a in samples]
+        labels = labels[:n_eval] if labels is not None else None
+        eval_source = "samples"
+    else:
+        eval_inputs = random_inputs(names, shapes, dtypes, n_eval, job["seed"], label)
+        eval_source = "random"
+    if m.get("representative"):
+        rep, _ = load_arrays(Path(m["representative"]), names)
+        rep = check_fit(m["representative"], rep, names, shapes, dtypes)
+        rep_source = "samples"
+    elif samples is not None:
+        rep, rep_source = samples, "samples"
+    else:
+        rep = random_inputs(names, shapes, dtypes, 100, job["seed"] + 1, label)
+        rep_source = "random"
+
+    count = len(eval_inputs[0])
+    outputs: list[list] = []
+    t0 = time.perf_counter()
+    for i in range(count):
+        outs = model.call([a[i : i + 1] for a in eval_inputs])
+        if not outputs:
+            outputs = [[] for _ in outs]
+        for k, o in enumerate(outs):
+            outputs[k].append(np.asarray(o)[0] if np.ndim(o) else np.asarray(o))
+    reference_s = time.perf_counter() - t0
+    out_dir = Path(job["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    eval_arrays = {str(i): a for i, a in enumerate(eval_inputs)}
+    if labels is not None:
+        eval_arrays["labels"] = labels
+    np.savez(out_dir / "eval.npz", **eval_arrays)
+    np.savez(out_dir / "reference.npz", **{str(k): np.stack(v) for k, v in enumerate(outputs)})
+    np.savez(out_dir / "representative.npz", **{str(i): a for i, a in enumerate(rep)})
+    return {
+        "inputs": [
+            {"name": n, "shape": list(s), "dtype": d, "model_shape": [x for x in spec.shape]}
+            for n, s, d, spec in zip(names, shapes, dtypes, model.inputs, strict=True)
+        ],
+        "output_names": model.output_names[: len(outputs)] if len(model.output_names) >= len(outputs)
+        else [f"output_{k}" for k in range(len(outputs))],
+        "eval_source": eval_source,
+        "representative_source": rep_source,
+        "eval_count": count,
+        "has_labels": labels is not None,
+        "reference_s": reference_s,
+    }
+
+
+_OPS_SETS = {
+    "TFLITE_BUILTINS": "TFLITE_BUILTINS",
+    "TFLITE_BUILTINS_INT8": "TFLITE_BUILTINS_INT8",
+    "SELECT_TF_OPS": "SELECT_TF_OPS",
+    "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8": (
+        "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"
+    ),
+}
+
+
+def apply_options(converter: Any, options: dict, rep_arrays: list | None, feed_names: list[str] | None) -> None:
+    """Turn a flag set's plain options into TFLiteConverter attributes."""
+    import tensorflow as tf
+
+    if options.get("optimizations"):
+        converter.optimizations = [getattr(tf.lite.Optimize, o) for o in options["optimizations"]]
+    if options.get("supported_ops"):
+        converter.target_spec.supported_ops = {getattr(tf.lite.OpsSet, _OPS_SETS[o]) for o in options["supported_ops"]}
+    if options.get("supported_types"):
+        converter.target_spec.supported_types = [tf.as_dtype(t) for t in options["supported_types"]]
+    for key in ("inference_input_type", "inference_output_type"):
+        if key in options:
+            setattr(converter, key, tf.as_dtype(options[key]))
+    if "allow_custom_ops" in options:
+        converter.allow_custom_ops = bool(options["allow_custom_ops"])
+    for key, value in options.items():
+        if key.startswith(("experimental_", "_experimental_")):
+            setattr(converter, key, value)
+    if rep_arrays is not None:
+        count = min(len(rep_arrays[0]), int(options.get("representative_count", 100)))
+
+        def gen():
+            for i in range(count):
+                batch = [a[i : i + 1] for a in rep_arrays]
+                yield dict(zip(feed_names, batch, strict=True)) if feed_names else batch
+
+        converter.representative_dataset = gen
+
+
+def convert(job: dict) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
+    model = _model(job)
+    shapes = [tuple(s) for s in job["shapes"]]
+    converter = model.make_converter(shapes)
+    rep = None
+    if job.get("rep_path"):
+        with np.load(job["rep_path"], allow_pickle=False) as data:
+            rep = [data[str(i)].astype(s.dtype) for i, s in enumerate(model.inputs)]
+    apply_options(converter, job["options"], rep, [s.name for s in model.inputs] if model.feeds_dict else None)
+    t0 = time.perf_counter()
+    blob = converter.convert()
+    convert_s = time.perf_counter() - t0
+    out = Path(job["out_path"])
+    out.write_bytes(blob)
+    return {"convert_s": convert_s, "size_bytes": len(blob), "tf_version": tf.__version__}
+
+
+def versions(job: dict) -> dict:
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__}
+
+
+HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions}
+
+
+def main() -> int:
+    proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # TensorFlow's prints go to the log, not the protocol
+    sys.stdout = sys.stderr
+    import tensorflow  # noqa: F401  - paid once per worker, before the first job
+
+    proto.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        print(f"=== job {job.get('id')} {job.get('op')}", file=sys.stderr, flush=True)
+        try:
+            answer = {"id": job.get("id"), "ok": True, **HANDLERS[job["op"]](job)}
+        except Exception as exc:  # noqa: BLE001 - the parent classifies every failure
+            trace = traceback.format_exc()
+            print(trace, file=sys.stderr, flush=True)
+            answer = {
+                "id": job.get("id"),
+                "ok": False,
+                "error_type": type(exc).__name__,
+                "error": _one_line(str(exc) or type(exc).__name__, 4000),
+                "usage": type(exc).__name__ in ("SourceError", "SampleError"),
+            }
+        sys.stderr.flush()
+        proto.write(json.dumps(answer) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""The device-side runner: loads one .tflite, times it, runs the evaluation samples.
+
+This file is self-contained on purpose (stdlib + numpy + whichever LiteRT runtime
+imports): the local device runs it in a fresh subprocess, and Linux edge boards get
+it pushed as-is. It never imports TensorFlow unless nothing else is there, so the
+measuring process carries no 570 MB framework and the numbers are the runtime's own.
+
+Usage: python runner.py JOB.json
+JOB.json: {"model", "inputs" (npz: "0", "1", ... one array per input, first axis =
+sample), "input_names", "outputs" (npz to write), "threads", "xnnpack",
+"warmup_runs", "runs", "min_seconds", "max_seconds"}.
+The last stdout line starting with RESULT_PREFIX is the JSON result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+RESULT_PREFIX = "TFLITE-HARNESS-RESULT "
+_START = time.perf_counter()
+
+
+def _proc_status_kb(field: str) -> int | None:
+    """VmRSS / VmHWM of this process in kB (None where /proc is missing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _maxrss_kb() -> int | None:
+    try:
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss // 1024 if sys.platform == "darwin" else rss
+    except (ImportError, OSError):
+        return None
+
+
+def _load_runtime():
+    """(module with Interpreter, runtime name, version); prefers ai_edge_litert."""
+    errors = []
+    try:
+        from ai_edge_litert import interpreter as mod
+
+        try:
+            from importlib.metadata import version
+
+            ver = version("ai-edge-litert")
+        except Exception:  # noqa: BLE001 - metadata may be missing on devices
+            ver = "unknown"
+        return mod, "ai_edge_litert", ver
+    except ImportError as exc:
+        errors.append(f"ai_edge_litert: {exc}")
+    try:
+        from tflite_runtime import interpreter as mod
+
+        return mod, "tflite_runtime", getattr(sys.modules.get("tflite_runtime"), "__version__", "unknown")
+    except ImportError as exc:
+        errors.append(f"tflite_runtime: {exc}")
+    try:
+        import tensorflow as tf
+
+        return tf.lite, "tensorflow.lite", tf.__version__
+    except ImportError as exc:
+        errors.append(f"tensorflow: {exc}")
+    raise RuntimeError("no TFLite runtime found (" + "; ".join(errors) + "); pip install ai-edge-litert")
+
+
+def _classify(message: str) -> str:
+    low = message.lower()
+    if "select tensorflow op" in low or "flex" in low or "unresolved custom op" in low:
+        return "unsupported"
+    return "runtime_failed"
+
+
+def _quantize(x, detail, np):
+    dtype = detail["dtype"]
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(dtype, np.integer) and scale and np.issubdtype(x.dtype, np.floating):
+        info = np.iinfo(dtype)
+        q = np.round(x / scale) + zero
+        return np.clip(q, info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def _dequantize(y, detail, np):
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(y.dtype, np.integer) and scale:
+        return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+    return y
+
+
+def _match_inputs(details, names):
+    """Order the interpreter's inputs like the job's arrays: by name when all match, else by position."""
+    by_name = {d["name"]: d for d in details}
+    if names and all(n in by_name for n in names):
+        return [by_name[n] for n in names]
+    if len(details) != len(names):
+        raise RuntimeError(f"model has {len(details)} inputs but {len(names)} input arrays were given")
+    return list(details)
+
+
+def run(job: dict) -> dict:
+    import numpy as np
+
+    result: dict = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "pid": os.getpid(),
+    }
+    mod, runtime, runtime_version = _load_runtime()
+    result.update(runtime=runtime, runtime_version=runtime_version)
+    result["import_s"] = time.perf_counter() - _START
+    with np.load(job["inputs"], allow_pickle=False) as data:
+        arrays = [data[str(i)] for i in range(len(job["input_names"]))]
+    baseline_kb = _proc_status_kb("VmRSS") or _maxrss_kb()
+
+    kwargs = {"model_path": job["model"], "num_threads": int(job.get("threads", 1))}
+    if not job.get("xnnpack", True) and hasattr(mod, "OpResolverType"):
+        kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    t0 = time.perf_counter_ns()
+    interpreter = mod.Interpreter(**kwargs)
+    # Signature names are what TensorFlow called the inputs; fall back to tensor names.
+    # (a SignatureRunner would hold tensor references that forbid resizing later)
+    full = getattr(interpreter, "_get_full_signature_list", dict)()
+    in_details = interpreter.get_input_details()
+    out_details = interpreter.get_output_details()
+    names_in = {d["index"]: d["name"] for d in in_details}
+    names_out = {d["index"]: d["name"] for d in out_details}
+    if len(full) == 1:
+        sig = next(iter(full.values()))
+        names_in.update({idx: n for n, idx in sig.get("inputs", {}).items()})
+        names_out.update({idx: n for n, idx in sig.get("outputs", {}).items()})
+    for d in in_details:
+        d["name"] = names_in.get(d["index"], d["name"])
+    inputs = _match_inputs(in_details, job["input_names"])
+    for d, arr in zip(inputs, arrays, strict=True):
+        want = (1, *arr.shape[1:])
+        if tuple(d["shape"]) != want:
+            interpreter.resize_tensor_input(d["index"], want, strict=False)
+    interpreter.allocate_tensors()
+    t1 = time.perf_counter_ns()
+    result["init_us"] = (t1 - t0) / 1000.0
+    in_details = {d["index"]: d for d in interpreter.get_input_details()}
+    out_details = interpreter.get_output_details()
+    result["inputs"] = [
+        {"name": names_in.get(d["index"], d["name"]), "dtype": str(np.dtype(in_details[d["index"]]["dtype"])),
+         "shape": [int(s) for s in in_details[d["index"]]["shape"]]}
+        for d in inputs
+    ]
+    result["outputs"] = [
+        {"name": names_out.get(d["index"], d["name"]), "dtype": str(np.dtype(d["dtype"])),
+         "shape": [int(s) for s in d["shape"]]}
+        for d in out_details
+    ]
+
+    def feed(i: int) -> None:
+        for d, arr in zip(inputs, arrays, strict=True):
+            interpreter.set_tensor(d["index"], _quantize(arr[i : i + 1], in_details[d["index"]], np))
+
+    feed(0)
+    t0 = time.perf_counter_ns()
+    interpreter.invoke()
+    result["first_us"] = (time.perf_counter_ns() - t0) / 1000.0
+    warmup = []
+    for _ in range(int(job.get("warmup_runs", 1))):
+        t0 = time.perf_counter_ns()
+        interpreter.invoke()
+        warmup.append((time.perf_counter_ns() - t0) / 1000.0)
+    result["warmup_us"] = warmup
+
+    runs, min_s = int(job.get("runs", 50)), float(job.get("min_seconds", 0.0))
+    max_s = float(job.get("max_seconds", 150.0))
+    samples = []
+    clock = time.perf_counter_ns
+    start = clock()
+    while True:
+        t0 = clock()
+        interpreter.invoke()
+        t1 = clock()
+        samples.append((t1 - t0) / 1000.0)
+        elapsed = (t1 - start) / 1e9
+        if (len(samples) >= runs and elapsed >= min_s) or elapsed >= max_s:
+            break
+    result["samples_us"] = samples
+    result["timed_s"] = (clock() - start) / 1e9
+    peak_kb = _proc_status_kb("VmHWM") or _maxrss_kb()
+    result["baseline_rss_kb"] = baseline_kb
+    result["peak_rss_kb"] = peak_kb
+    if peak_kb is not None and baseline_kb is not None:
+        result["peak_rss_delta_kb"] = max(0, peak_kb - baseline_kb)
+
+    n = len(arrays[0]) if arrays else 0
+    collected: list[list] = [[] for _ in out_details]
+    for i in range(n):
+        feed(i)
+        interpreter.invoke()
+        for k, d in enumerate(out_details):
+            collected[k].append(_dequantize(interpreter.get_tensor(d["index"]), d, np)[0])
+    if job.get("outputs"):
+        np.savez(job["outputs"], **{str(k): np.stack(c) for k, c in enumerate(collected) if c})
+    result["eval_samples"] = n
+    result["status"] = "ok"
+    return result
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: runner.py JOB.json", file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as f:
+        job = json.load(f)
+    try:
+        result = run(job)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a reported result
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        result = {"status": _classify(message), "reason": message[:500], "error_type": type(exc).__name__}
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,423 @@
+"""Read a `.tflite` flatbuffer without TensorFlow.
+
+The CLI and the reports need a model's ops, tensors, signatures and metadata, and must start
+fast, so this module imports only the stdlib, and on the first read the flatbuffer schema that
+ships in the `ai-edge-litert` wheel (`ai_edge_litert.schema_py_generated`, which pulls in
+`flatbuffers` and numpy). TensorFlow is never imported.
+
+Files reach this module from users and from fuzzing tests, so every kind of bad input (empty,
+truncated, random, wrong identifier, garbage offsets) ends as one `TFLiteFormatError` naming
+the file and the problem. The generated accessors do no bounds checking, so every vector
+length is checked against the file size and the total number of elements read is capped:
+garbage lengths can neither allocate huge arrays nor loop for minutes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FILE_IDENTIFIER = b"TFL3"
+SCHEMA_VERSION = 3
+# Ops that convert between float and quantized by design; listing them as "float ops in a
+# quantized model" would flag every model with float inputs or outputs.
+_BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
+_QUANTIZED_DTYPES = frozenset({"int8", "uint8", "int16"})
+_DERIVED = (
+    "op_names",
+    "custom_ops",
+    "flex_ops",
+    "is_quantized",
+    "float_ops_in_quantized",
+    "min_runtime_version",
+)
+
+
+class TFLiteFormatError(ValueError):
+    """A file is not a readable TFLite model; the message is one line naming file and fault."""
+
+
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples serialize as lists)."""
+        return asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class Quantization(_Record):
+    """Affine quantization of a tensor (per-tensor when there is a single scale)."""
+
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+    quantized_dimension: int
+
+
+@dataclass(frozen=True)
+class TensorInfo(_Record):
+    """One tensor of subgraph 0; `buffer_bytes` is its constant data size (0 for activations)."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...] | None
+    dtype: str
+    quantization: Quantization | None
+    buffer_bytes: int
+
+
+@dataclass(frozen=True)
+class OperatorUse(_Record):
+    """How often one operator (name, version) occurs; kind is builtin, custom or flex."""
+
+    name: str
+    version: int
+    count: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class SignatureInfo(_Record):
+    """A signature: input/output names mapped to tensor indices of `subgraph_index`."""
+
+    key: str
+    inputs: dict[str, int]
+    outputs: dict[str, int]
+    subgraph_index: int
+
+
+@dataclass(frozen=True)
+class TFLiteModel:
+    """What a `.tflite` file holds; tensor-level fields describe subgraph 0 (the main one)."""
+
+    path: str | None
+    size_bytes: int
+    schema_version: int
+    description: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    tensors: tuple[TensorInfo, ...]
+    operators: tuple[OperatorUse, ...]
+    operator_sequence: tuple[str, ...]
+    signatures: tuple[SignatureInfo, ...]
+    metadata: dict[str, bytes]
+    num_subgraphs: int
+    weights_bytes: int
+    # Per operator of subgraph 0: (input tensor indices, output tensor indices); -1 = absent.
+    operator_io: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = field(default=(), repr=False)
+
+    @property
+    def op_names(self) -> list[str]:
+        return sorted({op.name for op in self.operators})
+
+    @property
+    def custom_ops(self) -> list[str]:
+        """Custom ops other than Flex ones: they need a registered kernel to run at all."""
+        return sorted({op.name for op in self.operators if op.kind == "custom"})
+
+    @property
+    def flex_ops(self) -> list[str]:
+        """Flex (select TF) ops: they need the Flex delegate, absent from plain runtimes."""
+        return sorted({op.name for op in self.operators if op.kind == "flex"})
+
+    @property
+    def is_quantized(self) -> bool:
+        return any(
+            t.dtype in _QUANTIZED_DTYPES and t.quantization is not None for t in self.tensors
+        )
+
+    @property
+    def float_ops_in_quantized(self) -> list[tuple[int, str]]:
+        """Ops of subgraph 0 touching float32 tensors in a quantized model, as (index, name).
+
+        These are the ops that stayed float (or hybrid) after quantization, which is where
+        latency and accuracy surprises come from. QUANTIZE/DEQUANTIZE are left out: they
+        are float on one side by definition. Empty for models without quantized tensors.
+        """
+        if not self.is_quantized:
+            return []
+        found = []
+        for i, (name, (ins, outs)) in enumerate(
+            zip(self.operator_sequence, self.operator_io, strict=False)
+        ):
+            if name in _BOUNDARY_OPS:
+                continue
+            if any(t >= 0 and self.tensors[t].dtype == "float32" for t in ins + outs):
+                found.append((i, name))
+        return found
+
+    @property
+    def min_runtime_version(self) -> str | None:
+        raw = self.metadata.get("min_runtime_version")
+        if raw is None:
+            return None
+        return raw.rstrip(b"\x00").decode("utf-8", errors="replace") or None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary plus the derived properties; metadata values become sizes."""
+        d = asdict(self)
+        del d["operator_io"]
+        d["metadata"] = {k: len(v) for k, v in self.metadata.items()}
+        for name in _DERIVED:
+            d[name] = getattr(self, name)
+        return d
+
+
+@functools.cache
+def _schema() -> Any:
+    """Import the generated schema on first use, so importing this module stays cheap."""
+    try:
+        from ai_edge_litert import schema_py_generated
+    except ImportError as exc:
+        raise ImportError(
+            "reading .tflite files needs ai_edge_litert.schema_py_generated from the "
+            "'ai-edge-litert' package (tflite_runtime does not ship the schema); "
+            "pip install ai-edge-litert"
+        ) from exc
+    return schema_py_generated
+
+
+def _enum_names(cls: type) -> dict[int, str]:
+    return {v: k for k, v in vars(cls).items() if k.isupper() and isinstance(v, int)}
+
+
+class _Bad(Exception):
+    """A specific, already-worded structural fault found while parsing."""
+
+
+class _Reader:
+    """Parses one model, checking every length the generated accessors would trust."""
+
+    def __init__(self, data: bytes) -> None:
+        self.s = _schema()
+        self.data = data
+        # Elements we are willing to read: a valid file stores each element in >= 1 byte.
+        self.budget = len(data) + 4096
+        self.builtin_names = _enum_names(self.s.BuiltinOperator)
+        self.dtype_names = _enum_names(self.s.TensorType)
+
+    def count(self, obj: Any, field_name: str, elem_size: int = 4) -> int:
+        """A vector's length, refused if the file cannot hold it or the budget is spent.
+
+        Byte vectors (elem_size 1) are only viewed, never walked, so they cost no budget.
+        """
+        n = getattr(obj, field_name + "Length")()
+        if n < 0 or n * elem_size > len(self.data):
+            raise _Bad(f"{field_name} vector length {n} exceeds the file size")
+        self.budget -= n + 1 if elem_size > 1 else 1
+        if self.budget < 0:
+            raise _Bad("vectors are larger than the file could hold (corrupt offsets)")
+        return n
+
+    def ints(self, obj: Any, field_name: str, cast: Callable[[Any], Any] = int) -> tuple:
+        if getattr(obj, field_name + "IsNone")():
+            return ()
+        self.count(obj, field_name)
+        return tuple(cast(x) for x in getattr(obj, field_name + "AsNumpy")())
+
+    def buffer_view(self, buf: Any, index: int) -> Any:
+        """The bytes of one buffer, inline or (large-model style) at an offset in the file."""
+        offset, size = buf.Offset(), buf.Size()
+        if offset > 1:  # 0 = inline data, 1 = placeholder the serializer leaves
+            if offset + size > len(self.data):
+                raise _Bad(f"buffer {index} data lies past the end of the file (truncated?)")
+            return memoryview(self.data)[offset : offset + size]
+        if buf.DataIsNone():
+            return memoryview(b"")
+        self.count(buf, "Data", 1)
+        return buf.DataAsNumpy()  # a bounds-checked view, no copy
+
+    def op_code(self, code: Any) -> tuple[str, int, str]:
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == self.s.BuiltinOperator.CUSTOM:
+            custom = _text(code.CustomCode()) or "CUSTOM"
+            return custom, code.Version(), "flex" if custom.startswith("Flex") else "custom"
+        return (
+            self.builtin_names.get(builtin, f"UNKNOWN_BUILTIN_{builtin}"),
+            code.Version(),
+            "builtin",
+        )
+
+    def tensor(self, index: int, t: Any, buffer_sizes: list[int]) -> TensorInfo:
+        q = t.Quantization()
+        quant = None
+        if q is not None and not q.ScaleIsNone() and q.ScaleLength() > 0:
+            quant = Quantization(
+                self.ints(q, "Scale", float), self.ints(q, "ZeroPoint"), int(q.QuantizedDimension())
+            )
+        buffer_index = t.Buffer()
+        if not 0 <= buffer_index < max(len(buffer_sizes), 1):
+            raise _Bad(f"tensor {index} refers to buffer {buffer_index} of {len(buffer_sizes)}")
+        type_code = t.Type()
+        return TensorInfo(
+            index=index,
+            name=_text(t.Name()),
+            shape=self.ints(t, "Shape"),
+            shape_signature=None if t.ShapeSignatureIsNone() else self.ints(t, "ShapeSignature"),
+            dtype=self.dtype_names.get(type_code, f"unknown{type_code}").lower(),
+            quantization=quant,
+            buffer_bytes=buffer_sizes[buffer_index] if buffer_sizes else 0,
+        )
+
+    def tensor_indices(
+        self, obj: Any, field_name: str, n_tensors: int, where: str
+    ) -> tuple[int, ...]:
+        indices = self.ints(obj, field_name)
+        for i in indices:
+            if not -1 <= i < n_tensors:
+                raise _Bad(f"{where} refers to tensor {i} of {n_tensors}")
+        return indices
+
+    def parse(self, path: str | None) -> TFLiteModel:
+        s = self.s
+        model = s.Model.GetRootAs(self.data, 0)
+        version = model.Version()
+        if version != SCHEMA_VERSION:
+            raise _Bad(f"schema version is {version}, expected {SCHEMA_VERSION}")
+
+        buffers = [model.Buffers(i) for i in range(self.count(model, "Buffers"))]
+        views = [self.buffer_view(b, i) for i, b in enumerate(buffers)]
+        buffer_sizes = [len(v) for v in views]
+
+        codes = [
+            self.op_code(model.OperatorCodes(i)) for i in range(self.count(model, "OperatorCodes"))
+        ]
+        num_subgraphs = self.count(model, "Subgraphs")
+        if num_subgraphs == 0:
+            raise _Bad("model has no subgraphs")
+
+        uses: dict[tuple[str, int], list[Any]] = {}
+        sequence: list[str] = []
+        operator_io: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+        tensors: tuple[TensorInfo, ...] = ()
+        main_inputs: tuple[int, ...] = ()
+        main_outputs: tuple[int, ...] = ()
+        for g in range(num_subgraphs):
+            sub = model.Subgraphs(g)
+            if g == 0:
+                tensors = tuple(
+                    self.tensor(i, sub.Tensors(i), buffer_sizes)
+                    for i in range(self.count(sub, "Tensors"))
+                )
+                main_inputs = self.tensor_indices(sub, "Inputs", len(tensors), "subgraph 0 input")
+                main_outputs = self.tensor_indices(
+                    sub, "Outputs", len(tensors), "subgraph 0 output"
+                )
+            for k in range(self.count(sub, "Operators")):
+                op = sub.Operators(k)
+                opcode = op.OpcodeIndex()
+                if not 0 <= opcode < len(codes):
+                    raise _Bad(f"subgraph {g} operator {k} uses opcode {opcode} of {len(codes)}")
+                name, op_version, kind = codes[opcode]
+                uses.setdefault((name, op_version), [kind, 0])[1] += 1
+                if g == 0:
+                    sequence.append(name)
+                    where = f"operator {k} ({name})"
+                    operator_io.append(
+                        (
+                            self.tensor_indices(op, "Inputs", len(tensors), where),
+                            self.tensor_indices(op, "Outputs", len(tensors), where),
+                        )
+                    )
+        if any(i < 0 for i in main_inputs + main_outputs):
+            raise _Bad("subgraph 0 lists tensor -1 as an input or output")
+
+        signatures = []
+        for i in range(self.count(model, "SignatureDefs")):
+            sig = model.SignatureDefs(i)
+            maps = []
+            for side in ("Inputs", "Outputs"):
+                get = getattr(sig, side)
+                entries = (get(j) for j in range(self.count(sig, side)))
+                maps.append({_text(m.Name()): int(m.TensorIndex()) for m in entries})
+            graph = int(sig.SubgraphIndex())
+            if not 0 <= graph < num_subgraphs:
+                raise _Bad(f"signature {i} refers to subgraph {graph} of {num_subgraphs}")
+            if graph == 0 and any(not 0 <= t < len(tensors) for m in maps for t in m.values()):
+                raise _Bad(f"signature {i} refers to a tensor outside subgraph 0")
+            signatures.append(SignatureInfo(_text(sig.SignatureKey()), maps[0], maps[1], graph))
+
+        metadata, metadata_buffers = {}, set()
+        for i in range(self.count(model, "Metadata")):
+            entry = model.Metadata(i)
+            index = entry.Buffer()
+            if not 0 <= index < len(views):
+                raise _Bad(f"metadata {i} refers to buffer {index} of {len(views)}")
+            metadata[_text(entry.Name())] = bytes(views[index])
+            metadata_buffers.add(index)
+
+        return TFLiteModel(
+            path=path,
+            size_bytes=len(self.data),
+            schema_version=version,
+            description=_text(model.Description()),
+            inputs=tuple(tensors[i] for i in main_inputs),
+            outputs=tuple(tensors[i] for i in main_outputs),
+            tensors=tensors,
+            operators=tuple(OperatorUse(n, v, c, k) for (n, v), (k, c) in uses.items()),
+            operator_sequence=tuple(sequence),
+            signatures=tuple(signatures),
+            metadata=metadata,
+            num_subgraphs=num_subgraphs,
+            weights_bytes=sum(n for i, n in enumerate(buffer_sizes) if i not in metadata_buffers),
+            operator_io=tuple(operator_io),
+        )
+
+
+def _text(raw: bytes | str | None) -> str:
+    if raw is None:
+        return ""
+    if isinstance(raw, str):
+        return raw
+    return bytes(raw).decode("utf-8", errors="replace")
+
+
+def read_tflite(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> TFLiteModel:
+    """Parse a `.tflite` file (path) or its bytes.
+
+    Raises TFLiteFormatError for any content that is not a readable model; a missing or
+    unreadable path raises the usual OSError, as that is not a fault of the content.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, path, label = bytes(source), None, "<bytes>"
+    else:
+        path = os.fspath(source)
+        label = path
+        with open(path, "rb") as f:
+            data = f.read()
+
+    def fail(what: str) -> TFLiteFormatError:
+        return TFLiteFormatError(f"{label}: {what}; re-export the model")
+
+    if not data:
+        raise fail("file is empty, not a TFLite flatbuffer")
+    if len(data) < 16:
+        raise fail(f"file is {len(data)} bytes, too small for a TFLite flatbuffer")
+    if data[4:8] != FILE_IDENTIFIER:
+        raise fail(
+            f"not a TFLite flatbuffer (file identifier is {data[4:8]!r}, expected {FILE_IDENTIFIER!r})"
+        )
+    root = int.from_bytes(data[:4], "little")
+    if not 8 <= root <= len(data) - 4:
+        raise fail(
+            f"corrupt TFLite flatbuffer (root offset {root} outside the {len(data)}-byte file)"
+        )
+    reader = _Reader(data)
+    try:
+        return reader.parse(path)
+    except _Bad as exc:
+        raise fail(f"corrupt TFLite flatbuffer ({exc})") from None
+    except (struct.error, IndexError, OverflowError) as exc:
+        raise fail("corrupt TFLite flatbuffer (an offset points outside the file)") from exc
+    except Exception as exc:  # noqa: BLE001 - any accessor failure means garbage offsets
+        # The accessors report bad offsets as TypeError ("bad number") or ValueError (numpy).
+        detail = " ".join(str(exc).split())[:120]
+        raise fail(f"corrupt TFLite flatbuffer ({type(exc).__name__}: {detail})") from exc
+
+
+def op_names(source: str | os.PathLike[str] | bytes) -> list[str]:
+    """Sorted distinct operator names of a model (builtin names and custom codes)."""
+    return read_tflite(source).op_names
