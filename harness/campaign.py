@@ -187,7 +187,7 @@ class CampaignRun:
             return Prepared(m, True, dir=folder, meta=meta)
         try:
             info = read_tflite(m.path)
-        except TFLiteFormatError as exc:
+        except (TFLiteFormatError, OSError) as exc:
             return Prepared(m, False, str(exc), "load_error")
         names = [t.name for t in info.inputs]
         sig_names = None
@@ -288,7 +288,8 @@ class CampaignRun:
                 cached = self.cache.conversion(key)
                 if cached is not None:
                     self.conversions_cached += 1
-                    art = self._artifact_from_meta(m, fs.name, cached, converted=False)
+                    art = (self._artifact_from_meta(m, fs.name, cached, converted=False) if cached.get("artifact")
+                           else self._failed_from_meta(m, fs.name, cached))
                     artifacts.append(art)
                     on_done(art)
                     continue
@@ -321,6 +322,12 @@ class CampaignRun:
                 art = Artifact(m, fs.name, False, status=status, reason=failure.reason,
                                failure_category=failure.category, log=log, converted=True,
                                meta={"error": answer.error})
+                if not answer.timed_out:
+                    # The same model, flags and versions fail the same way: do not pay for it again.
+                    self.cache.store_conversion(key, {
+                        "artifact": None, "status": status, "reason": failure.reason,
+                        "failure_category": failure.category, "error": answer.error, "log": log,
+                    })
             artifacts.append(art)
             on_done(art)
         return artifacts
@@ -333,6 +340,12 @@ class CampaignRun:
             return sorted({op.name for op in read_tflite(path).operators})
         except Exception:  # noqa: BLE001 - op listing is informative only
             return []
+
+    @staticmethod
+    def _failed_from_meta(m: ModelSpec, flag_set: str, meta: dict) -> Artifact:
+        return Artifact(m, flag_set, False, status=meta["status"], reason=meta["reason"],
+                        failure_category=meta.get("failure_category"), log=meta.get("log"),
+                        meta={"error": meta.get("error")})
 
     def _artifact_from_meta(self, m: ModelSpec, flag_set: str, meta: dict, converted: bool) -> Artifact:
         return Artifact(m, flag_set, True, meta["artifact"], self.cache.artifact_path(meta["artifact"]), meta,

@@ -55,7 +55,7 @@ def _console():
     from rich.console import Console
 
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or max(
-        160, shutil.get_terminal_size((160, 24)).columns)
+        220, shutil.get_terminal_size((220, 24)).columns)
     return Console(stderr=False, highlight=False, width=width)
 
 

@@ -43,13 +43,22 @@ def _spec_of(name: str, spec: tf.TensorSpec) -> InputSpec:
     return InputSpec(name=name, shape=dims, dtype=spec.dtype.name)
 
 
-def _outputs_list(out: Any) -> tuple[list[str], list[np.ndarray]]:
+def _output_names(out: Any) -> list[str]:
+    """Names as TFLite's signature will call them: dict keys, else output_0, output_1, ..."""
     if isinstance(out, dict):
-        names = sorted(out)
+        return sorted(out)
+    if isinstance(out, (list, tuple)):
+        return [f"output_{i}" for i in range(len(out))]
+    return ["output_0"]
+
+
+def _outputs_list(out: Any) -> tuple[list[str], list[np.ndarray]]:
+    names = _output_names(out)
+    if isinstance(out, dict):
         return names, [np.asarray(out[k]) for k in names]
     if isinstance(out, (list, tuple)):
-        return [f"output_{i}" for i in range(len(out))], [np.asarray(o) for o in out]
-    return ["output_0"], [np.asarray(out)]
+        return names, [np.asarray(o) for o in out]
+    return names, [np.asarray(out)]
 
 
 def load_keras(path: Path) -> LoadedModel:
@@ -161,7 +170,7 @@ def load_concrete_function(path: Path, entry: str) -> LoadedModel:
         tensors = [tf.constant(a, dtype=s.dtype) for s, a in zip(inputs, arrays, strict=True)]
         return _outputs_list(cf(*tensors[: len(args)], **{s.name: t for s, t in zip(inputs[len(args):], tensors[len(args):], strict=True)}))[1]
 
-    probe_names = _outputs_list(cf.structured_outputs)[0]
+    probe_names = _output_names(cf.structured_outputs)
 
     def make_converter(shapes: list[tuple[int, ...]]):
         return tf.lite.TFLiteConverter.from_concrete_functions([cf], obj)

@@ -118,11 +118,16 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
     return rows
 
 
-def visible_columns(rows: list[Row]) -> list[tuple[str, str, str]]:
+TERMINAL_SKIP = {"p90_ms", "init_ms", "snr_db"}  # in the files, left out of the terminal for width
+
+
+def visible_columns(rows: list[Row], terminal: bool = False) -> list[tuple[str, str, str]]:
     """Drop columns that say nothing for these rows (one device, one thread count)."""
     cols = []
     for key, header, desc in COLUMNS:
         if key in ("device", "threads") and len({r.values[key] for r in rows}) <= 1:
+            continue
+        if terminal and key in TERMINAL_SKIP:
             continue
         cols.append((key, header, desc))
     return cols
@@ -131,13 +136,13 @@ def visible_columns(rows: list[Row]) -> list[tuple[str, str, str]]:
 def rich_table(rows: list[Row], title: str | None = None):
     from rich.table import Table
 
-    cols = visible_columns(rows)
+    cols = visible_columns(rows, terminal=True)
     table = Table(title=title, show_lines=False, header_style="bold")
     numeric = {"size_kb", "size_ratio", "p50_ms", "p90_ms", "speedup", "init_ms", "peak_mb", "max_abs", "cosine",
                "snr_db", "top1", "accuracy", "threads"}
     for key, header, _ in cols:
         table.add_column(header, justify="right" if key in numeric else "left",
-                         overflow="fold", no_wrap=key != "reason", max_width=60 if key == "reason" else None)
+                         overflow="fold", no_wrap=key != "reason", min_width=30 if key == "reason" else None)
     styles = {"ok": "green", "unhealthy": "yellow", "unsupported": "magenta"}
     for r in rows:
         cells = []
