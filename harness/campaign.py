@@ -352,8 +352,19 @@ class CampaignRun:
                         converted=converted)
 
     # ------------------------------------------------------------------ stage 3: measure
+    def _plan_index(self, art: Artifact, device: str, threads: int) -> int:
+        models = [m.name for m in self.campaign.models]
+        flag_sets = [fs.name for fs in self.campaign.flag_sets] + [AS_GIVEN]
+        devices = list(self.campaign.devices)
+        s = self.campaign.settings
+        idx = models.index(art.model.name)
+        idx = idx * len(flag_sets) + flag_sets.index(art.flag_set)
+        idx = idx * max(1, len(devices)) + (devices.index(device) if device in devices else 0)
+        return idx * len(s.threads) + (s.threads.index(threads) if threads in s.threads else 0)
+
     def _base_result(self, art: Artifact, device: str, threads: int, runner: str = "python") -> Result:
         return Result(
+            plan_index=self._plan_index(art, device, threads),
             model=art.model.name, flag_set=art.flag_set, device=device, threads=threads,
             xnnpack=self.campaign.settings.xnnpack, runner=runner, status=art.status, reason=art.reason,
             artifact=art.sha, artifact_path=str(art.path) if art.path else None,

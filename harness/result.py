@@ -43,6 +43,7 @@ class Result:
     device_info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     log: str | None = None  # path of the full log for this job, when kept
+    plan_index: int | None = None  # position in the campaign's plan, for stable table order
     started_at: float | None = None
     finished_at: float | None = None
 

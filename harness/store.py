@@ -190,7 +190,9 @@ class Store:
 
     def results(self, run_id: str) -> list[Result]:
         rows = self.db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
-        return [Result.from_dict(json.loads(r[0])) for r in rows]
+        results = [Result.from_dict(json.loads(r[0])) for r in rows]
+        # Plan order (model, flag set, device, threads) reads better than completion order.
+        return sorted(results, key=lambda r: (r.plan_index is None, r.plan_index or 0))
 
     def result_keys(self, run_id: str) -> set[tuple]:
         rows = self.db.execute(

@@ -178,6 +178,144 @@ def load_concrete_function(path: Path, entry: str) -> LoadedModel:
     return LoadedModel(inputs, probe_names, call, make_converter)
 
 
+# --------------------------------------------------------------------------- JAX models
+# `entry()` returns (fn, params, input_specs): fn(params, *inputs) -> array (or tuple/dict of
+# arrays); input_specs is a list of (shape, dtype), (name, shape, dtype) or
+# jax.ShapeDtypeStruct, or a dict {name: spec}. Reference outputs come from JAX itself; the
+# converter is TFLiteConverter.experimental_from_jax, falling back to jax2tf + a concrete
+# function when that API is missing or fails.
+
+def _jax_specs(raw: Any, where: str) -> list[InputSpec]:
+    items = list(raw.items()) if isinstance(raw, dict) else list(enumerate(raw or []))
+    if not items:
+        raise SourceError(f"{where}: input_specs is empty; give a list of (shape, dtype)")
+    specs = []
+    for key, spec in items:
+        name = key if isinstance(key, str) else ("x" if len(items) == 1 else f"x{key}")
+        if hasattr(spec, "shape") and hasattr(spec, "dtype"):
+            shape, dtype = spec.shape, spec.dtype
+        elif isinstance(spec, (tuple, list)) and len(spec) == 3 and isinstance(spec[0], str):
+            name, shape, dtype = spec
+        elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+            shape, dtype = spec
+        else:
+            raise SourceError(f"{where}: input spec {spec!r} is not (shape, dtype) or jax.ShapeDtypeStruct")
+        try:
+            dims = tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise SourceError(f"{where}: input {name!r} needs a fixed shape, got {shape!r}") from None
+        specs.append(InputSpec(name=str(name), shape=dims, dtype=np.dtype(dtype).name))
+    return specs
+
+
+def load_jax(path: Path, entry: str) -> LoadedModel:
+    where = f"{path}:{entry}"
+    try:
+        import jax
+    except ImportError:
+        raise SourceError(f"{where}: JAX models need jax; pip install jax jaxlib") from None
+    got = _import_entry(path, entry)()
+    if not (isinstance(got, (tuple, list)) and len(got) == 3 and callable(got[0])):
+        raise SourceError(f"{where}: must return (fn, params, input_specs), got {type(got).__name__}")
+    fn, params, raw_specs = got
+    inputs = _jax_specs(raw_specs, where)
+    bound = jax.jit(lambda *xs: fn(params, *xs))
+
+    def call(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        out = bound(*[np.asarray(a, dtype=s.dtype) for s, a in zip(inputs, arrays, strict=True)])
+        return _outputs_list(out)[1]
+
+    probe = jax.eval_shape(bound, *[jax.ShapeDtypeStruct(s.shape, s.dtype) for s in inputs])
+    names = _output_names(probe)
+
+    def make_converter(shapes: list[tuple[int, ...]]):
+        return _JaxConverter(fn, params, inputs, shapes)
+
+    model = LoadedModel(inputs, names, call, make_converter)
+    model.jax_route = "experimental_from_jax"  # type: ignore[attr-defined]
+    return model
+
+
+class _JaxConverter:
+    """Looks like a TFLiteConverter: options are set on it, `convert()` picks the route.
+
+    First `TFLiteConverter.experimental_from_jax`; if it is missing or raises, `jax2tf`
+    (jax.experimental.jax2tf) with a concrete function. `route` says which one worked.
+    """
+
+    def __init__(self, fn, params, inputs: list[InputSpec], shapes: list[tuple[int, ...]]):
+        object.__setattr__(self, "_fn", fn)
+        object.__setattr__(self, "_params", params)
+        object.__setattr__(self, "_inputs", inputs)
+        object.__setattr__(self, "_shapes", [tuple(s) for s in shapes] or [s.shape for s in inputs])
+        object.__setattr__(self, "_attrs", {})
+        object.__setattr__(self, "route", None)
+        object.__setattr__(self, "target_spec", _TargetSpec())
+
+    def __setattr__(self, key, value):
+        self._attrs[key] = value
+
+    def __getattr__(self, key):
+        try:
+            return self.__dict__["_attrs"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def _apply(self, converter) -> None:
+        for key, value in self._attrs.items():
+            setattr(converter, key, value)
+        converter.target_spec.supported_ops = self.target_spec.supported_ops
+        if self.target_spec.supported_types:
+            converter.target_spec.supported_types = self.target_spec.supported_types
+
+    def _from_jax(self):
+        fn, params = self._fn, self._params
+        bound = lambda *xs: fn(params, *xs)  # noqa: E731
+        example = [
+            (s.name, np.zeros(shape, dtype=s.dtype)) for s, shape in zip(self._inputs, self._shapes, strict=True)
+        ]
+        return tf.lite.TFLiteConverter.experimental_from_jax([bound], [example])
+
+    def _from_jax2tf(self):
+        try:
+            from jax.experimental import jax2tf
+        except ImportError as exc:
+            raise SourceError(f"jax2tf is not available in this JAX ({exc})") from None
+        fn, params = self._fn, self._params
+        specs = [tf.TensorSpec(shape, tf.as_dtype(s.dtype), name=s.name)
+                 for s, shape in zip(self._inputs, self._shapes, strict=True)]
+        tf_fn = tf.function(jax2tf.convert(lambda *xs: fn(params, *xs)),
+                            input_signature=specs, autograph=False)
+        cf = tf_fn.get_concrete_function()
+        return tf.lite.TFLiteConverter.from_concrete_functions([cf], tf_fn)
+
+    def convert(self):
+        errors = []
+        for route, make in (("experimental_from_jax", self._from_jax), ("jax2tf", self._from_jax2tf)):
+            if route == "experimental_from_jax" and not hasattr(tf.lite.TFLiteConverter, "experimental_from_jax"):
+                errors.append("experimental_from_jax: absent from this TensorFlow")
+                continue
+            try:
+                converter = make()
+                self._apply(converter)
+                blob = converter.convert()
+            except SourceError as exc:
+                errors.append(f"{route}: {exc}")
+                continue
+            except Exception as exc:  # noqa: BLE001 - try the other route, then report both
+                errors.append(f"{route}: {type(exc).__name__}: {' '.join(str(exc).split())[:1500]}")
+                continue
+            object.__setattr__(self, "route", route)
+            return blob
+        raise RuntimeError("JAX conversion failed by every route; " + " | ".join(errors))
+
+
+class _TargetSpec:
+    def __init__(self):
+        self.supported_ops = {tf.lite.OpsSet.TFLITE_BUILTINS}
+        self.supported_types = []
+
+
 def load_model(kind: str, path: Path, entry: str | None, signature: str) -> LoadedModel:
     if kind == "keras":
         return load_keras(path)
@@ -186,4 +324,7 @@ def load_model(kind: str, path: Path, entry: str | None, signature: str) -> Load
     if kind == "concrete_function":
         assert entry is not None
         return load_concrete_function(path, entry)
+    if kind == "jax":
+        assert entry is not None
+        return load_jax(path, entry)
     raise SourceError(f"model kind {kind!r} is not converted by this worker")

@@ -1,0 +1,328 @@
+"""Compare two runs row by row: the regression gate.
+
+Pure functions on lists of `Result`. Rows match on (model, flag set, device, threads,
+xnnpack). For latency, a row regresses only when the change is both *significant*
+(two-sided Mann-Whitney U on the raw samples, p < alpha) and *large* (median change
+over the threshold): with tens of thousands of samples almost any difference is
+significant, and without a test a noisy 6 % blip would fail CI. The 95 % confidence
+interval of the change in median comes from a percentile bootstrap with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from harness.result import Result
+
+REGRESSED = "REGRESSED"
+IMPROVED = "improved"
+SAME = "~"
+MISSING = "MISSING"
+ADDED = "new"
+
+
+@dataclass
+class Thresholds:
+    max_latency_regression: float = 0.05  # relative change of the median
+    max_drift_increase: float | None = None  # absolute increase of max_abs
+    max_accuracy_drop: float | None = None  # absolute drop of accuracy (0..1)
+    max_size_increase: float | None = 0.0  # relative
+    alpha: float = 0.01
+
+
+@dataclass
+class LatencyChange:
+    base_p50_us: float
+    new_p50_us: float
+    change: float  # relative change of the median: new / base - 1
+    ci_low: float | None  # 95 % CI of the relative change
+    ci_high: float | None
+    p_value: float | None
+    significant: bool
+    verdict: str
+
+
+@dataclass
+class RowComparison:
+    key: tuple  # model, flag_set, device, threads, xnnpack
+    base_status: str | None
+    new_status: str | None
+    latency: LatencyChange | None = None
+    max_abs: tuple[float | None, float | None] = (None, None)
+    cosine: tuple[float | None, float | None] = (None, None)
+    accuracy: tuple[float | None, float | None] = (None, None)
+    size_bytes: tuple[int | None, int | None] = (None, None)
+    peak_rss_mb: tuple[float | None, float | None] = (None, None)
+    regressions: list[str] = field(default_factory=list)  # what regressed, one phrase each
+    improvements: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if self.new_status is None:
+            return MISSING
+        if self.base_status is None:
+            return ADDED
+        if self.regressions:
+            return REGRESSED
+        if self.improvements:
+            return IMPROVED
+        return SAME
+
+    @property
+    def label(self) -> str:
+        model, flag_set, device, threads, xnnpack = self.key
+        return f"{model}/{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'})"
+
+
+@dataclass
+class Comparison:
+    rows: list[RowComparison]
+    thresholds: Thresholds
+
+    @property
+    def regressed(self) -> list[RowComparison]:
+        return [r for r in self.rows if r.verdict in (REGRESSED, MISSING)]
+
+    @property
+    def improved(self) -> list[RowComparison]:
+        return [r for r in self.rows if r.verdict == IMPROVED]
+
+    def summary(self) -> str:
+        counts = {v: 0 for v in (REGRESSED, MISSING, IMPROVED, SAME, ADDED)}
+        for r in self.rows:
+            counts[r.verdict] += 1
+        head = "REGRESSED" if self.regressed else "no regressions"
+        parts = [f"{counts[REGRESSED]} regressed", f"{counts[IMPROVED]} improved", f"{counts[SAME]} unchanged"]
+        if counts[MISSING]:
+            parts.append(f"{counts[MISSING]} missing in the new run")
+        if counts[ADDED]:
+            parts.append(f"{counts[ADDED]} new")
+        t = self.thresholds
+        return (f"{head}: {len(self.rows)} rows, " + ", ".join(parts)
+                + f" (latency: Mann-Whitney p < {t.alpha:g} and median change > {t.max_latency_regression:.1%})")
+
+
+def median_change_ci(base, new, *, n_boot: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float, float]:
+    """Relative change of the median (new/base - 1) with a percentile-bootstrap CI.
+
+    Each bootstrap median is drawn from its exact distribution instead of by resampling
+    n values: the median of a resample of sorted x is x[j] with
+    P(median <= x[j]) = P(Binomial(n, (j+1)/n) >= ceil(n/2)), so B draws cost
+    O(n + B log n) even for 50 000 samples. (For even n this is the lower median.)
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    b = np.sort(np.asarray(base, dtype=float))
+    a = np.sort(np.asarray(new, dtype=float))
+    boot_b = _bootstrap_medians(b, n_boot, rng)
+    boot_a = _bootstrap_medians(a, n_boot, rng)
+    ratios = boot_a / boot_b - 1.0
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    change = float(np.median(a) / np.median(b) - 1.0)
+    return change, float(low), float(high)
+
+
+def _bootstrap_medians(sorted_x, n_boot: int, rng):
+    import numpy as np
+    from scipy.stats import binom
+
+    n = len(sorted_x)
+    k = (n + 1) // 2  # the lower median is the k-th smallest (1-based)
+    cdf = binom.sf(k - 1, n, np.arange(1, n + 1) / n)  # P(median <= x[j]) for j = 0..n-1
+    idx = np.searchsorted(cdf, rng.random(n_boot), side="left")
+    return sorted_x[np.minimum(idx, n - 1)]
+
+
+def compare_latency(base: Result, new: Result, thresholds: Thresholds) -> LatencyChange | None:
+    b = base.samples_us or []
+    a = new.samples_us or []
+    if not ((base.latency_us or b) and (new.latency_us or a)):
+        return None
+    if len(b) >= 3 and len(a) >= 3:
+        import numpy as np
+        from scipy.stats import mannwhitneyu
+
+        change, low, high = median_change_ci(b, a)
+        p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        significant = p < thresholds.alpha
+        base_p50, new_p50 = float(np.median(b)), float(np.median(a))
+    else:  # no raw samples (e.g. benchmark_model gave only a summary): no test, no gate
+        base_p50, new_p50 = base.latency_us["p50"], new.latency_us["p50"]
+        change, low, high, p, significant = new_p50 / base_p50 - 1.0, None, None, None, False
+    limit = thresholds.max_latency_regression
+    if significant and change > limit:
+        verdict = REGRESSED
+    elif significant and change < -limit:
+        verdict = IMPROVED
+    else:
+        verdict = SAME
+    return LatencyChange(base_p50, new_p50, change, low, high, p, significant, verdict)
+
+
+def _drift(r: Result | None, key: str) -> float | None:
+    if r is None or not r.drift:
+        return None
+    v = r.drift.get(key)
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds: Thresholds) -> RowComparison:
+    row = RowComparison(key, base.status if base else None, new.status if new else None)
+    if base is None or new is None:
+        if new is None:
+            row.regressions.append("missing in the new run")
+        return row
+    row.max_abs = (_drift(base, "max_abs"), _drift(new, "max_abs"))
+    row.cosine = (_drift(base, "cosine"), _drift(new, "cosine"))
+    row.accuracy = (_drift(base, "accuracy"), _drift(new, "accuracy"))
+    row.size_bytes = (base.size_bytes, new.size_bytes)
+    row.peak_rss_mb = (base.peak_rss_mb, new.peak_rss_mb)
+    if base.status == "ok" and new.status != "ok":
+        row.regressions.append(f"status ok -> {new.status}" + (f" ({new.reason})" if new.reason else ""))
+        return row
+    if base.status != "ok" and new.status == "ok":
+        row.improvements.append(f"status {base.status} -> ok")
+    if base.status != "ok" or new.status != "ok":
+        return row
+    row.latency = compare_latency(base, new, thresholds)
+    if row.latency and row.latency.verdict == REGRESSED:
+        row.regressions.append(f"latency p50 {row.latency.change:+.1%}")
+    elif row.latency and row.latency.verdict == IMPROVED:
+        row.improvements.append(f"latency p50 {row.latency.change:+.1%}")
+    b, a = row.max_abs
+    if thresholds.max_drift_increase is not None and b is not None and a is not None:
+        if a - b > thresholds.max_drift_increase:
+            row.regressions.append(f"max_abs {b:.3g} -> {a:.3g}")
+    b, a = row.accuracy
+    if thresholds.max_accuracy_drop is not None and b is not None and a is not None:
+        if b - a > thresholds.max_accuracy_drop:
+            row.regressions.append(f"accuracy {b:.3f} -> {a:.3f}")
+    b, a = row.size_bytes
+    if thresholds.max_size_increase is not None and b and a:
+        if a / b - 1.0 > thresholds.max_size_increase + 1e-12:
+            row.regressions.append(f"size {b} -> {a} bytes ({a / b - 1:+.1%})")
+        elif a < b:
+            row.improvements.append(f"size {a / b - 1:+.1%}")
+    return row
+
+
+def compare_results(base: list[Result], new: list[Result], thresholds: Thresholds | None = None) -> Comparison:
+    """Match rows by key and compare each; rows only in NEW are 'new', only in BASE 'MISSING'."""
+    thresholds = thresholds or Thresholds()
+    b = {r.key: r for r in base}
+    a = {r.key: r for r in new}
+    keys = list(b) + [k for k in a if k not in b]
+    return Comparison([compare_row(k, b.get(k), a.get(k), thresholds) for k in keys], thresholds)
+
+
+# ---------------------------------------------------------------- formatting
+
+COMPARE_COLUMNS = ["model", "flag set", "device", "thr", "xnn", "status", "p50 base ms", "p50 new ms",
+                   "p50 change [95% CI]", "p", "max abs", "accuracy", "size", "mem MB", "verdict", "why"]
+
+
+def _ms(us: float | None) -> str:
+    if us is None:
+        return "-"
+    ms = us / 1000
+    if ms == 0:
+        return "0"
+    decimals = max(0, 2 - int(math.floor(math.log10(abs(ms)))))
+    return f"{ms:.{decimals}f}"
+
+
+def _pair(b, a, fmt: str) -> str:
+    if b is None and a is None:
+        return "-"
+    fb = "-" if b is None else format(b, fmt)
+    fa = "-" if a is None else format(a, fmt)
+    return fb if fb == fa else f"{fb} -> {fa}"
+
+
+def row_cells(r: RowComparison) -> list[str]:
+    model, flag_set, device, threads, xnnpack = r.key
+    status = _pair(r.base_status, r.new_status, "s") if (r.base_status or r.new_status) else "-"
+    lat = r.latency
+    if lat:
+        change = f"{lat.change:+.1%}"
+        if lat.ci_low is not None:
+            change += f" [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]"
+        p = "-" if lat.p_value is None else (f"{lat.p_value:.1e}" if lat.p_value < 0.001 else f"{lat.p_value:.3f}")
+        lat_cells = [_ms(lat.base_p50_us), _ms(lat.new_p50_us), change, p]
+    else:
+        lat_cells = ["-", "-", "-", "-"]
+    sb, sa = r.size_bytes
+    size = "-" if not (sb and sa) else (f"{sa / 1024:.1f} KB" if sa == sb else f"{sa / 1024:.1f} KB ({sa / sb - 1:+.1%})")
+    return [model, flag_set, device, str(threads), "yes" if xnnpack else "no", status, *lat_cells,
+            _pair(*r.max_abs, ".3g"), _pair(*r.accuracy, ".3f"), size, _pair(*r.peak_rss_mb, ".1f"),
+            r.verdict, "; ".join(r.regressions or r.improvements)]
+
+
+def comparison_markdown(c: Comparison, base_name: str, new_name: str) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+    lines = [f"**tflite-harness compare** `{esc(base_name)}` -> `{esc(new_name)}`: {esc(c.summary())}", "",
+             "| " + " | ".join(COMPARE_COLUMNS) + " |",
+             "|" + "|".join("---" if i < 3 or h in ("status", "verdict", "why") else "---:"
+                            for i, h in enumerate(COMPARE_COLUMNS)) + "|"]
+    order = {REGRESSED: 0, MISSING: 0, IMPROVED: 1, ADDED: 2, SAME: 3}
+    for r in sorted(c.rows, key=lambda r: order[r.verdict]):
+        cells = [esc(x) for x in row_cells(r)]
+        if r.verdict in (REGRESSED, MISSING):
+            cells[COMPARE_COLUMNS.index("verdict")] = f"**{r.verdict}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_rich(c: Comparison, base_name: str, new_name: str):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{escape(base_name)} -> {escape(new_name)}", header_style="bold")
+    for h in COMPARE_COLUMNS:
+        table.add_column(h, justify="left" if h in ("model", "flag set", "device", "status", "verdict", "why")
+                         else "right", overflow="fold")
+    style = {REGRESSED: "bold red", MISSING: "bold red", IMPROVED: "green", ADDED: "cyan", SAME: "dim"}
+    for r in c.rows:
+        cells = [escape(x) for x in row_cells(r)]
+        i = COMPARE_COLUMNS.index("verdict")
+        cells[i] = f"[{style[r.verdict]}]{cells[i]}[/]"
+        table.add_row(*cells)
+    return table
+
+
+def comparison_dict(c: Comparison, base_name: str, new_name: str) -> dict:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    rows = []
+    for r in c.rows:
+        model, flag_set, device, threads, xnnpack = r.key
+        lat = r.latency
+        rows.append({
+            "model": model, "flag_set": flag_set, "device": device, "threads": threads, "xnnpack": xnnpack,
+            "verdict": r.verdict, "regressions": r.regressions, "improvements": r.improvements,
+            "status": {"base": r.base_status, "new": r.new_status},
+            "latency": None if lat is None else {
+                "base_p50_us": lat.base_p50_us, "new_p50_us": lat.new_p50_us, "change": clean(lat.change),
+                "ci95": [clean(lat.ci_low), clean(lat.ci_high)] if lat.ci_low is not None else None,
+                "p_value": lat.p_value, "significant": lat.significant, "verdict": lat.verdict},
+            "max_abs": {"base": clean(r.max_abs[0]), "new": clean(r.max_abs[1])},
+            "cosine": {"base": clean(r.cosine[0]), "new": clean(r.cosine[1])},
+            "accuracy": {"base": r.accuracy[0], "new": r.accuracy[1]},
+            "size_bytes": {"base": r.size_bytes[0], "new": r.size_bytes[1]},
+            "peak_rss_mb": {"base": r.peak_rss_mb[0], "new": r.peak_rss_mb[1]},
+        })
+    t = c.thresholds
+    return {"base": base_name, "new": new_name, "regressed": bool(c.regressed), "summary": c.summary(),
+            "thresholds": {"max_latency_regression": t.max_latency_regression, "alpha": t.alpha,
+                           "max_drift_increase": t.max_drift_increase, "max_accuracy_drop": t.max_accuracy_drop,
+                           "max_size_increase": t.max_size_increase},
+            "rows": rows}
