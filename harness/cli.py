@@ -268,6 +268,16 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
     _console().print(table)
 
 
+def _register_commands() -> None:
+    """Commands live in small modules of their own; each adds itself to `app`."""
+    from harness import cli_report
+
+    cli_report.register(app)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors are one line and exit 2; tracebacks only with --debug."""
     from harness.errors import HarnessError

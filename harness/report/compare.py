@@ -45,7 +45,7 @@ class LatencyChange:
 
 @dataclass
 class RowComparison:
-    key: tuple  # model, flag_set, device, threads, xnnpack
+    key: tuple  # model, flag_set, device, threads, xnnpack (of the base row when there is one)
     base_status: str | None
     new_status: str | None
     latency: LatencyChange | None = None
@@ -56,6 +56,7 @@ class RowComparison:
     peak_rss_mb: tuple[float | None, float | None] = (None, None)
     regressions: list[str] = field(default_factory=list)  # what regressed, one phrase each
     improvements: list[str] = field(default_factory=list)
+    new_key: tuple | None = None  # differs from key only in --ignore'd fields
 
     @property
     def verdict(self) -> str:
@@ -171,7 +172,8 @@ def _drift(r: Result | None, key: str) -> float | None:
 
 
 def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds: Thresholds) -> RowComparison:
-    row = RowComparison(key, base.status if base else None, new.status if new else None)
+    row = RowComparison(key, base.status if base else None, new.status if new else None,
+                        new_key=new.key if new else None)
     if base is None or new is None:
         if new is None:
             row.regressions.append("missing in the new run")
@@ -210,13 +212,40 @@ def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds:
     return row
 
 
-def compare_results(base: list[Result], new: list[Result], thresholds: Thresholds | None = None) -> Comparison:
-    """Match rows by key and compare each; rows only in NEW are 'new', only in BASE 'MISSING'."""
+KEY_FIELDS = ("model", "flag_set", "device", "threads", "xnnpack")
+IGNORABLE = ("device", "threads", "xnnpack")
+
+
+def compare_results(base: list[Result], new: list[Result], thresholds: Thresholds | None = None,
+                    ignore: tuple[str, ...] = ()) -> Comparison:
+    """Match rows by key and compare each; rows only in NEW are 'new', only in BASE 'MISSING'.
+
+    `ignore` drops settings from the match key (e.g. xnnpack: compare a run with the
+    delegate against one without). Two rows of one run that then share a key are an error.
+    """
     thresholds = thresholds or Thresholds()
-    b = {r.key: r for r in base}
-    a = {r.key: r for r in new}
+    unknown = set(ignore) - set(IGNORABLE)
+    if unknown:
+        raise ValueError(f"cannot ignore {sorted(unknown)}; choose from {', '.join(IGNORABLE)}")
+
+    def match_key(r: Result) -> tuple:
+        return tuple(None if name in ignore else v for name, v in zip(KEY_FIELDS, r.key, strict=True))
+
+    def index(results: list[Result], which: str) -> dict[tuple, Result]:
+        out: dict[tuple, Result] = {}
+        for r in results:
+            k = match_key(r)
+            if k in out:
+                raise ValueError(f"{which} has several rows for {r.model}/{r.flag_set} once "
+                                 f"{', '.join(ignore)} is ignored; ignore fewer settings")
+            out[k] = r
+        return out
+
+    b = index(base, "BASE")
+    a = index(new, "NEW")
     keys = list(b) + [k for k in a if k not in b]
-    return Comparison([compare_row(k, b.get(k), a.get(k), thresholds) for k in keys], thresholds)
+    rows = [compare_row((b.get(k) or a[k]).key, b.get(k), a.get(k), thresholds) for k in keys]
+    return Comparison(rows, thresholds)
 
 
 # ---------------------------------------------------------------- formatting
@@ -235,6 +264,12 @@ def _ms(us: float | None) -> str:
     return f"{ms:.{decimals}f}"
 
 
+def _p_text(p: float) -> str:
+    if p < 1e-16:
+        return "<1e-16"
+    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
+
+
 def _pair(b, a, fmt: str) -> str:
     if b is None and a is None:
         return "-"
@@ -245,19 +280,23 @@ def _pair(b, a, fmt: str) -> str:
 
 def row_cells(r: RowComparison) -> list[str]:
     model, flag_set, device, threads, xnnpack = r.key
+    _, _, new_device, new_threads, new_xnn = r.new_key or r.key
+    device = _pair(device, new_device, "s")
+    threads_text = _pair(threads, new_threads, "d")
+    xnn_text = _pair("yes" if xnnpack else "no", "yes" if new_xnn else "no", "s")
     status = _pair(r.base_status, r.new_status, "s") if (r.base_status or r.new_status) else "-"
     lat = r.latency
     if lat:
         change = f"{lat.change:+.1%}"
         if lat.ci_low is not None:
             change += f" [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]"
-        p = "-" if lat.p_value is None else (f"{lat.p_value:.1e}" if lat.p_value < 0.001 else f"{lat.p_value:.3f}")
+        p = "-" if lat.p_value is None else _p_text(lat.p_value)
         lat_cells = [_ms(lat.base_p50_us), _ms(lat.new_p50_us), change, p]
     else:
         lat_cells = ["-", "-", "-", "-"]
     sb, sa = r.size_bytes
     size = "-" if not (sb and sa) else (f"{sa / 1024:.1f} KB" if sa == sb else f"{sa / 1024:.1f} KB ({sa / sb - 1:+.1%})")
-    return [model, flag_set, device, str(threads), "yes" if xnnpack else "no", status, *lat_cells,
+    return [model, flag_set, device, threads_text, xnn_text, status, *lat_cells,
             _pair(*r.max_abs, ".3g"), _pair(*r.accuracy, ".3f"), size, _pair(*r.peak_rss_mb, ".1f"),
             r.verdict, "; ".join(r.regressions or r.improvements)]
 

@@ -56,6 +56,16 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i])
 
 
+def _log(ax, axis: str) -> None:
+    """Log scale with plain tick labels (the default ones are mathtext, and math parsing is off)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}" if 1e-3 <= v < 1e4 else f"{v:.0e}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
@@ -112,9 +122,9 @@ def latency_drift_scatter(results: list[Result], metric: str = "max_abs") -> str
         ax.step(fx, fy, where="post", color="#d62728", alpha=0.6, zorder=1)
         for (x, y), lab in zip(pts, labels, strict=True):
             ax.annotate(lab, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        ax.set_yscale("log")
+        _log(ax, "y")
         if max(xs) / max(min(xs), 1e-12) > 20:
-            ax.set_xscale("log")
+            _log(ax, "x")
         ax.set_xlabel("p50 latency (ms)")
         ax.set_ylabel(f"{metric} (floored at {FLOOR:g})")
         ax.legend(loc="best", fontsize=8)
@@ -144,7 +154,7 @@ def latency_boxes(results: list[Result]) -> str | None:
         lo = min(s["whislo"] for s in stats)
         hi = max(s["whishi"] for s in stats)
         if lo > 0 and hi / lo > 20:
-            ax.set_xscale("log")
+            _log(ax, "x")
         ax.set_xlabel("latency (ms): box p25-p75, line p50, whiskers p1-p99")
         return to_svg(fig)
 
@@ -205,7 +215,7 @@ def trend(points: list[dict], title: str | None = None) -> str | None:
                      marker="o", color=line.get_color())
         ax1.set_ylabel("p50 ms")
         ax2.set_ylabel("max abs")
-        ax2.set_yscale("log")
+        _log(ax2, "y")
         ax3.set_ylabel("size KiB")
         ax1.legend(loc="best", fontsize=8)
         if title:

@@ -1,0 +1,175 @@
+"""report, history and runs on a real store of synthetic rows; pivot and Pareto helpers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+from harness.report.pivot import pivot
+from harness.report.plots import pareto_front, to_svg
+
+from .conftest import ROOT
+from .test_compare import invoke, make_result, store_with_runs
+
+
+def _campaign_rows(rng, p50_scale=1.0):
+    rows = []
+    for threads in (1, 2):
+        rows += [make_result("cnn", "fp32", rng=rng, p50=1000.0 * p50_scale / threads, threads=threads,
+                             size=58_000, max_abs=1e-7),
+                 make_result("cnn", "int8", rng=rng, p50=500.0 * p50_scale / threads, threads=threads,
+                             size=20_000, max_abs=5e-3),
+                 make_result("cnn", "float16", rng=rng, p50=1100.0 * p50_scale / threads, threads=threads,
+                             size=30_000, max_abs=1e-4)]
+    rows.append(make_result("lstm", "int8", status="conversion_failed", reason="op UNIDIRECTIONAL_SEQUENCE_LSTM",
+                            size=None))
+    return rows
+
+
+def test_pareto_front():
+    pts = [(1.0, 0.5), (2.0, 0.1), (3.0, 0.2), (0.5, 0.9), (2.0, 0.1), (4.0, 0.05)]
+    front = pareto_front(pts)
+    assert set(front) == {0, 1, 3, 4, 5}  # (3, 0.2) is dominated by (2, 0.1); equal points both stay
+    assert pareto_front([]) == []
+    assert pareto_front([(1.0, 1.0)]) == [0]
+
+
+def test_pivot_columns_and_speedup():
+    rng = np.random.default_rng(0)
+    p = pivot(_campaign_rows(rng), "fp32")
+    assert p.columns == [("local", 1, True), ("local", 2, True)]
+    cells = {(m, f): c for m, f, c in p.rows}
+    int8 = cells[("cnn", "int8")][("local", 2, True)]
+    assert 1.8 < int8.speedup < 2.2 and int8.p50_ms < 0.3
+    assert cells[("lstm", "int8")][("local", 1, True)].text == "conversion_failed"
+    assert p.headers()[2] == "local 1thr p50 ms (speed-up)"
+
+
+def test_svg_has_no_urls_but_namespaces():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.add_subplot().set_title("<script>x</script> $a$")
+    svg = to_svg(fig)
+    assert svg.startswith("<svg")
+    assert "&lt;script&gt;" in svg and "<script" not in svg
+    urls = re.findall(r'(\S*)https?://', svg)
+    assert all(u.startswith("xmlns") for u in urls), urls
+
+
+def test_report_formats(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    db = tmp_path / "s.sqlite"
+    s, (old, new) = store_with_runs(db, _campaign_rows(rng, 1.1), _campaign_rows(rng))
+    s.close()
+    store = ["--store", str(db)]
+
+    code, out, err = invoke(capsys, "report", *store)  # latest run, terminal table
+    assert code == 0, err
+    assert new in out and "int8" in out and "conversion_failed" in out and "2.00x" in out
+
+    code, _, err = invoke(capsys, "report", "202601", *store)  # a prefix of both runs
+    assert code == 2 and "202601" in err
+    code, out, _ = invoke(capsys, "report", old[:10], *store, "--format", "json")  # a unique prefix
+    assert code == 0 and json.loads(out)["run"] == old
+    code, out, _ = invoke(capsys, "report", old, *store, "--format", "md")
+    assert code == 0 and out.startswith("| model | flag set |") and "| cnn | int8 |" in out
+
+    code, out, _ = invoke(capsys, "report", *store, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 7 and rows[1]["flag_set"] == "int8"
+
+    code, out, _ = invoke(capsys, "report", *store, "--format", "json", "--baseline", "float16")
+    data = json.loads(out)
+    assert code == 0 and data["run"] == new and data["baseline"] == "float16"
+    fp32 = next(r for r in data["rows"] if r["flag_set"] == "fp32" and r["threads"] == 1)
+    assert 1.0 < fp32["speedup"] < 1.2
+
+    code, out, _ = invoke(capsys, "report", *store, "--pivot", "--format", "md")
+    assert code == 0 and "local 2thr p50 ms (speed-up)" in out and "(2.00x)" in out
+    code, out, _ = invoke(capsys, "report", *store, "--pivot", "--format", "csv")
+    assert code == 0 and "local 1thr speedup" in out.splitlines()[0]
+    code, out, _ = invoke(capsys, "report", *store, "--pivot")
+    assert code == 0 and "local 1thr" in out
+
+    target = tmp_path / "out" / "r.md"
+    code, _, err = invoke(capsys, "report", *store, "--format", "md", "--out", str(target))
+    assert code == 0 and target.read_text().startswith("| model") and "wrote" in err
+
+
+def test_report_html_escapes_names(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    evil = "<script>document.title='pwned'</script>"
+    rows = _campaign_rows(rng) + [make_result(evil, "fp32", rng=rng),
+                                  make_result("m2", evil, rng=rng, status="runtime_failed", reason=evil)]
+    db = tmp_path / "s.sqlite"
+    s, (run,) = store_with_runs(db, rows)
+    s.close()
+    out = tmp_path / "report.html"
+    code, stdout, err = invoke(capsys, "report", "--store", str(db), "--format", "html", "--out", str(out),
+                               "--drift-metric", "1-cosine", "--history")
+    assert code == 0, err
+    html = out.read_text()
+    assert "<script" not in html and "&lt;script&gt;" in html
+    assert html.count("<svg") >= 6 and "Pareto front" in html and "Failures" in html
+    assert 'id="pivot-table"' in html
+    assert all(u.startswith("xmlns") for u in re.findall(r"(\S*)https?://", html))
+
+
+def test_report_default_html_path_and_errors(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    db = tmp_path / "s.sqlite"
+    s, (run,) = store_with_runs(db, _campaign_rows(rng))
+    s.db.execute("UPDATE runs SET out_dir = ? WHERE id = ?", (str(tmp_path / "run1"), run))
+    s.close()
+    code, out, _ = invoke(capsys, "report", "--store", str(db), "--format", "html")
+    assert code == 0 and (tmp_path / "run1" / "report.html").is_file()
+    code, _, err = invoke(capsys, "report", "zzz", "--store", str(db))
+    assert code == 2 and "no run 'zzz'" in err
+    code, _, err = invoke(capsys, "report", "--store", str(db), "--baseline", "fp16")
+    assert code == 2 and "--baseline fp16" in err and "cnn" not in err and "fp32" in err
+    code, _, err = invoke(capsys, "report", "--store", str(tmp_path / "none.sqlite"))
+    assert code == 2 and "no results store" in err
+
+
+def test_history_and_runs(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    db = tmp_path / "s.sqlite"
+    s, ids = store_with_runs(db, *[_campaign_rows(rng, 1 + i / 10) for i in range(3)])
+    s.close()
+    code, out, _ = invoke(capsys, "history", "cnn", "int8", "--store", str(db), "--format", "md")
+    assert code == 0
+    lines = [line for line in out.splitlines() if line.startswith("| 2026")]
+    assert len(lines) == 6 and all(i in out for i in ids)
+    code, out, _ = invoke(capsys, "history", "cnn", "int8", "--store", str(db), "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and len(data["rows"]) == 6 and data["rows"][0]["p50_ms"] is not None
+    target = tmp_path / "h.html"
+    code, out, _ = invoke(capsys, "history", "cnn", "int8", "--store", str(db), "--format", "html",
+                          "--out", str(target))
+    assert code == 0 and "<svg" in target.read_text()
+    code, out, _ = invoke(capsys, "history", "cnn", "int8", "--store", str(db))
+    assert code == 0 and ids[0] in out
+    code, _, err = invoke(capsys, "history", "cnn", "int4", "--store", str(db))
+    assert code == 2 and "int4" in err
+
+    code, out, _ = invoke(capsys, "runs", "--store", str(db), "--format", "json")
+    runs = json.loads(out)
+    assert code == 0 and [r["id"] for r in runs] == ids[::-1]
+    assert runs[0]["rows"] == 7 and runs[0]["ok"] == 6 and runs[0]["state"] == "done"
+    code, out, _ = invoke(capsys, "runs", "--store", str(db))
+    assert code == 0 and ids[0] in out and "synthetic" in out
+
+
+def test_commands_import_lazily():
+    """Loading the report commands pulls in neither NumPy, SciPy nor matplotlib."""
+    code = ("import sys; from harness import cli, cli_report; cli_report.register(cli.app); "
+            "bad = [m for m in ('numpy', 'scipy', 'matplotlib', 'jinja2') if m in sys.modules]; print(bad)")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr
