@@ -29,7 +29,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/run_all.py
 
 system-deps:
-	./scripts/system-deps.sh
+	./scripts/system-deps.sh --browser
 
 clean:
 	rm -rf $(VENV) results/cache results/harness.sqlite*
