@@ -247,10 +247,9 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
     if workers:
         options.workers = workers
     runner = CampaignRun(c, options)
-    prepared = runner._prepare_all()
-    artifacts = runner._convert_all(prepared, lambda a: None)
-    if runner._pool is not None:
-        runner._pool.close()
+    prepared = runner.builder.prepare_all()
+    artifacts = runner.builder.convert_all(prepared, lambda a: None)
+    runner.builder.close()
     from rich.table import Table
 
     table = Table(header_style="bold")

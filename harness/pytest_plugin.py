@@ -75,10 +75,9 @@ class HarnessFixture:
         """Convert only; fails the test with the converter's reason when conversion fails."""
         campaign = self._campaign(model, flag_set, samples, {})
         runner = self._runner(campaign)
-        prepared = runner._prepare_all()
-        artifacts = runner._convert_all(prepared, lambda a: None)
-        if runner._pool is not None:
-            runner._pool.close()
+        prepared = runner.builder.prepare_all()
+        artifacts = runner.builder.convert_all(prepared, lambda a: None)
+        runner.builder.close()
         art = artifacts[0]
         if not art.ok:
             pytest.fail(f"{art.model.name}/{flag_set}: {art.status}: {art.reason}", pytrace=False)

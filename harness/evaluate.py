@@ -1,0 +1,133 @@
+"""Stage two of a campaign: measure one artifact on one device and judge its outputs.
+
+The device returns raw timings and outputs; this module turns them into a result row:
+latency statistics from the raw samples (or from benchmark_model's aggregates), memory,
+health checks, then drift against the original model's outputs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from harness import statuses
+from harness.build import Artifact, Prepared
+from harness.config import Settings
+from harness.devices.base import MeasureJob, Measurement
+from harness.measure import (
+    FAR_COSINE,
+    align_outputs,
+    compute_drift,
+    health_problems,
+    is_classifier_like,
+    latency_stats,
+    unique_argmax,
+)
+from harness.result import Result
+
+
+def measure_job(art: Artifact, prepared: Prepared, threads: int, s: Settings) -> MeasureJob:
+    return MeasureJob(
+        artifact=art.path, artifact_sha=art.sha, inputs_npz=prepared.dir / "eval.npz",
+        input_names=[i["name"] for i in prepared.meta["inputs"]], threads=threads, xnnpack=s.xnnpack,
+        warmup_runs=s.warmup_runs, runs=s.runs, min_seconds=s.min_seconds, max_seconds=s.max_seconds,
+        timeout_s=s.timeout_s,
+    )
+
+
+def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Settings,
+               result: Result) -> tuple[Result, Measurement]:
+    """Run the job on DEVICE and fill RESULT; returns the raw measurement too (its outputs)."""
+    result.eval_source = prepared.meta.get("eval_source")
+    result.started_at = time.time()
+    try:
+        result.device_info = device.info()
+    except Exception as exc:  # noqa: BLE001 - info is informative; the measurement decides
+        result.warnings.append(f"device info unavailable: {exc}")
+    m = device.measure(measure_job(art, prepared, threads, s))
+    result.finished_at = time.time()
+    fill_result(result, m, prepared)
+    return result, m
+
+
+def fill_result(result: Result, m: Measurement, prepared: Prepared) -> None:
+    raw = m.raw
+    result.runtime = raw.get("runtime")
+    result.runtime_version = raw.get("runtime_version")
+    result.warnings.extend(raw.get("warnings", []))
+    if raw.get("device_state"):
+        result.device_info = {**result.device_info, "state": raw["device_state"]}
+    if raw.get("delegate"):
+        result.device_info = {**result.device_info, "delegate": raw["delegate"]}
+    if m.status != statuses.OK:
+        result.status, result.reason = m.status, m.reason
+        if m.status == statuses.UNSUPPORTED:
+            flex = [o for o in result.ops if o.startswith("Flex")]
+            custom = [o for o in result.ops if o not in flex and not o.isupper()]
+            if flex:
+                result.reason = (f"Flex ops {', '.join(flex)} need the Flex delegate, which this runtime lacks; "
+                                 "run it with a Flex-enabled benchmark_model build")
+            elif custom:
+                result.reason = f"custom ops {', '.join(custom)} have no registered kernel here"
+        return
+    result.init_us = raw.get("init_us")
+    result.first_us = raw.get("first_us")
+    warm = raw.get("warmup_us") or []
+    result.warmup_us = float(np.mean(warm)) if isinstance(warm, list) and warm else raw.get("warmup_avg_us")
+    result.samples_us = [round(x, 3) for x in raw.get("samples_us", [])]
+    stats = latency_stats(result.samples_us)
+    if stats:
+        result.latency_us = stats.to_dict()
+    elif raw.get("latency_aggregate"):
+        # benchmark_model prints aggregates only: keep what it gives, say that it is not ours
+        result.latency_us = {k: v for k, v in raw["latency_aggregate"].items() if v is not None}
+        result.warnings.append("latency from benchmark_model aggregates (no raw samples)")
+    if raw.get("peak_rss_delta_kb") is not None:
+        result.peak_rss_mb = raw["peak_rss_delta_kb"] / 1024.0
+    elif raw.get("peak_memory_mb") is not None:
+        result.peak_rss_mb = raw["peak_memory_mb"]
+    coverage = raw.get("delegate_coverage")
+    if coverage is not None and coverage < 1.0:
+        result.warnings.append(f"delegate ran {coverage:.0%} of the nodes; the rest fell back to the CPU")
+    judge_outputs(result, m.outputs, m.output_names, prepared)
+
+
+def judge_outputs(result: Result, outputs: list, names: list[str], prepared: Prepared) -> None:
+    """Health first, then drift against the original model's outputs."""
+    reference = None
+    if prepared.meta.get("has_reference"):
+        with np.load(prepared.dir / "reference.npz", allow_pickle=False) as data:
+            reference = [data[str(k)] for k in range(len(data.files))]
+    with np.load(prepared.dir / "eval.npz", allow_pickle=False) as data:
+        labels = data["labels"] if "labels" in data.files else None
+    if reference is not None:
+        outputs = align_outputs(prepared.meta.get("output_names", []), names, outputs)
+    problems = health_problems(outputs, names, reference)
+    drift = None
+    if reference is not None:
+        try:
+            drift = compute_drift(reference, outputs, labels)
+        except ValueError as exc:
+            problems.append(str(exc))
+    elif labels is not None and outputs and is_classifier_like(outputs[0]):
+        acc = float((unique_argmax(outputs[0].reshape(len(outputs[0]), -1)) == labels).mean())
+        result.drift = {"accuracy": acc, "samples": int(len(labels))}
+    if drift is not None:
+        result.drift = drift.to_dict()
+        if drift.cosine < FAR_COSINE and not problems:
+            problems.append(f"outputs are far from the original (cosine {drift.cosine:.2f})")
+    if problems:
+        result.status = statuses.UNHEALTHY
+        result.reason = "; ".join(problems)
+    else:
+        result.status = statuses.OK
+        result.reason = "" if reference is not None else "no original model: drift not measured"
+
+
+def drift_between(a: list[np.ndarray], b: list[np.ndarray]) -> dict | None:
+    """Drift of one device's outputs against another's for the same artifact (e.g. phone vs local)."""
+    try:
+        return compute_drift(a, b).to_dict()
+    except ValueError:
+        return None
