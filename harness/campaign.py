@@ -92,6 +92,7 @@ class CampaignRun:
         self.versions = tool_versions()
         self.builder = Builder(campaign, self.cache, self.versions, self.out_dir, options.workers, self.events)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # Ctrl-C: a job cut short is not a result
         self._outputs: dict[tuple, list] = {}  # (artifact sha, device, threads) -> outputs, for device-vs-local drift
 
     # ------------------------------------------------------------------ rows
@@ -152,6 +153,8 @@ class CampaignRun:
                 result.status = statuses.RUNTIME_FAILED
                 result.reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400]
                 m = None
+            if self._stopping.is_set():
+                break
             if m is not None and m.outputs and result.status in (statuses.OK, statuses.UNHEALTHY):
                 with self._lock:
                     self._outputs[(art.sha, name, threads)] = m.outputs
@@ -249,6 +252,7 @@ class CampaignRun:
             self._device_vs_local(results, store)
         except KeyboardInterrupt:
             interrupted = True
+            self._stopping.set()
         finally:
             self.builder.close(kill=True)
             conversions_done.set()
@@ -261,6 +265,29 @@ class CampaignRun:
         write_exports(self.out_dir, all_results, baseline="fp32")
         return RunSummary(self.run_id, self.out_dir, all_results, self.builder.conversions_performed,
                           self.builder.conversions_cached, self.store_path, interrupted)
+
+
+def campaign_from_config(config: dict) -> Campaign:
+    """Rebuild a stored run's campaign (for --resume) from what `campaign_config` wrote."""
+    from dataclasses import fields
+
+    from harness.config import ModelSpec, Settings
+    from harness.convert.flag_sets import BUILTIN_FLAG_SETS, FlagSet
+
+    models = tuple(
+        ModelSpec(name=m["name"], kind=m["kind"], path=Path(m["path"]), entry=m.get("entry"),
+                  samples=Path(m["samples"]) if m.get("samples") else None,
+                  representative=Path(m["representative"]) if m.get("representative") else None,
+                  input_shapes={k: tuple(v) for k, v in m.get("input_shapes", {}).items()},
+                  signature=m.get("signature", "serving_default"))
+        for m in config["models"]
+    )
+    flag_sets = tuple(FlagSet(n, o, n in BUILTIN_FLAG_SETS) for n, o in config["flag_sets"].items())
+    known = {f.name for f in fields(Settings)}
+    raw = {k: v for k, v in config["settings"].items() if k in known}
+    raw["threads"] = tuple(raw.get("threads", (1,)))
+    return Campaign(name=config["name"], models=models, flag_sets=flag_sets, devices=tuple(config["devices"]),
+                    settings=Settings(**raw))
 
 
 def campaign_config(c: Campaign) -> dict:

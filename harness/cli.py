@@ -127,14 +127,23 @@ class _ProgressEvents:
 @click.option("--xnnpack/--no-xnnpack", default=None, help="Use the XNNPACK delegate (default on).")
 @click.option("--timeout", type=click.FloatRange(1), help="Per-job timeout in seconds.")
 @click.option("--baseline", default="fp32", show_default=True, help="Flag set that speed-up and size ratios refer to.")
+@click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN]",
+              help="Finish an interrupted run (default: the latest): only the missing rows are run.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
 def run(campaign, models, samples, flag_sets, threads, devices, out, store, cache_dir, workers, runs, warmup_runs,
-        min_seconds, eval_samples, xnnpack, timeout, baseline, debug) -> None:
+        min_seconds, eval_samples, xnnpack, timeout, baseline, resume, debug) -> None:
     """Convert, measure and compare: the whole campaign, one table.
 
     With no CAMPAIGN and no --model, runs the bundled default campaign.
     """
     _State.debug = _State.debug or debug
+    if resume is not None:
+        if campaign or models:
+            from harness.errors import UsageError
+
+            raise UsageError("--resume takes the stored run's campaign; drop CAMPAIGN and --model")
+        _resume(resume, store, cache_dir, workers, baseline)
+        return
     from dataclasses import replace
 
     from harness.config import BUNDLED_CAMPAIGN, load_campaign, model_from_path
@@ -187,11 +196,26 @@ def _check_writable(path: Path, label: str) -> None:
         raise UsageError(f"{label} {path} is not writable; choose another with {label}")
 
 
-def _run_campaign(c, out, store, cache_dir, workers, baseline) -> None:
+def _resume(run_id, store, cache_dir, workers, baseline) -> None:
+    from harness.campaign import campaign_from_config
+    from harness.store import Store, default_store_path
+
+    db = Store(store or default_store_path())
+    try:
+        info = db.run(run_id)
+        done = db.result_keys(info.id)
+    finally:
+        db.close()
+    c = campaign_from_config(info.config)
+    _run_campaign(c, Path(info.out_dir) if info.out_dir else None, store, cache_dir, workers, baseline,
+                  run_id=info.id, resume_keys=done)
+
+
+def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resume_keys=None) -> None:
     from harness.campaign import CampaignRun, RunOptions
     from harness.report.table import comparison_rows, rich_table
 
-    options = RunOptions(out_dir=out, store_path=store, cache_dir=cache_dir, debug=_State.debug)
+    options = RunOptions(out_dir=out, store_path=store, cache_dir=cache_dir, debug=_State.debug, run_id=run_id)
     if workers:
         options.workers = workers
     for path, label in ((out, "--out"), (store, "--store"), (cache_dir, "--cache-dir"),
@@ -200,11 +224,13 @@ def _run_campaign(c, out, store, cache_dir, workers, baseline) -> None:
             _check_writable(path, label)
     console = _console()
     runner = CampaignRun(c, options)
+    if resume_keys is not None:
+        console.print(f"resuming run [bold]{runner.run_id}[/]: {len(resume_keys)} row(s) already stored")
     console.print(f"run [bold]{runner.run_id}[/]: {len(c.models)} model(s) x {len(c.flag_sets)} flag set(s) x "
                   f"{len(c.devices)} device(s), threads {','.join(map(str, c.settings.threads))}")
     with _ProgressEvents(console, _State.debug) as events:
         runner.events = events
-        summary = runner.execute()
+        summary = runner.execute(resume_keys)
     rows = comparison_rows(summary.results, baseline)
     console.print(rich_table(rows, title=f"{c.name}: run {summary.run_id}"))
     if summary.conversions_performed == 0:
@@ -217,7 +243,9 @@ def _run_campaign(c, out, store, cache_dir, workers, baseline) -> None:
     console.print("rows: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     console.print(f"results: {summary.out_dir}/results.json, results.md, results.csv; store {summary.store_path}")
     if summary.interrupted:
-        console.print("[yellow]interrupted[/]: completed rows are stored")
+        console.print(f"[yellow]interrupted[/]: {len(summary.results)} completed row(s) are stored; "
+                      f"finish with: tflite-harness run --resume {summary.run_id}"
+                      + (f" --store {store}" if store else ""))
         sys.exit(130)
 
 
