@@ -82,6 +82,11 @@ class Builder:
         self._pool = None
         self._model_hashes: dict[str, str] = {}
 
+    @property
+    def busy(self) -> bool:
+        """True while converter workers exist (and may be using the CPU)."""
+        return self._pool is not None
+
     def close(self, kill: bool = False) -> None:
         """Stop the worker processes (they hold ~600 MB each and must not share the CPU with measurements)."""
         if self._pool is not None:

@@ -147,8 +147,12 @@ class CampaignRun:
                 time.sleep(s.cooldown_s)
             first = False
             self.events.measuring(f"{art.model.name}/{art.flag_set} on {name}, {threads} thread(s)")
+            overlapped = name == "local" and self.builder.busy
             try:
                 result, m = measure_on(device, art, prepared[art.model.name], threads, s, result)
+                if overlapped or (name == "local" and self.builder.busy):
+                    result.validity = "; ".join(x for x in (result.validity if result.validity != "valid" else None,
+                                                             "measured while conversions were running") if x)
             except Exception as exc:  # noqa: BLE001 - one failing job must not stop the device
                 result.status = statuses.RUNTIME_FAILED
                 result.reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400]

@@ -126,12 +126,14 @@ class _ProgressEvents:
 @click.option("--eval-samples", type=click.IntRange(1), help="Evaluation samples for drift (default 32).")
 @click.option("--xnnpack/--no-xnnpack", default=None, help="Use the XNNPACK delegate (default on).")
 @click.option("--timeout", type=click.FloatRange(1), help="Per-job timeout in seconds.")
+@click.option("--repeat", type=click.IntRange(1), help="Fresh measuring processes per job, samples combined.")
+@click.option("--pin-cpu", type=click.IntRange(0), help="Pin the measuring process to CPUs from this one on.")
 @click.option("--baseline", default="fp32", show_default=True, help="Flag set that speed-up and size ratios refer to.")
 @click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN]",
               help="Finish an interrupted run (default: the latest): only the missing rows are run.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
 def run(campaign, models, samples, flag_sets, threads, devices, out, store, cache_dir, workers, runs, warmup_runs,
-        min_seconds, eval_samples, xnnpack, timeout, baseline, resume, debug) -> None:
+        min_seconds, eval_samples, xnnpack, timeout, repeat, pin_cpu, baseline, resume, debug) -> None:
     """Convert, measure and compare: the whole campaign, one table.
 
     With no CAMPAIGN and no --model, runs the bundled default campaign.
@@ -174,7 +176,8 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
         c = replace(c, devices=tuple(validate_device_name(d) for d in _split_csv(devices)))
     overrides = {k: v for k, v in {
         "threads": _threads(threads), "runs": runs, "warmup_runs": warmup_runs, "min_seconds": min_seconds,
-        "eval_samples": eval_samples, "xnnpack": xnnpack, "timeout_s": timeout,
+        "eval_samples": eval_samples, "xnnpack": xnnpack, "timeout_s": timeout, "repeat": repeat,
+        "pin_cpu": pin_cpu,
     }.items() if v is not None}
     c = replace(c, settings=replace(c.settings, **overrides))
     for d in c.devices:
@@ -297,9 +300,11 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
 
 def _register_commands() -> None:
     """Commands live in small modules of their own; each adds itself to `app`."""
-    from harness import cli_report
+    from harness import cli_convert, cli_devices, cli_report
 
+    cli_convert.register(app)
     cli_report.register(app)
+    cli_devices.register(app)
 
 
 _register_commands()

@@ -39,6 +39,10 @@ class Settings:
     cooldown_s: float = 0.0
     timeout_s: float = 600.0
     seed: int = 0
+    repeat: int = 1  # fresh measuring processes per job, samples combined (the pyperf approach)
+    pin_cpu: int | None = None  # pin the measuring process to this CPU (local and Linux edge runner)
+    max_cv: float = 0.15  # validity: coefficient of variation bound
+    max_tail_ratio: float = 3.0  # validity: p99/p50 bound
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,10 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "cooldown_s": (int, float),
     "timeout_s": (int, float),
     "seed": (int,),
+    "repeat": (int,),
+    "pin_cpu": (int,),
+    "max_cv": (int, float),
+    "max_tail_ratio": (int, float),
     "devices": (list,),
     "flag_sets": (list,),
 }
@@ -195,12 +203,13 @@ def parse_settings(raw: dict[str, Any], where: str) -> tuple[Settings, list[str]
     values: dict[str, Any] = {}
     if "threads" in raw:
         values["threads"] = parse_threads(raw["threads"], f"{where}.threads")
-    for key in ("warmup_runs", "runs", "eval_samples", "seed"):
+    for key in ("warmup_runs", "runs", "eval_samples", "seed", "repeat", "pin_cpu"):
         if key in raw:
-            if raw[key] < (1 if key in ("runs", "eval_samples") else 0):
-                raise UsageError(f"{where}: {key} must be at least {1 if key in ('runs', 'eval_samples') else 0}")
+            least = 1 if key in ("runs", "eval_samples", "repeat") else 0
+            if raw[key] < least:
+                raise UsageError(f"{where}: {key} must be at least {least}")
             values[key] = raw[key]
-    for key in ("min_seconds", "max_seconds", "cooldown_s", "timeout_s"):
+    for key in ("min_seconds", "max_seconds", "cooldown_s", "timeout_s", "max_cv", "max_tail_ratio"):
         if key in raw:
             if raw[key] < 0:
                 raise UsageError(f"{where}: {key} must not be negative")
@@ -242,7 +251,7 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
     if not isinstance(user_raw, dict):
         raise UsageError(f"{path}: [flag_sets] must be a table of tables, e.g. [flag_sets.mine]")
     user = {
-        name: parse_flag_set(name, value, f"{path}: flag_sets.{name}")
+        name: parse_flag_set(name, value, f"{path}: flag_sets.{name}", base)
         for name, value in user_raw.items()
     }
     models_raw = raw.get("models", [])

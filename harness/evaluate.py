@@ -17,12 +17,15 @@ from harness.config import Settings
 from harness.devices.base import MeasureJob, Measurement
 from harness.measure import (
     FAR_COSINE,
+    ValidityBounds,
     align_outputs,
     compute_drift,
     health_problems,
     is_classifier_like,
     latency_stats,
+    quantile_ci,
     unique_argmax,
+    validity_problems,
 )
 from harness.result import Result
 
@@ -32,7 +35,7 @@ def measure_job(art: Artifact, prepared: Prepared, threads: int, s: Settings) ->
         artifact=art.path, artifact_sha=art.sha, inputs_npz=prepared.dir / "eval.npz",
         input_names=[i["name"] for i in prepared.meta["inputs"]], threads=threads, xnnpack=s.xnnpack,
         warmup_runs=s.warmup_runs, runs=s.runs, min_seconds=s.min_seconds, max_seconds=s.max_seconds,
-        timeout_s=s.timeout_s,
+        timeout_s=s.timeout_s, repeat=s.repeat, pin_cpu=s.pin_cpu,
     )
 
 
@@ -47,11 +50,30 @@ def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Setti
         result.warnings.append(f"device info unavailable: {exc}")
     m = device.measure(measure_job(art, prepared, threads, s))
     result.finished_at = time.time()
-    fill_result(result, m, prepared)
+    fill_result(result, m, prepared, s)
     return result, m
 
 
-def fill_result(result: Result, m: Measurement, prepared: Prepared) -> None:
+def judge_validity(result: Result, raw: dict, s: Settings) -> None:
+    """`valid`, or the reasons not to trust the numbers; plus 95% intervals for p50 and p90."""
+    if result.samples_us:
+        for q, key in ((0.5, "p50_ci"), (0.9, "p90_ci")):
+            ci = quantile_ci(result.samples_us, q)
+            if ci is not None and result.latency_us is not None:
+                result.latency_us[key] = list(ci)
+        problems = validity_problems(
+            result.samples_us, runs=s.runs * max(1, raw.get("processes", 1)), min_seconds=s.min_seconds,
+            timed_s=raw.get("timed_s"), bounds=ValidityBounds(s.max_cv, s.max_tail_ratio),
+        )
+    else:
+        problems = ["no raw samples (aggregates only): spread not checked"]
+    if raw.get("measured_during_conversion"):
+        problems.append("measured while conversions were running")
+    problems += [w for w in raw.get("warnings", []) if "throttl" in w or "temperature" in w or "hot" in w]
+    result.validity = "valid" if not problems else "; ".join(problems)
+
+
+def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings | None = None) -> None:
     raw = m.raw
     result.runtime = raw.get("runtime")
     result.runtime_version = raw.get("runtime_version")
@@ -83,6 +105,8 @@ def fill_result(result: Result, m: Measurement, prepared: Prepared) -> None:
         # benchmark_model prints aggregates only: keep what it gives, say that it is not ours
         result.latency_us = {k: v for k, v in raw["latency_aggregate"].items() if v is not None}
         result.warnings.append("latency from benchmark_model aggregates (no raw samples)")
+    if s is not None:
+        judge_validity(result, raw, s)
     if raw.get("peak_rss_delta_kb") is not None:
         result.peak_rss_mb = raw["peak_rss_delta_kb"] / 1024.0
     elif raw.get("peak_memory_mb") is not None:

@@ -172,3 +172,52 @@ def health_problems(
             if reference is None or ref_varies:
                 problems.append(f"{label} is the same for every input")
     return problems
+
+
+def quantile_ci(samples_us: list[float] | np.ndarray, q: float, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free confidence interval for the q-quantile from order statistics.
+
+    The number of samples below the true quantile is Binomial(n, q); the interval runs
+    between the order statistics at the binomial's two-sided bounds (no assumption about
+    the latency distribution, which is skewed and often multi-modal).
+    """
+    from scipy.stats import binom
+
+    a = np.sort(np.asarray(samples_us, dtype=np.float64))
+    n = a.size
+    if n < 2:
+        return None
+    alpha = 1.0 - confidence
+    lo = int(binom.ppf(alpha / 2, n, q))
+    hi = int(binom.ppf(1 - alpha / 2, n, q))
+    lo = min(max(lo - 1, 0), n - 1)
+    hi = min(max(hi, 0), n - 1)
+    return float(a[lo]), float(a[hi])
+
+
+@dataclass(frozen=True)
+class ValidityBounds:
+    max_cv: float = 0.15  # coefficient of variation of the timed runs
+    max_tail_ratio: float = 3.0  # p99 / p50
+    max_temperature_rise_c: float = 10.0
+
+
+def validity_problems(
+    samples_us: list[float], *, runs: int, min_seconds: float, timed_s: float | None,
+    bounds: ValidityBounds = ValidityBounds(),
+) -> list[str]:
+    """Why a measurement should not be trusted (empty when it is valid), in the spirit of MLPerf."""
+    problems = []
+    a = np.asarray(samples_us, dtype=np.float64)
+    if a.size < runs:
+        problems.append(f"only {a.size} of {runs} runs (max_seconds reached)")
+    if timed_s is not None and timed_s + 1e-9 < min_seconds:
+        problems.append(f"timed for {timed_s:.2f} s, below min_seconds {min_seconds:g}")
+    if a.size >= 2:
+        cv = float(a.std(ddof=1) / a.mean()) if a.mean() > 0 else 0.0
+        if cv > bounds.max_cv:
+            problems.append(f"spread too wide: CV {cv:.0%} > {bounds.max_cv:.0%}")
+        p50, p99 = np.percentile(a, [50, 99])
+        if p50 > 0 and p99 / p50 > bounds.max_tail_ratio:
+            problems.append(f"long tail: p99/p50 {p99 / p50:.1f} > {bounds.max_tail_ratio:g}")
+    return problems

@@ -42,6 +42,7 @@ class Result:
     tool_versions: dict[str, str] = field(default_factory=dict)
     device_info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    validity: str | None = None  # "valid", or why the measurement should not be trusted
     log: str | None = None  # path of the full log for this job, when kept
     plan_index: int | None = None  # position in the campaign's plan, for stable table order
     started_at: float | None = None

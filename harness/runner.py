@@ -112,6 +112,8 @@ def _match_inputs(details, names):
 
 
 def run(job: dict) -> dict:
+    if job.get("cpus") and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in job["cpus"]})  # before the runtime starts its threads
     import numpy as np
 
     result: dict = {

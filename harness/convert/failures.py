@@ -45,6 +45,9 @@ def classify(error: str | None, log: str = "", *, signal: int | None = None,
         return Failure("timeout", f"conversion took too long ({error}); raise settings.timeout_s")
     if "representative" in low and any(k in low for k in ("shape", "dtype", "dimension", "incompatible")):
         return Failure("representative_data", f"representative data does not fit the model: {_short(error)}")
+    found = _specific(error or "")
+    if found is not None:
+        return found
     if "select_tf_ops" in low or "flex" in low or "not supported by the native tflite runtime" in low \
             or ("some ops are not supported" in low and "tf." in text):
         ops = _flex_ops(text)
@@ -67,6 +70,44 @@ def classify(error: str | None, log: str = "", *, signal: int | None = None,
         ops = _flex_ops(text)
         return Failure("unsupported_op", f"unsupported ops {', '.join(ops) or ''}; try select_tf_ops or custom_ops".replace("  ", " "))
     return Failure("conversion_error", _short(error))
+
+
+# Messages whose meaning does not depend on the rest of the log; matched on the error only,
+# since worker logs carry unrelated warnings.
+_NOT_FLEX = re.compile(r"'tf\.([A-Za-z0-9_]+)' op is neither a custom op nor a flex op")
+_QUANT_OP = re.compile(r"[Qq]uantization (?:to [0-9x-]+bit )?not (?:yet )?supported for op: '([A-Za-z0-9_]+)'")
+_CALIBRATION = ("cannot set tensor", "failed to prepare", "dimension mismatch")
+
+
+def _specific(error: str) -> Failure | None:
+    low = error.lower()
+    if any(k in low for k in _CALIBRATION):
+        return Failure("representative_data",
+                       "representative data does not fit the model's inputs (shape, rank or dtype) during "
+                       f"calibration: {_short(error, 160)}; fix the samples or set input_shapes")
+    m = _QUANT_OP.search(error)
+    if m:
+        is16 = "16x8" in error
+        hint = "try int8 or dynamic_range" if is16 else "try dynamic_range or float16, or int8_float_io"
+        return Failure("quantization_unsupported",
+                       f"quantization{' to 16x8' if is16 else ''} is not supported for op {m.group(1)}; {hint}")
+    if "tensorlist" in low or "tensor list" in low:
+        ops = sorted(set(re.findall(r"'tf\.(TensorList[A-Za-z]*)'", error)))
+        return Failure("dynamic_shapes",
+                       f"tensor lists{' (' + ', '.join(ops) + ')' if ops else ''} with dynamic shapes block "
+                       "conversion; fix the batch size / element shapes, or unroll the RNN (unroll=True)")
+    ops = sorted(set(_NOT_FLEX.findall(error)))
+    # Without Select TF ops the converter says this of Flex-able ops too, but then it also
+    # lists them as "TF Select ops: ..."; only ops outside that list have no kernel at all.
+    select = re.search(r"TF Select ops: ([A-Za-z0-9_, ]+?)(?: Details:|$|\.)", error)
+    if select:
+        flexable = {o.strip() for o in select.group(1).split(",")}
+        ops = [o for o in ops if o not in flexable]
+    if ops:
+        return Failure("unsupported_op",
+                       f"ops with neither a TFLite builtin nor a Flex kernel: {', '.join(ops)}; refactor them "
+                       "out of the model, or use custom_ops and register your own kernels")
+    return None
 
 
 def _short(error: str | None, limit: int = 240) -> str:

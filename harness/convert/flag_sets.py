@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
@@ -35,6 +36,7 @@ KNOWN_KEYS = {
     "allow_custom_ops": bool,
     "representative_data": str,
     "representative_count": int,
+    "metadata": dict,  # name, description, version, author, license, labels, mean, std (see convert/metadata.py)
 }
 
 
@@ -156,7 +158,7 @@ def _check_choices(where: str, key: str, values: list, choices: tuple[str, ...])
             raise UsageError(f"{where}: {key} has {v!r}; choose from {', '.join(choices)}")
 
 
-def parse_flag_set(name: str, raw: dict[str, Any], where: str) -> FlagSet:
+def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None = None) -> FlagSet:
     """Validate a user-defined flag set from TOML; one-line errors name the key and the fix."""
     if not isinstance(raw, dict):
         raise UsageError(f"{where}: a flag set is a table of converter options, got {type(raw).__name__}")
@@ -176,6 +178,15 @@ def parse_flag_set(name: str, raw: dict[str, Any], where: str) -> FlagSet:
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
             raise UsageError(f"{where}: {key} must be a {expected.__name__}, got {value!r}")
         options[key] = value
+    if "metadata" in options:
+        from harness.convert.metadata import parse_metadata
+
+        options["metadata"] = parse_metadata(options["metadata"], where, base)
+        labels = options["metadata"].get("labels")
+        if labels:  # the artifact changes when the labels file does: key the cache on its content
+            from harness.convert.cache import hash_path
+
+            options["metadata"]["labels_sha256"] = hash_path(Path(labels))
     _check_choices(where, "optimizations", options.get("optimizations", []), OPTIMIZATIONS)
     _check_choices(where, "supported_ops", options.get("supported_ops", []), OPS_SETS)
     _check_choices(where, "supported_types", options.get("supported_types", []), SUPPORTED_TYPES)

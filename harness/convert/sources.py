@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,10 @@ class LoadedModel:
     call: Callable[[list[np.ndarray]], list[np.ndarray]]
     make_converter: Callable[[list[tuple[int, ...]]], Any]
     feeds_dict: bool = False  # representative data as {name: array} (SavedModel signatures)
+    # For `check`: trace(shapes) -> ConcreteFunction whose graph lists the model's TF ops
+    # (None for JAX, whose graph is one XlaCallModule); `source` is the loaded object.
+    trace: Callable[[list[tuple[int, ...]]], Any] | None = None
+    source: Any = field(default=None, repr=False)
 
 
 def _spec_of(name: str, spec: tf.TensorSpec) -> InputSpec:
@@ -92,9 +96,17 @@ def load_keras(path: Path) -> LoadedModel:
         cf = fn.get_concrete_function(*specs)
         return tf.lite.TFLiteConverter.from_concrete_functions([cf], model)
 
+    def trace(shapes: list[tuple[int, ...]]):
+        specs = [
+            tf.TensorSpec(shape, tf.as_dtype(s.dtype), name=s.name)
+            for s, shape in zip(inputs, shapes, strict=True)
+        ]
+        fn = tf.function(lambda *args: model(list(args) if len(args) > 1 else args[0], training=False))
+        return fn.get_concrete_function(*specs)
+
     probe = model.outputs
     names = [f"output_{i}" for i in range(len(probe))]
-    return LoadedModel(inputs, names, call, make_converter)
+    return LoadedModel(inputs, names, call, make_converter, trace=trace, source=model)
 
 
 def load_saved_model(path: Path, signature: str) -> LoadedModel:
@@ -122,7 +134,8 @@ def load_saved_model(path: Path, signature: str) -> LoadedModel:
     def make_converter(shapes: list[tuple[int, ...]]):
         return tf.lite.TFLiteConverter.from_saved_model(str(path), signature_keys=[signature])
 
-    model = LoadedModel(inputs, out_names, call, make_converter, feeds_dict=True)
+    model = LoadedModel(inputs, out_names, call, make_converter, feeds_dict=True,
+                        trace=lambda shapes: fn, source=loaded)
     model._keep = loaded  # type: ignore[attr-defined]  # keep variables alive
     return model
 
@@ -175,7 +188,7 @@ def load_concrete_function(path: Path, entry: str) -> LoadedModel:
     def make_converter(shapes: list[tuple[int, ...]]):
         return tf.lite.TFLiteConverter.from_concrete_functions([cf], obj)
 
-    return LoadedModel(inputs, probe_names, call, make_converter)
+    return LoadedModel(inputs, probe_names, call, make_converter, trace=lambda shapes: cf, source=cf)
 
 
 # --------------------------------------------------------------------------- JAX models
@@ -231,9 +244,7 @@ def load_jax(path: Path, entry: str) -> LoadedModel:
     def make_converter(shapes: list[tuple[int, ...]]):
         return _JaxConverter(fn, params, inputs, shapes)
 
-    model = LoadedModel(inputs, names, call, make_converter)
-    model.jax_route = "experimental_from_jax"  # type: ignore[attr-defined]
-    return model
+    return LoadedModel(inputs, names, call, make_converter, source=(fn, params))
 
 
 class _JaxConverter:

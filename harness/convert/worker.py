@@ -156,9 +156,18 @@ def convert(job: dict) -> dict:
     t0 = time.perf_counter()
     blob = converter.convert()
     convert_s = time.perf_counter() - t0
+    extra: dict = {}
+    route = getattr(converter, "route", None)  # JAX models: which conversion route worked
+    if isinstance(route, str):
+        extra["jax_route"] = route
+    if job["options"].get("metadata"):
+        from harness.convert.metadata import write_metadata
+
+        blob = write_metadata(blob, job["options"]["metadata"])
+        extra["metadata"] = sorted(job["options"]["metadata"])
     out = Path(job["out_path"])
     out.write_bytes(blob)
-    return {"convert_s": convert_s, "size_bytes": len(blob), "tf_version": tf.__version__}
+    return {"convert_s": convert_s, "size_bytes": len(blob), "tf_version": tf.__version__, **extra}
 
 
 def versions(job: dict) -> dict:
@@ -167,7 +176,14 @@ def versions(job: dict) -> dict:
     return {"tensorflow": tf.__version__}
 
 
-HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions}
+def check(job: dict) -> dict:
+    """Compatibility assessment before conversion (see harness/convert/assess.py)."""
+    from harness.convert.assess import assess
+
+    return assess(job)
+
+
+HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions, "check": check}
 
 
 def main() -> int:

@@ -27,6 +27,8 @@ class MeasureJob:
     min_seconds: float
     max_seconds: float
     timeout_s: float
+    repeat: int = 1
+    pin_cpu: int | None = None
 
 
 @dataclass

@@ -8,6 +8,7 @@ parent's memory is not inherited the way `wait4`'s ru_maxrss would count it.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import numpy as np
 
 from harness import runner as runner_module
 from harness.devices.base import MeasureJob, Measurement
-from harness.devices.hostinfo import local_info
+from harness.devices.hostinfo import local_info, state_now, state_warnings
 
 RUNNER_PATH = Path(runner_module.__file__).resolve()
 
@@ -48,19 +49,50 @@ class LocalDevice:
         return local_info()
 
     def measure(self, job: MeasureJob) -> Measurement:
+        """Run the job in `job.repeat` fresh processes and combine them (pyperf's approach).
+
+        Between-process variation (address-space layout, frequency, cache state) is part of
+        the truth about latency; one process alone hides it.
+        """
+        before = state_now()
+        parts = []
+        for i in range(max(1, job.repeat)):
+            m = self._measure_once(job, outputs=(i == 0))
+            if m.status != "ok":
+                return m
+            parts.append(m)
+        after = state_now()
+        first = parts[0]
+        raw = dict(first.raw)
+        if len(parts) > 1:
+            raw["samples_us"] = [x for p in parts for x in p.raw.get("samples_us", [])]
+            raw["process_medians_us"] = [float(np.median(p.raw["samples_us"])) for p in parts if p.raw.get("samples_us")]
+            raw["peak_rss_delta_kb"] = max((p.raw.get("peak_rss_delta_kb") or 0) for p in parts)
+            raw["timed_s"] = sum(p.raw.get("timed_s", 0.0) for p in parts)
+        raw["processes"] = len(parts)
+        raw["device_state"] = {"before": before, "after": after}
+        raw["warnings"] = state_warnings(before, after)
+        return Measurement("ok", "", raw=raw, outputs=first.outputs, output_names=first.output_names)
+
+    def _measure_once(self, job: MeasureJob, outputs: bool) -> Measurement:
         with tempfile.TemporaryDirectory(prefix="tflite-harness-") as tmp:
             out_npz = Path(tmp) / "outputs.npz"
+            cpus = None
+            if job.pin_cpu is not None:
+                n = os.cpu_count() or 1
+                cpus = sorted({(job.pin_cpu + k) % n for k in range(job.threads)})
             spec = {
                 "model": str(job.artifact),
                 "inputs": str(job.inputs_npz),
                 "input_names": job.input_names,
-                "outputs": str(out_npz),
+                "outputs": str(out_npz) if outputs else None,
                 "threads": job.threads,
                 "xnnpack": job.xnnpack,
                 "warmup_runs": job.warmup_runs,
                 "runs": job.runs,
                 "min_seconds": job.min_seconds,
                 "max_seconds": job.max_seconds,
+                "cpus": cpus,
             }
             spec_path = Path(tmp) / "job.json"
             spec_path.write_text(json.dumps(spec))
@@ -84,13 +116,12 @@ class LocalDevice:
                                    raw={"stderr": proc.stderr[-4000:]})
             if raw.get("status") != "ok":
                 return Measurement(raw.get("status", "runtime_failed"), raw.get("reason", ""), raw=raw)
-            outputs: list[np.ndarray] = []
-            if out_npz.is_file():
+            arrays: list[np.ndarray] = []
+            if outputs and out_npz.is_file():
                 with np.load(out_npz, allow_pickle=False) as data:
-                    outputs = [data[str(k)] for k in range(len(raw.get("outputs", [])))
-                               if str(k) in data.files]
+                    arrays = [data[str(k)] for k in range(len(raw.get("outputs", []))) if str(k) in data.files]
             names = [o["name"] for o in raw.get("outputs", [])]
-            return Measurement("ok", "", raw=raw, outputs=outputs, output_names=names)
+            return Measurement("ok", "", raw=raw, outputs=arrays, output_names=names)
 
     def close(self) -> None:
         pass

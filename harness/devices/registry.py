@@ -1,4 +1,5 @@
-"""Device names -> Device objects: `local`, later `adb:SERIAL`, `adb:HOST:PORT` and profiles."""
+"""Device names -> Device objects: `local`, `adb`, `adb:SERIAL`, `adb:HOST:PORT`, `adb:usb`,
+and the names of profiles in `devices/*.toml` (see harness/devices/profiles.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ from harness.errors import UsageError
 def validate_device_name(name: str) -> str:
     if name == "local":
         return name
-    raise UsageError(f"unknown device {name!r}; use local")
+    from harness.devices.profiles import resolve
+
+    try:
+        resolve(name)  # adb names are parsed, profile names looked up; nothing is contacted
+    except UsageError:
+        raise
+    return name
 
 
 def open_device(name: str):
     validate_device_name(name)
-    from harness.devices.local import LocalDevice
+    if name == "local":
+        from harness.devices.local import LocalDevice
 
-    return LocalDevice()
+        return LocalDevice()
+    from harness.devices.adb import AdbDevice
+
+    return AdbDevice(name)

@@ -30,6 +30,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("snr_db", "SNR dB", "signal-to-noise ratio of outputs vs the original, dB (inf = identical)"),
     ("top1", "top-1", "share of samples whose unique top class matches the original's (ties count as misses)"),
     ("accuracy", "acc", "task accuracy against the model's labels (original's accuracy in brackets)"),
+    ("valid", "valid", "valid, or why the latency should not be trusted (few runs, wide spread, long tail, throttling)"),
     ("rep", "rep", "representative data: samples (the model's own), random (seeded, in [0,1)), none"),
     ("reason", "reason", "why the row is not ok, or a note"),
 ]
@@ -94,8 +95,12 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
             "snr_db": snr, "top1": drift.get("top1_agreement"), "accuracy": drift.get("accuracy"),
             "reference_accuracy": drift.get("reference_accuracy"), "rep": r.representative,
             "reason": r.reason,
+            "valid": r.validity,
+            "p50_ci_ms": [x / 1000 for x in lat["p50_ci"]] if lat.get("p50_ci") else None,
         }
         text = {k: _fmt(v) for k, v in values.items()}
+        if values["valid"] and values["valid"] != "valid":
+            text["valid"] = "warn: " + values["valid"]
         for k in ("p50_ms", "p90_ms", "init_ms"):
             text[k] = _sig(values[k])
         text["max_abs"] = _fmt(values["max_abs"], 4)
@@ -150,10 +155,14 @@ def rich_table(rows: list[Row], title: str | None = None):
             text = r.text[key]
             if key == "status":
                 text = f"[{styles.get(r.values['status'], 'red')}]{text}[/]"
+            elif key == "valid":
+                text = "-" if r.values["valid"] is None else ("yes" if r.values["valid"] == "valid" else "[yellow]warn[/]")
             elif key == "reason":
                 from rich.markup import escape
 
                 text = escape(text) if text != "-" else ""
+                if r.values["valid"] not in (None, "valid"):
+                    text = (text + " " if text else "") + escape(f"[{r.values['valid']}]")
             cells.append(text)
         table.add_row(*cells)
     return table

@@ -1,0 +1,104 @@
+"""A whole campaign on `local` plus the simulated ADB device, through the real CLI.
+
+Issue 4's acceptance: `tflite-harness run --devices local,adb:127.0.0.1:PORT` gives rows
+for both devices in one table, with on-device drift and device-vs-local drift; and the
+same run works through a real adb server (Debian `adb`) that has the device connected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.support.adb_device import SimulatedAdbDevice
+from tests.test_adb_simulator import AdbCli, adb_cli  # noqa: F401 - fixture
+
+from .conftest import MODELS, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def rows_of(path):
+    return {(r["model"], r["flag_set"], r["device"]): r for r in json.loads(path.read_text())}
+
+
+def check_rows(rows: dict, device: str) -> None:
+    for flag_set in ("fp32", "int8"):
+        local, remote = rows[("digits_cnn", flag_set, "local")], rows[("digits_cnn", flag_set, device)]
+        assert local["status"] == "ok" and remote["status"] == "ok", (local["reason"], remote["reason"])
+        assert remote["artifact"] == local["artifact"]
+        # on-device drift against the original model, measured like the local row
+        assert remote["drift"]["samples"] == local["drift"]["samples"] == 8
+        assert remote["drift"]["top1_agreement"] >= 0.8
+        # device vs local on the same artifact: same runtime here, so identical outputs
+        vs = remote["drift"]["vs_local"]
+        assert vs["max_abs"] == 0.0 and vs["top1_agreement"] == 1.0
+        assert remote["latency_us"]["n"] >= 10
+        assert remote["device_info"]["model"] == "SimPhone"
+
+
+def test_local_and_direct_adb_device_in_one_table(tmp_path):
+    android = tmp_path / "android"
+    env = {"ANDROID_USER_HOME": str(android), "HOME": str(tmp_path)}
+    # the harness creates ~/.android/adbkey like adb does; make it first so the device trusts it
+    from harness.devices.transport import load_signers
+
+    old = os.environ.get("ANDROID_USER_HOME")
+    os.environ["ANDROID_USER_HOME"] = str(android)
+    try:
+        _signers, key = load_signers()
+    finally:
+        if old is None:
+            os.environ.pop("ANDROID_USER_HOME")
+        else:
+            os.environ["ANDROID_USER_HOME"] = old
+    with SimulatedAdbDevice(root=tmp_path / "device", authorized_keys=[str(key) + ".pub"]) as dev:
+        proc = run_cli(
+            "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32,int8",
+            "--devices", f"local,adb:{dev.serial}", "--runs", "10", "--min-seconds", "0.05",
+            "--eval-samples", "8", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
+            "--cache-dir", str(tmp_path / "cache"), env=env,
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"adb:{dev.serial}" in proc.stdout  # both devices in one table
+    check_rows(rows_of(tmp_path / "run" / "results.json"), f"adb:{dev.serial}")
+
+
+def test_same_run_through_a_real_adb_server(tmp_path, adb_cli: AdbCli):  # noqa: F811
+    with SimulatedAdbDevice(root=tmp_path / "device", authorized_keys=[str(adb_cli.pubkey)]) as dev:
+        out = adb_cli.run("connect", dev.serial)
+        assert "connected" in out.stdout, out
+        assert adb_cli.wait_state(dev.serial, "device") == "device"
+        try:
+            proc = run_cli(
+                "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32,int8",
+                "--devices", f"local,adb:{dev.serial}", "--runs", "10", "--min-seconds", "0.05",
+                "--eval-samples", "8", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
+                "--cache-dir", str(tmp_path / "cache"), env=adb_cli.env,
+            )
+        finally:
+            adb_cli.run("disconnect", dev.serial)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = rows_of(tmp_path / "run" / "results.json")
+    check_rows(rows, f"adb:{dev.serial}")
+    assert rows[("digits_cnn", "fp32", f"adb:{dev.serial}")]["device_info"].get("transport", "server") == "server" or \
+        "server" in json.dumps(rows[("digits_cnn", "fp32", f"adb:{dev.serial}")])
+
+
+def test_unreachable_device_gives_rows_that_say_so_and_local_goes_on(tmp_path):
+    from tests.test_adb_simulator import _free_port
+
+    port = _free_port()
+    proc = run_cli(
+        "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
+        "--devices", f"local,adb:127.0.0.1:{port}", "--runs", "5", "--min-seconds", "0",
+        "--eval-samples", "4", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
+        "--cache-dir", str(tmp_path / "cache"), env={"ANDROID_USER_HOME": str(tmp_path / "a")},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = rows_of(tmp_path / "run" / "results.json")
+    assert rows[("digits_cnn", "fp32", "local")]["status"] == "ok"
+    lost = rows[("digits_cnn", "fp32", f"adb:127.0.0.1:{port}")]
+    assert lost["status"] == "device_lost" and "refused" in lost["reason"]
