@@ -110,3 +110,33 @@ def test_align_outputs_by_name_then_position():
     a, b = np.zeros(1), np.ones(1)
     assert align_outputs(["p", "q"], ["q", "p"], [b, a])[0] is a
     assert align_outputs(["output_0"], ["Identity"], [a])[0] is a
+
+
+def test_validity_flags_few_runs_wide_spread_and_long_tail():
+    from harness.measure import ValidityBounds, validity_problems
+
+    rng = np.random.default_rng(5)
+    steady = list(rng.normal(100.0, 2.0, size=200))
+    assert validity_problems(steady, runs=100, min_seconds=0.1, timed_s=0.5) == []
+    few = validity_problems(steady[:10], runs=100, min_seconds=0.1, timed_s=0.5)
+    assert any("only 10 of 100 runs" in p for p in few)
+    short = validity_problems(steady, runs=100, min_seconds=1.0, timed_s=0.5)
+    assert any("below min_seconds" in p for p in short)
+    wide = validity_problems(list(rng.uniform(10, 200, size=300)), runs=100, min_seconds=0, timed_s=1)
+    assert any("spread too wide" in p for p in wide)
+    tail = steady + [1000.0] * 10  # 5% of runs preempted: a long tail
+    assert any("long tail" in p for p in validity_problems(tail, runs=100, min_seconds=0, timed_s=1))
+    one_blip = steady + [10000.0]  # one preempted run must not make a steady body look wide
+    problems = validity_problems(one_blip, runs=100, min_seconds=0, timed_s=1, bounds=ValidityBounds())
+    assert not any("spread" in p for p in problems), problems
+
+
+def test_quantile_ci_covers_the_true_median():
+    from harness.measure import quantile_ci
+
+    rng = np.random.default_rng(11)
+    hits = 0
+    for _ in range(200):
+        lo, hi = quantile_ci(rng.exponential(1.0, size=101), 0.5)
+        hits += lo <= np.log(2) <= hi
+    assert 0.9 <= hits / 200 <= 0.995  # nominal 95%
