@@ -102,3 +102,40 @@ def test_unreachable_device_gives_rows_that_say_so_and_local_goes_on(tmp_path):
     assert rows[("digits_cnn", "fp32", "local")]["status"] == "ok"
     lost = rows[("digits_cnn", "fp32", f"adb:127.0.0.1:{port}")]
     assert lost["status"] == "device_lost" and "refused" in lost["reason"]
+
+
+def test_two_devices_run_in_parallel_one_job_at_a_time_each(tmp_path):
+    from harness.devices.transport import load_signers
+
+    android = tmp_path / "android"
+    old = os.environ.get("ANDROID_USER_HOME")
+    os.environ["ANDROID_USER_HOME"] = str(android)
+    try:
+        _signers, key = load_signers()
+    finally:
+        if old is None:
+            os.environ.pop("ANDROID_USER_HOME")
+        else:
+            os.environ["ANDROID_USER_HOME"] = old
+    pub = [str(key) + ".pub"]
+    with SimulatedAdbDevice(root=tmp_path / "a", authorized_keys=pub) as a, \
+            SimulatedAdbDevice(root=tmp_path / "b", authorized_keys=pub) as b:
+        proc = run_cli(
+            "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32,int8",
+            "--devices", f"adb:{a.serial},adb:{b.serial}", "--runs", "10", "--min-seconds", "0.5",
+            "--eval-samples", "4", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
+            "--cache-dir", str(tmp_path / "cache"), env={"ANDROID_USER_HOME": str(android)},
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())
+    by_device: dict[str, list] = {}
+    for r in rows:
+        assert r["status"] == "ok", r["reason"]
+        by_device.setdefault(r["device"], []).append((r["started_at"], r["finished_at"]))
+    assert set(by_device) == {f"adb:{a.serial}", f"adb:{b.serial}"}
+    for spans in by_device.values():  # one job at a time on each device
+        spans.sort()
+        assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))
+    spans_a, spans_b = by_device.values()
+    # devices in parallel: the two devices' busy periods overlap
+    assert max(spans_a[0][0], spans_b[0][0]) < min(spans_a[-1][1], spans_b[-1][1])
