@@ -6,6 +6,10 @@ devices start as soon as their first artifact exists, so conversions pipeline ah
 of device work, while the local device waits until the converter workers are gone,
 so no local measurement shares the CPU with a conversion. Every job ends as a result
 row committed to the store the moment it exists.
+
+This is the `local` executor. `harness/executors/ray_run.py` subclasses it through two
+seams, `_make_builder` (where conversions run) and `_devices` (where device jobs run),
+to spread the same jobs over a Ray cluster; the store is written here either way.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from harness.evaluate import drift_between, measure_on
 from harness.result import Result
 from harness.store import Store, new_run_id
 
-__all__ = ["AS_GIVEN", "CampaignRun", "Events", "RunOptions", "RunSummary"]
+__all__ = ["AS_GIVEN", "CampaignRun", "Events", "RunOptions", "RunSummary", "retry_on_resume"]
+
+NODE_LOST = "node_lost"  # failure category of a conversion whose executor node was lost
 
 
 @dataclass
@@ -39,6 +45,10 @@ class RunOptions:
     workers: int = max(1, os.cpu_count() or 1)
     debug: bool = False
     run_id: str | None = None
+    executor: str = "local"  # local | ray (harness/executors/)
+    ray_address: str | None = None  # None: start a local Ray instance; "auto": join the running cluster
+    node_cache: str | None = None  # ray: artifact cache on each node ("{node}" expands to the node id)
+    lost_grace_s: float = 10.0  # ray: how long a device's node may be missing before its jobs are lost
 
 
 @dataclass
@@ -80,6 +90,46 @@ def tool_versions() -> dict[str, str]:
 _DONE = object()
 
 
+def retry_on_resume(result: Result) -> bool:
+    """Rows that `--resume` runs again: a lost device, or a conversion whose node was lost."""
+    return result.status == statuses.DEVICE_LOST or (
+        result.status == statuses.CONVERSION_FAILED and result.failure_category == NODE_LOST)
+
+
+class ThreadDevices:
+    """Today's device dispatch: one thread and one queue per device, one job at a time.
+
+    The local device waits for `gate` (conversions done) so no local measurement shares
+    the CPU with a conversion.
+    """
+
+    def __init__(self, run: CampaignRun, names: list[str], record, prepared: dict, gate: threading.Event):
+        self.queues = {name: queue.Queue() for name in names}
+        self.threads = [
+            threading.Thread(target=run._device_loop,
+                             args=(name, self.queues[name], gate if name == "local" else None, record, prepared),
+                             name=f"device-{name}", daemon=True)
+            for name in names
+        ]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def put(self, name: str, art: Artifact, threads: int) -> None:
+        self.queues[name].put((art, threads))
+
+    def finish(self) -> None:
+        for q in self.queues.values():
+            q.put(_DONE)
+        for t in self.threads:
+            while t.is_alive():
+                t.join(timeout=0.5)
+
+    def stop(self) -> None:
+        """Ctrl-C: the device loops see `_stopping` and end after their current job."""
+
+
 class CampaignRun:
     def __init__(self, campaign: Campaign, options: RunOptions, events: Events | None = None):
         self.campaign = campaign
@@ -90,10 +140,19 @@ class CampaignRun:
         self.store_path = options.store_path or options.out_root / "harness.sqlite"
         self.cache = Cache(options.cache_dir or options.out_root / "cache")
         self.versions = tool_versions()
-        self.builder = Builder(campaign, self.cache, self.versions, self.out_dir, options.workers, self.events)
+        self.builder = self._make_builder()
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # Ctrl-C: a job cut short is not a result
         self._outputs: dict[tuple, list] = {}  # (artifact sha, device, threads) -> outputs, for device-vs-local drift
+
+    # ------------------------------------------------------------------ executor seams
+    def _make_builder(self) -> Builder:
+        o = self.options
+        return Builder(self.campaign, self.cache, self.versions, self.out_dir, o.workers, self.events)
+
+    def _devices(self, names: list[str], record, prepared: dict, gate: threading.Event):
+        """Where device jobs go: `put(name, art, threads)`, then `finish()` waits for them all."""
+        return ThreadDevices(self, names, record, prepared, gate)
 
     # ------------------------------------------------------------------ rows
     def _plan_index(self, art: Artifact, device: str, threads: int) -> int:
@@ -189,6 +248,9 @@ class CampaignRun:
                 r.drift = {**(r.drift or {}), "vs_local": vs}
                 store.add_result(self.run_id, r)
 
+    def _closed(self) -> None:
+        """After the store is closed (an executor disconnects here)."""
+
     # ------------------------------------------------------------------ run
     def execute(self, resume_keys: set | None = None) -> RunSummary:
         s = self.campaign.settings
@@ -200,7 +262,16 @@ class CampaignRun:
                 campaign_path=str(self.campaign.path) if self.campaign.path else None,
                 tool_versions=self.versions, config=campaign_config(self.campaign), out_dir=str(self.out_dir),
             )
-        done_keys = resume_keys or set()
+        done_keys = set(resume_keys or ())
+        if resume_keys is not None:
+            stored = store.results(self.run_id)
+            done_keys -= {r.key for r in stored if retry_on_resume(r)}
+            # results.jsonl mirrors the store: a kill between a row's commit and its line, or a row
+            # run again now, must not leave it missing or twice
+            tmp = self.out_dir / "results.jsonl.tmp"
+            tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in stored if r.key in done_keys),
+                           encoding="utf-8")
+            os.replace(tmp, self.out_dir / "results.jsonl")
         names = list(self.campaign.devices)
         n_conv = sum(len(self.campaign.flag_sets) if m.kind != "tflite" else 1 for m in self.campaign.models)
         self.events.planned(n_conv, n_conv * len(names) * len(s.threads))
@@ -209,8 +280,8 @@ class CampaignRun:
 
         def record(result: Result) -> None:
             with self._lock:
-                if result.key in done_keys:
-                    return
+                if result.key in done_keys or self._stopping.is_set():
+                    return  # Ctrl-C or closing: a job that ends now is not a result (the files may be closed)
                 store.add_result(self.run_id, result)
                 jsonl.write(json.dumps(result.to_dict()) + "\n")
                 jsonl.flush()
@@ -218,21 +289,13 @@ class CampaignRun:
             self.events.measured(result)
 
         conversions_done = threading.Event()
-        queues = {name: queue.Queue() for name in names}
         prepared: dict[str, Prepared] = {}
-        threads_ = [
-            threading.Thread(
-                target=self._device_loop,
-                args=(name, queues[name], conversions_done if name == "local" else None, record, prepared),
-                name=f"device-{name}", daemon=True,
-            )
-            for name in names
-        ]
+        devices = None
         interrupted = False
         try:
+            devices = self._devices(names, record, prepared, conversions_done)
             prepared.update(self.builder.prepare_all())
-            for t in threads_:
-                t.start()
+            devices.start()
 
             def converted(art: Artifact) -> None:
                 self.events.converted(art)
@@ -241,29 +304,31 @@ class CampaignRun:
                         if (art.model.name, art.flag_set, name, th, s.xnnpack) in done_keys:
                             continue
                         if art.ok:
-                            queues[name].put((art, th))
+                            devices.put(name, art, th)
                         else:
                             record(self._base_result(art, name, th))
 
             self.builder.convert_all(prepared, converted)
             self.builder.close()
             conversions_done.set()
-            for name in names:
-                queues[name].put(_DONE)
-            for t in threads_:
-                while t.is_alive():
-                    t.join(timeout=0.5)
+            devices.finish()
             self._device_vs_local(results, store)
         except KeyboardInterrupt:
             interrupted = True
-            self._stopping.set()
+            with self._lock:
+                self._stopping.set()
+            if devices is not None:
+                devices.stop()
         finally:
+            with self._lock:
+                self._stopping.set()  # no row after this point: the files close below
             self.builder.close(kill=True)
             conversions_done.set()
             jsonl.close()
             store.finish_run(self.run_id, "interrupted" if interrupted else "done")
             all_results = store.results(self.run_id)
             store.close()
+            self._closed()
         from harness.report.export import write_exports
 
         write_exports(self.out_dir, all_results, baseline="fp32")

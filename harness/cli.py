@@ -38,6 +38,8 @@ def _threads(value: str | None) -> tuple[int, ...] | None:
 
 class _State:
     debug = False
+    executor = "local"  # run --executor
+    ray_address: str | None = None  # run --ray-address
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,14 +133,20 @@ class _ProgressEvents:
 @click.option("--baseline", default="fp32", show_default=True, help="Flag set that speed-up and size ratios refer to.")
 @click.option("--resume", "resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN]",
               help="Finish an interrupted run (default: the latest): only the missing rows are run.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where jobs run: this host, or a Ray cluster (device lab; see docs/lab.md).")
+@click.option("--ray-address", metavar="ADDR|auto",
+              help="Ray cluster to join with --executor ray (default: start a local Ray instance).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
 def run(campaign, models, samples, flag_sets, threads, devices, out, store, cache_dir, workers, runs, warmup_runs,
-        min_seconds, eval_samples, xnnpack, timeout, repeat, pin_cpu, baseline, resume, debug) -> None:
+        min_seconds, eval_samples, xnnpack, timeout, repeat, pin_cpu, baseline, resume, executor, ray_address,
+        debug) -> None:
     """Convert, measure and compare: the whole campaign, one table.
 
     With no CAMPAIGN and no --model, runs the bundled default campaign.
     """
     _State.debug = _State.debug or debug
+    _executor_options(executor, ray_address)
     if resume is not None:
         if campaign or models:
             from harness.errors import UsageError
@@ -187,26 +195,49 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
     _run_campaign(c, out, store, cache_dir, workers, baseline)
 
 
+def _executor_options(executor: str, ray_address: str | None) -> None:
+    from harness.errors import UsageError
+
+    if ray_address and executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+    if executor == "ray":
+        from harness.executors import require_ray
+
+        require_ray()
+    _State.executor, _State.ray_address = executor, ray_address
+
+
 def _check_writable(path: Path, label: str) -> None:
     import os
 
     from harness.errors import UsageError
 
     probe = path
-    while not probe.exists():
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
+    if probe.is_file() and probe != path:
+        raise UsageError(f"{label} {path}: {probe} is a file, not a folder; choose another with {label}")
+    folder = probe if probe.is_dir() else probe.parent
+    try:  # os.access says yes to root everywhere, and /proc refuses anyway: try for real
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        ok = os.access(folder, os.W_OK)
+    except OSError:
+        ok = False
+    if not ok:
         raise UsageError(f"{label} {path} is not writable; choose another with {label}")
 
 
 def _resume(run_id, store, cache_dir, workers, baseline) -> None:
     from harness.campaign import campaign_from_config
-    from harness.store import Store, default_store_path
+    from harness.store import TRANSIENT_STATUSES, Store, default_store_path
 
     db = Store(store or default_store_path())
     try:
         info = db.run(run_id)
-        done = db.result_keys(info.id)
+        done = db.result_keys(info.id, exclude_statuses=TRANSIENT_STATUSES)  # device_lost/timeout run again
     finally:
         db.close()
     c = campaign_from_config(info.config)
@@ -215,10 +246,12 @@ def _resume(run_id, store, cache_dir, workers, baseline) -> None:
 
 
 def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resume_keys=None) -> None:
-    from harness.campaign import CampaignRun, RunOptions
+    from harness.campaign import RunOptions
+    from harness.executors import make_run
     from harness.report.table import comparison_rows, rich_table
 
-    options = RunOptions(out_dir=out, store_path=store, cache_dir=cache_dir, debug=_State.debug, run_id=run_id)
+    options = RunOptions(out_dir=out, store_path=store, cache_dir=cache_dir, debug=_State.debug, run_id=run_id,
+                         executor=_State.executor, ray_address=_State.ray_address)
     if workers:
         options.workers = workers
     for path, label in ((out, "--out"), (store, "--store"), (cache_dir, "--cache-dir"),
@@ -226,7 +259,7 @@ def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resu
         if path is not None:
             _check_writable(path, label)
     console = _console()
-    runner = CampaignRun(c, options)
+    runner = make_run(c, options)
     if resume_keys is not None:
         console.print(f"resuming run [bold]{runner.run_id}[/]: {len(resume_keys)} row(s) already stored")
     console.print(f"run [bold]{runner.run_id}[/]: {len(c.models)} model(s) x {len(c.flag_sets)} flag set(s) x "
@@ -300,11 +333,12 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
 
 def _register_commands() -> None:
     """Commands live in small modules of their own; each adds itself to `app`."""
-    from harness import cli_convert, cli_devices, cli_report
+    from harness import cli_convert, cli_devices, cli_lab, cli_report
 
     cli_convert.register(app)
     cli_report.register(app)
     cli_devices.register(app)
+    cli_lab.register(app)
 
 
 _register_commands()

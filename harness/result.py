@@ -58,10 +58,11 @@ class Result:
 
     @classmethod
     def from_dict(cls, d: dict) -> Result:
-        known = {f for f in cls.__dataclass_fields__}
-        data = {k: v for k, v in d.items() if k in known}
-        if data.get("drift"):
-            data["drift"] = {k: _from_json_number(v) for k, v in data["drift"].items()}
+        known = cls.__dataclass_fields__
+        data = d if all(k in known for k in d) else {k: v for k, v in d.items() if k in known}
+        drift = data.get("drift")
+        if drift and ("inf" in drift.values() or "-inf" in drift.values()):
+            data = {**data, "drift": {k: _from_json_number(v) for k, v in drift.items()}}
         return cls(**data)
 
 

@@ -9,12 +9,17 @@ pickles: a data file must not be able to run code.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 LABEL_KEYS = ("labels", "label", "y")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 class SampleError(ValueError):
@@ -38,9 +43,17 @@ def load_arrays(path: Path, input_names: Sequence[str]) -> tuple[list[np.ndarray
     try:
         arrays = {k: data[k] for k in data.files}
     except ValueError as exc:
-        raise SampleError(f"{path}: holds pickled objects, which are never loaded; save plain arrays ({exc})") from None
+        if "pickle" in str(exc).lower():
+            raise SampleError(f"{path}: holds pickled objects, which are never loaded; save plain arrays ({exc})") from None
+        raise SampleError(f"{path}: a member is not a valid .npy array ({_one_line(exc)}); save it again") from None
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, NotImplementedError) as exc:
+        # a damaged zip: members that do not match the directory, bad CRCs, truncated data
+        raise SampleError(f"{path}: cannot read it as .npz ({_one_line(exc)}); save it again") from None
     finally:
         data.close()
+    bad = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if bad:
+        raise SampleError(f"{path}: member(s) {bad} are not .npy arrays; save the file with numpy.savez")
     labels = next((arrays.pop(k) for k in LABEL_KEYS if k in arrays), None)
     if all(n in arrays for n in input_names):
         picked = [arrays[n] for n in input_names]

@@ -7,6 +7,7 @@ only from here. The schema carries a version (PRAGMA user_version) and migration
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -15,6 +16,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from harness.errors import UsageError
 from harness.result import Result
 
 SCHEMA_VERSION = 1
+
+# Statuses that `--resume` runs again: the next attempt may well succeed.
+TRANSIENT_STATUSES = ("device_lost", "timeout")
 
 _MIGRATIONS = {
     1: """
@@ -78,6 +83,19 @@ class RunInfo:
     tool_versions: dict
     config: dict
     out_dir: str | None
+
+
+@contextmanager
+def gc_paused():
+    """Bulk decoding makes millions of acyclic containers; the cyclic GC would rescan them
+    over and over (5x the decoding time for 100k rows), so it waits until we are done."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def new_run_id() -> str:
@@ -190,15 +208,22 @@ class Store:
 
     def results(self, run_id: str) -> list[Result]:
         rows = self.db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
-        results = [Result.from_dict(json.loads(r[0])) for r in rows]
+        with gc_paused():
+            results = [Result.from_dict(json.loads(r[0])) for r in rows]
         # Plan order (model, flag set, device, threads) reads better than completion order.
         return sorted(results, key=lambda r: (r.plan_index is None, r.plan_index or 0))
 
-    def result_keys(self, run_id: str) -> set[tuple]:
+    def result_keys(self, run_id: str, exclude_statuses: Iterable[str] = ()) -> set[tuple]:
+        """Keys of the run's stored rows, leaving out rows whose status is in `exclude_statuses`.
+
+        `--resume` passes TRANSIENT_STATUSES so that rows which may succeed on a second try
+        (a lost device, a timeout) are run again, while ok and failed rows are kept.
+        """
+        excluded = tuple(exclude_statuses)
         rows = self.db.execute(
-            "SELECT model, flag_set, device, threads, xnnpack FROM results WHERE run_id = ?", (run_id,)
+            "SELECT model, flag_set, device, threads, xnnpack, status FROM results WHERE run_id = ?", (run_id,)
         ).fetchall()
-        return {(m, f, d, t, bool(x)) for m, f, d, t, x in rows}
+        return {(m, f, d, t, bool(x)) for m, f, d, t, x, st in rows if st not in excluded}
 
     def history(self, model: str, flag_set: str, device: str | None = None) -> Iterable[tuple[RunInfo, Result]]:
         q = ("SELECT r.*, x.data FROM results x JOIN runs r ON r.id = x.run_id WHERE x.model = ? AND x.flag_set = ?")

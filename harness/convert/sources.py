@@ -114,7 +114,10 @@ def load_saved_model(path: Path, signature: str) -> LoadedModel:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # noqa: BLE001
         msg = " ".join(str(exc).split())[:300]
-        raise SourceError(f"{path}: cannot load the SavedModel ({msg})") from None
+        if not (path / "variables").is_dir() and "variables" in msg:
+            raise SourceError(f"{path}: the SavedModel has no variables/ folder; copy the whole "
+                              "directory or re-export it with tf.saved_model.save") from None
+        raise SourceError(f"{path}: cannot load the SavedModel ({msg}); re-export it with tf.saved_model.save") from None
     sigs = list(loaded.signatures.keys())
     if signature not in loaded.signatures:
         have = ", ".join(sigs) or "none"

@@ -186,7 +186,24 @@ def check(job: dict) -> dict:
 HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions, "check": check}
 
 
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """Exit when the parent is gone (kill -9): workers run in their own session, so no
+    signal reaches them, and a closed stdin is only noticed between jobs."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> int:
+    _exit_with_parent()
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # TensorFlow's prints go to the log, not the protocol
     sys.stdout = sys.stderr

@@ -1,0 +1,42 @@
+"""Executors: where a campaign's jobs run.
+
+`local` (the default) is `CampaignRun` itself: converter worker processes and one thread
+per device on this host. `ray` (`executors/ray_run.py`) spreads the same jobs over a Ray
+cluster: conversions on any node, each device's jobs on the node it is attached to. Both
+write the same rows to the same store; only the driver writes.
+"""
+
+from __future__ import annotations
+
+from harness.errors import UsageError
+
+EXECUTORS = ("local", "ray")
+INSTALL_HINT = "the ray executor needs Ray: pip install 'tflite-harness[ray]'"
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require_ray() -> None:
+    """One line and exit 2 when Ray is missing (it is an optional extra)."""
+    if not ray_available():
+        raise UsageError(INSTALL_HINT)
+
+
+def make_run(campaign, options, events=None):
+    """A CampaignRun for `options.executor`."""
+    if options.executor not in EXECUTORS:
+        raise UsageError(f"--executor {options.executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if options.executor == "ray":
+        require_ray()
+        from harness.executors.ray_run import RayCampaignRun
+
+        return RayCampaignRun(campaign, options, events)
+    from harness.campaign import CampaignRun
+
+    return CampaignRun(campaign, options, events)

@@ -1,0 +1,132 @@
+"""How the .tflite fixtures in this folder were made (run offline; the files are committed).
+
+    .venv/bin/python tests/data/make_fixtures.py            # tiny.tflite, hang.tflite
+    .venv/bin/python tests/data/make_fixtures.py --crasher  # search for crash.tflite
+
+tiny.tflite   a healthy 8 -> 16 -> 4 float classifier (FULLY_CONNECTED, RELU, SOFTMAX).
+hang.tflite   a WHILE loop whose condition `x[0] > -1` holds for every input in [0, 1):
+              ai_edge_litert's invoke() never returns (the `timeout` fixture).
+crash.tflite  tiny.tflite with one 32-bit word of its flatbuffer changed, found by a seeded
+              random search: every candidate is loaded, allocated and invoked in a forked
+              child, and the first one that kills the child with a signal is kept. The
+              search log (offset, old and new value, signal) is in crash.txt.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import struct
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_tiny() -> bytes:
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    w1 = tf.constant(rng.normal(size=(8, 16)).astype(np.float32))
+    w2 = tf.constant(rng.normal(size=(16, 4)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8], tf.float32, name="x")])
+    def f(x):
+        return {"probs": tf.nn.softmax(tf.matmul(tf.nn.relu(tf.matmul(x, w1)), w2))}
+
+    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    return c.convert()
+
+
+def make_hang() -> bytes:
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8], tf.float32, name="x")])
+    def f(x):
+        def cond(i, v):
+            return v[0, 0] > -1.0  # true for every input in [0, 1): the loop never ends
+
+        def body(i, v):
+            return i + 1, v * 1.0001
+
+        _, out = tf.while_loop(cond, body, [tf.constant(0), x])
+        return {"y": out}
+
+    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    return c.convert()
+
+
+def _try(blob: bytes, path: Path) -> int | None:
+    """Signal number that killed a child loading and invoking BLOB, else None."""
+    path.write_bytes(blob)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(2)
+            os.open(os.devnull, os.O_WRONLY)
+            import numpy as np
+            from ai_edge_litert.interpreter import Interpreter
+
+            signal.alarm(5)
+            it = Interpreter(model_path=str(path))
+            it.allocate_tensors()
+            for d in it.get_input_details():
+                it.set_tensor(d["index"], np.full(d["shape"], 0.5, dtype=d["dtype"]))
+            it.invoke()
+            for d in it.get_output_details():
+                it.get_tensor(d["index"]).sum()
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) != signal.SIGALRM:
+        return os.WTERMSIG(status)
+    return None
+
+
+def search_crasher(base: bytes, seed: int = 0, tries: int = 5000) -> tuple[bytes, str] | None:
+    import ai_edge_litert.interpreter  # noqa: F401 - imported once, inherited by the forks
+
+    rng = random.Random(seed)
+    tmp = HERE / ".candidate.tflite"
+    values = [0, 1, 2, 3, 7, 0xFFFF, 0x7FFFFFFF, -1, -2, 1 << 20, 1 << 28]
+    try:
+        for n in range(tries):
+            off = rng.randrange(8, len(base) - 4) & ~3
+            old = struct.unpack_from("<i", base, off)[0]
+            new = rng.choice(values)
+            if new == old:
+                continue
+            blob = bytearray(base)
+            struct.pack_into("<i", blob, off, new)
+            sig = _try(bytes(blob), tmp)
+            if sig is not None:
+                note = (f"try {n} (seed {seed}): word at offset {off} changed {old} -> {new}; "
+                        f"the child died with {signal.Signals(sig).name}")
+                return bytes(blob), note
+    finally:
+        tmp.unlink(missing_ok=True)
+    return None
+
+
+def main() -> int:
+    if "--crasher" in sys.argv:
+        base = (HERE / "tiny.tflite").read_bytes()
+        found = search_crasher(base)
+        if found is None:
+            print("no crasher found")
+            return 1
+        blob, note = found
+        (HERE / "crash.tflite").write_bytes(blob)
+        (HERE / "crash.txt").write_text(note + "\n")
+        print(note)
+        return 0
+    (HERE / "tiny.tflite").write_bytes(make_tiny())
+    (HERE / "hang.tflite").write_bytes(make_hang())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

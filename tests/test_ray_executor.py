@@ -1,0 +1,359 @@
+"""Issue 8: a campaign on a Ray cluster (a device lab), on this one machine.
+
+A local multi-node cluster (`ray.cluster_utils.Cluster`: head + one node per simulated
+phone, one CPU each) stands in for a lab: each `SimulatedAdbDevice` is "attached" to its
+node through the node's custom resource. The campaign spreads over both; each device's
+jobs run on its node; rows match the local executor's; losing a node mid-campaign keeps
+every finished row, turns that device's remaining jobs into `device_lost` (then `--resume`
+runs them once the device is back), and a conversion on a lost node is retried elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness.executors.resources import device_resource, resources_for
+
+from .conftest import MODELS, ROOT
+
+MB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- fast checks
+def test_device_resource_names_are_safe_for_ray():
+    assert device_resource("adb:127.0.0.1:5555") == "device_adb_127.0.0.1_5555"
+    assert device_resource("adb:emulator-5554") == "device_adb_emulator-5554"
+    assert device_resource("pixel 7") == "device_pixel_7"
+    assert resources_for(["adb:a", "adb:b"]) == {"device_adb_a": 1, "device_adb_b": 1}
+
+
+def test_lab_resources_prints_the_ray_start_value(cli):
+    proc = cli("lab", "resources", "--device", "adb:127.0.0.1:5555", "--no-profiles", "--no-server")
+    assert proc.returncode == 0, proc.stderr
+    assert "--resources '{\"device_adb_127.0.0.1_5555\": 1}'" in proc.stdout
+    assert "ray start --address HEAD:6379 --resources" in proc.stdout
+    proc = cli("lab", "resources", "--json", "--devices", "adb:a,adb:b", "--no-profiles", "--no-server")
+    assert proc.stdout.strip() == '{"device_adb_a": 1, "device_adb_b": 1}'
+
+
+def test_ray_executor_without_ray_says_how_to_install(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from harness.cli import main\n"
+            f"main(['run', '--executor', 'ray', '--model', {str(MODELS / 'digits_cnn.keras')!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: the ray executor needs Ray: pip install 'tflite-harness[ray]'"]
+
+
+def test_ray_address_needs_the_ray_executor(cli):
+    proc = cli("run", "--ray-address", "auto", "--model", str(MODELS / "digits_cnn.keras"))
+    assert proc.returncode == 2 and "--ray-address needs --executor ray" in proc.stderr
+
+
+def test_a_conversion_lost_with_its_node_is_a_row_resume_reruns_and_is_not_cached(tmp_path):
+    """When Ray's retries run out: `conversion_failed`, reason "node lost", no cache entry."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
+    from concurrent.futures import Future
+
+    from harness.build import Prepared
+    from harness.campaign import retry_on_resume, tool_versions
+    from harness.config import Campaign, Settings, model_from_path
+    from harness.convert.cache import Cache
+    from harness.convert.flag_sets import resolve_flag_sets
+    from harness.convert.pool import WorkerAnswer
+    from harness.executors.ray_convert import RayBuilder
+    from harness.result import Result
+
+    class LostPool:
+        lost_prepares: set = set()
+        nodes: list = []
+
+        def submit(self, job):
+            f = Future()
+            f.set_result(WorkerAnswer(ok=False, timed_out=True, error="node lost: NodeDiedError: gone"))
+            return f
+
+        def close(self, kill=False): ...
+
+    model = model_from_path(str(MODELS / "digits_cnn.keras"), where="t")
+    c = Campaign(name="t", models=(model,), flag_sets=tuple(resolve_flag_sets(["fp32"], {})), devices=(),
+                 settings=Settings())
+    cache = Cache(tmp_path / "cache")
+    b = RayBuilder(c, cache, tool_versions(), tmp_path / "out", 1, shipper=None, cache_template=None)
+    b._pool = LostPool()
+    prepared = {model.name: Prepared(model, True, dir=tmp_path, meta={"inputs": [{"shape": [1, 8, 8, 1]}]})}
+    (art,) = b.convert_all(prepared, lambda a: None)
+    assert art.status == "conversion_failed" and art.failure_category == "node_lost"
+    assert art.reason.startswith("node lost: NodeDiedError") and "--resume" in art.reason
+    assert not list((tmp_path / "cache" / "conversions").iterdir())  # a lost node says nothing about the model
+    row = Result(model.name, "fp32", "adb:x", 1, art.status, art.reason, failure_category=art.failure_category)
+    assert retry_on_resume(row) and retry_on_resume(Result("m", "f", "d", 1, "device_lost"))
+    assert not retry_on_resume(Result("m", "f", "d", 1, "conversion_failed", failure_category="converter_error"))
+
+
+# --------------------------------------------------------------------------- the lab
+@dataclass
+class Lab:
+    cluster: object
+    devices: dict  # "A"/"B" -> SimulatedAdbDevice
+    nodes: dict  # "A"/"B"/"head" -> node handle
+    tmp: Path
+    extra: list = field(default_factory=list)
+
+    def name(self, which: str) -> str:
+        return f"adb:{self.devices[which].serial}"
+
+    def add_node(self, **kw):
+        node = self.cluster.add_node(object_store_memory=100 * MB, **kw)
+        self.cluster.wait_for_nodes()
+        return node
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
+    from ray.cluster_utils import Cluster
+
+    from harness.devices.transport import load_signers
+    from tests.support.adb_device import SimulatedAdbDevice
+
+    tmp = tmp_path_factory.mktemp("lab")
+    old = os.environ.get("ANDROID_USER_HOME")
+    os.environ["ANDROID_USER_HOME"] = str(tmp / "android")  # inherited by every node's workers
+    _signers, key = load_signers()
+    devices = {w: SimulatedAdbDevice(root=tmp / f"phone-{w}", authorized_keys=[str(key) + ".pub"]).__enter__()
+               for w in "AB"}
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "object_store_memory": 100 * MB,
+        # notice a dead node within ~2 s instead of ~30 s
+        "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
+                           "health_check_failure_threshold": 3},
+    })
+    lab = Lab(cluster, devices, {"head": cluster.head_node}, tmp)
+    for w in "AB":
+        lab.nodes[w] = lab.add_node(num_cpus=1, resources={device_resource(lab.name(w)): 1})
+    ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+    try:
+        yield lab
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        for d in devices.values():
+            d.stop()
+        if old is None:
+            os.environ.pop("ANDROID_USER_HOME", None)
+        else:
+            os.environ["ANDROID_USER_HOME"] = old
+
+
+class Events:
+    def __init__(self, on_row=None, on_converted=None):
+        self.rows, self.notes, self.on_row, self.on_converted = [], [], on_row, on_converted
+
+    def planned(self, conversions, measurements): ...
+    def measuring(self, label): ...
+
+    def converted(self, art):
+        if self.on_converted:
+            self.on_converted(art)
+
+    def measured(self, result):
+        self.rows.append(result)
+        if self.on_row:
+            self.on_row(result)
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+def campaign(lab: Lab, flag_sets=("fp32", "int8"), threads=(1,), devices=None):
+    from harness.config import Campaign, Settings, model_from_path
+    from harness.convert.flag_sets import resolve_flag_sets
+
+    model = model_from_path(str(MODELS / "digits_cnn.keras"), where="test")
+    return Campaign(name="lab", models=(model,), flag_sets=tuple(resolve_flag_sets(list(flag_sets), {})),
+                    devices=tuple(devices if devices is not None else (lab.name("A"), lab.name("B"))),
+                    settings=Settings(threads=threads, runs=10, min_seconds=0.05, eval_samples=8, warmup_runs=2))
+
+
+def options(lab: Lab, tag: str, executor: str = "ray", **kw):
+    from harness.campaign import RunOptions
+
+    return RunOptions(out_root=lab.tmp / tag, store_path=lab.tmp / tag / "s.sqlite", cache_dir=lab.tmp / tag / "cache",
+                      executor=executor, node_cache=str(lab.tmp / "node-{node}"), workers=2, **kw)
+
+
+def by_key(results):
+    return {(r.flag_set, r.device, r.threads): r for r in results}
+
+
+@pytest.mark.slow
+def test_campaign_spreads_over_the_lab_and_matches_the_local_executor(lab):
+    from harness.executors import make_run
+
+    c = campaign(lab)
+    local = make_run(c, options(lab, "local", executor="local")).execute()
+    events = Events()
+    run = make_run(c, options(lab, "ray"), events)
+    summary = run.execute()
+    assert summary.conversions_performed == 2  # its own cache: converted on the cluster, not copied
+    ray_rows, local_rows = by_key(summary.results), by_key(local.results)
+    assert set(ray_rows) == set(local_rows) and len(ray_rows) == 4
+    for key, r in ray_rows.items():
+        lr = local_rows[key]
+        assert r.status == lr.status == "ok", (r.reason, lr.reason)
+        assert r.artifact == lr.artifact  # same converter, same bytes, wherever it ran
+        assert r.size_bytes == lr.size_bytes and r.ops == lr.ops
+        for metric in ("max_abs", "cosine", "top1_agreement"):
+            assert r.drift[metric] == pytest.approx(lr.drift[metric], abs=1e-6), metric
+        assert r.latency_us["n"] >= 10 and r.device_info["model"] == "SimPhone"
+    # each device's jobs ran on the node it is attached to
+    for w in "AB":
+        nodes = {r.device_info["ray_node_id"] for r in summary.results if r.device == lab.name(w)}
+        assert nodes == {lab.nodes[w].node_id}, w
+    # artifacts travelled by content hash into each node's own cache
+    for w in "AB":
+        cached = list((lab.tmp / f"node-{lab.nodes[w].node_id[:12]}" / "blobs").glob("*/*.tflite"))
+        assert {p.stem for p in cached} >= {r.artifact for r in summary.results}
+    assert run.builder.conversion_nodes  # conversions ran as Ray tasks
+
+
+@pytest.mark.slow
+def test_a_conversion_on_a_lost_node_is_retried_on_another(lab):
+    """Only node C has a free CPU when the conversion starts; C dies mid-conversion."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from harness.executors import make_run
+
+    node_c = lab.add_node(num_cpus=1)
+
+    @ray.remote(num_cpus=1)
+    def hold():
+        time.sleep(600)
+
+    holds = [hold.options(scheduling_strategy=NodeAffinitySchedulingStrategy(lab.nodes[w].node_id, soft=False)).remote()
+             for w in ("head", "A", "B")]
+    run = make_run(campaign(lab, flag_sets=("fp32",), devices=()), options(lab, "retry"))
+
+    started = lab.tmp / f"node-{node_c.node_id[:12]}" / "tmp"  # a job's scratch folder, removed when it ends
+
+    def kill_c_then_free_the_others():
+        deadline = time.monotonic() + 60
+        while not (started.is_dir() and any(started.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # the reference-outputs job is importing TensorFlow on C
+        lab.cluster.remove_node(node_c, allow_graceful=False)
+        for ref in holds:
+            ray.cancel(ref, force=True)
+
+    killer = threading.Thread(target=kill_c_then_free_the_others)
+    killer.start()
+    summary = run.execute()
+    killer.join()
+    assert any(started.iterdir()), "no job ever started on C"  # C died with a job unfinished
+    assert summary.conversions_performed == 1
+    assert run.builder.conversion_nodes and node_c.node_id not in run.builder.conversion_nodes
+    prepared = run.builder.cache.reference_meta(run.builder._reference_key(run.campaign.models[0]))
+    assert prepared is not None and prepared["has_labels"]
+
+
+@pytest.mark.slow
+def test_losing_a_device_node_keeps_finished_rows_and_resume_finishes_the_rest(lab):
+    """Kill B's node once B's first row is stored; then bring B back on a new node and resume."""
+    import ray
+
+    from harness.executors import make_run
+    from harness.store import Store
+
+    name_b = lab.name("B")
+    killed = threading.Event()
+
+    def on_row(result):
+        if result.device == name_b and result.status == "ok" and not killed.is_set():
+            killed.set()
+            lab.cluster.remove_node(lab.nodes["B"], allow_graceful=False)
+
+    events = Events(on_row=on_row)
+    c = campaign(lab, threads=(1, 2))
+    opts = options(lab, "lost", lost_grace_s=3.0)
+    run = make_run(c, opts, events)
+    t0 = time.monotonic()
+    summary = run.execute()
+    elapsed = time.monotonic() - t0
+    assert killed.is_set()
+    rows = by_key(summary.results)
+    assert len(rows) == 8  # every planned row exists
+    a_rows = [r for r in summary.results if r.device == lab.name("A")]
+    b_rows = [r for r in summary.results if r.device == name_b]
+    assert all(r.status == "ok" for r in a_rows), [r.reason for r in a_rows]
+    b_ok = [r for r in b_rows if r.status == "ok"]
+    b_lost = [r for r in b_rows if r.status == "device_lost"]
+    assert b_ok and b_lost and len(b_ok) + len(b_lost) == 4, [(r.status, r.reason) for r in b_rows]
+    assert all("node lost" in r.reason for r in b_lost), [r.reason for r in b_lost]
+    # the first B row was committed before the node died, and it is still there
+    first = next(r for r in events.rows if r.device == name_b)
+    stored = by_key(summary.results)[(first.flag_set, first.device, first.threads)]
+    assert stored.status == "ok" and stored.device_info["ray_node_id"] == lab.nodes["B"].node_id
+    assert elapsed < 120
+    # B comes back (a new node with its resource): --resume runs only the lost rows
+    lab.nodes["B"] = lab.add_node(num_cpus=1, resources={device_resource(name_b): 1})
+    db = Store(opts.store_path)
+    done = db.result_keys(summary.run_id)
+    db.close()
+    resumed = make_run(c, options(lab, "lost", run_id=summary.run_id)).execute(resume_keys=done)
+    rows = by_key(resumed.results)
+    assert len(rows) == 8 and all(r.status == "ok" for r in rows.values()), [(r.status, r.reason) for r in rows.values()]
+    assert resumed.conversions_performed == 0
+    again = {rows[(r.flag_set, r.device, r.threads)].device_info["ray_node_id"] for r in b_lost}
+    assert again == {lab.nodes["B"].node_id}
+    assert ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_cli_run_with_a_private_ray_instance_and_local(tmp_path):
+    """`run --executor ray` without --ray-address: a private one-node Ray on this host, which
+    offers the named devices' resources; `local` is measured by the driver as today."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
+    import json
+
+    from harness.devices.transport import load_signers
+    from tests.support.adb_device import SimulatedAdbDevice
+
+    from .conftest import run_cli
+
+    android = tmp_path / "android"
+    old = os.environ.get("ANDROID_USER_HOME")
+    os.environ["ANDROID_USER_HOME"] = str(android)
+    try:
+        _signers, key = load_signers()
+    finally:
+        if old is None:
+            os.environ.pop("ANDROID_USER_HOME")
+        else:
+            os.environ["ANDROID_USER_HOME"] = old
+    with SimulatedAdbDevice(root=tmp_path / "device", authorized_keys=[str(key) + ".pub"]) as dev:
+        proc = run_cli(
+            "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
+            "--devices", f"local,adb:{dev.serial}", "--runs", "10", "--min-seconds", "0.05",
+            "--eval-samples", "8", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
+            "--cache-dir", str(tmp_path / "cache"), "--executor", "ray", "--workers", "1",
+            env={"ANDROID_USER_HOME": str(android), "HOME": str(tmp_path),
+                 "TFLITE_HARNESS_NODE_CACHE": str(tmp_path / "node")},
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    assert "ray: 1 node(s)" in proc.stdout
+    rows = {r["device"]: r for r in json.loads((tmp_path / "run" / "results.json").read_text())}
+    local, remote = rows["local"], rows[f"adb:{dev.serial}"]
+    assert local["status"] == remote["status"] == "ok", (local["reason"], remote["reason"])
+    assert remote["artifact"] == local["artifact"] and remote["device_info"]["ray_node_id"]
+    assert remote["drift"]["vs_local"]["max_abs"] == 0.0
+    assert list((tmp_path / "node" / "blobs").glob("*/*.tflite"))
