@@ -122,7 +122,7 @@ def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history
 
     s = _open_store(store)
     run = s.run(run_id or "latest")
-    results = s.results(run.id)
+    results = s.results(run.id, samples=fmt == "html")  # the tables need statistics only
     if not results:
         raise UsageError(f"run {run.id} has no result rows yet; pick another with `tflite-harness runs`")
     flag_sets = sorted({r.flag_set for r in results})

@@ -15,6 +15,7 @@ import secrets
 import sqlite3
 import subprocess
 import time
+from array import array
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 from harness.errors import UsageError
 from harness.result import Result
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Statuses that `--resume` runs again: the next attempt may well succeed.
 TRANSIENT_STATUSES = ("device_lost", "timeout")
@@ -66,6 +67,12 @@ _MIGRATIONS = {
     );
     CREATE INDEX results_run ON results(run_id);
     CREATE INDEX results_key ON results(model, flag_set, device, threads);
+    """,
+    # 2: raw latency samples move out of the JSON row into a packed float64 column, so the
+    # tables (which need only statistics) no longer decode thousands of numbers per row.
+    # Rows written by schema 1 keep their samples inside `data` and read as before.
+    2: """
+    ALTER TABLE results ADD COLUMN samples BLOB
     """,
 }
 
@@ -187,7 +194,9 @@ class Store:
     # results
     def add_result(self, run_id: str, result: Result) -> None:
         """Commit one row in its own transaction (replacing an earlier row for the same key)."""
-        data = json.dumps(result.to_dict())
+        row = result.to_dict()
+        samples = array("d", row.pop("samples_us") or []).tobytes()
+        data = json.dumps(row)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if result.artifact:
@@ -197,19 +206,26 @@ class Store:
                 )
             self.db.execute(
                 "INSERT OR REPLACE INTO results (run_id, model, flag_set, device, threads, xnnpack, status, reason,"
-                " artifact, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " artifact, data, samples, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, result.model, result.flag_set, result.device, result.threads, int(result.xnnpack),
-                 result.status, result.reason, result.artifact, data, time.time()),
+                 result.status, result.reason, result.artifact, data, samples, time.time()),
             )
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
 
-    def results(self, run_id: str) -> list[Result]:
-        rows = self.db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+    def results(self, run_id: str, samples: bool = True) -> list[Result]:
+        """The run's rows in plan order; `samples=False` skips the raw latency samples (tables)."""
+        column = "samples" if samples else "NULL"
+        rows = self.db.execute(f"SELECT data, {column} FROM results WHERE run_id = ? ORDER BY id",
+                               (run_id,)).fetchall()
         with gc_paused():
             results = [Result.from_dict(json.loads(r[0])) for r in rows]
+            if samples:
+                for result, (_, blob) in zip(results, rows, strict=True):
+                    if blob:
+                        result.samples_us = array("d", blob).tolist()
         # Plan order (model, flag set, device, threads) reads better than completion order.
         return sorted(results, key=lambda r: (r.plan_index is None, r.plan_index or 0))
 
@@ -226,13 +242,17 @@ class Store:
         return {(m, f, d, t, bool(x)) for m, f, d, t, x, st in rows if st not in excluded}
 
     def history(self, model: str, flag_set: str, device: str | None = None) -> Iterable[tuple[RunInfo, Result]]:
-        q = ("SELECT r.*, x.data FROM results x JOIN runs r ON r.id = x.run_id WHERE x.model = ? AND x.flag_set = ?")
+        q = ("SELECT r.*, x.data, x.samples FROM results x JOIN runs r ON r.id = x.run_id"
+             " WHERE x.model = ? AND x.flag_set = ?")
         args: list = [model, flag_set]
         if device:
             q += " AND x.device = ?"
             args.append(device)
         for row in self.db.execute(q + " ORDER BY r.started_at", args):
-            yield self._run_info(row[:-1]), Result.from_dict(json.loads(row[-1]))
+            result = Result.from_dict(json.loads(row[-2]))
+            if row[-1]:
+                result.samples_us = array("d", row[-1]).tolist()
+            yield self._run_info(row[:-2]), result
 
 
 def default_store_path() -> Path:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from array import array
 from pathlib import Path
 
 import pytest
@@ -69,10 +70,17 @@ def start(args: list[str], tag: str) -> subprocess.Popen:
 def stored(store: Path) -> dict[tuple, dict]:
     db = sqlite3.connect(store)
     try:
-        rows = db.execute("SELECT run_id, model, flag_set, device, threads, xnnpack, data FROM results").fetchall()
+        rows = db.execute(
+            "SELECT run_id, model, flag_set, device, threads, xnnpack, data, samples FROM results").fetchall()
     finally:
         db.close()
-    return {tuple(r[:6]): json.loads(r[6]) for r in rows}
+    out = {}
+    for r in rows:
+        data = json.loads(r[6])
+        if r[7] is not None:  # schema 2 keeps the raw samples in their own column
+            data["samples_us"] = array("d", r[7]).tolist()
+        out[tuple(r[:6])] = data
+    return out
 
 
 def integrity(store: Path) -> str:
