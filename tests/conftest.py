@@ -26,3 +26,23 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def harness_adb_key(folder: Path) -> Path:
+    """Create the harness's own adbkey in FOLDER (used as ANDROID_USER_HOME), like adb does.
+
+    Returns the public key's path, for a SimulatedAdbDevice's `authorized_keys`; CLI
+    subprocesses get `ANDROID_USER_HOME=FOLDER` so they sign with the same key.
+    """
+    from harness.devices.transport import load_signers
+
+    old = os.environ.get("ANDROID_USER_HOME")
+    os.environ["ANDROID_USER_HOME"] = str(folder)
+    try:
+        _signers, key = load_signers()
+    finally:
+        if old is None:
+            os.environ.pop("ANDROID_USER_HOME")
+        else:
+            os.environ["ANDROID_USER_HOME"] = old
+    return Path(str(key) + ".pub")

@@ -8,14 +8,13 @@ same run works through a real adb server (Debian `adb`) that has the device conn
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from tests.support.adb_device import SimulatedAdbDevice
 from tests.test_adb_simulator import AdbCli, adb_cli  # noqa: F401 - fixture
 
-from .conftest import MODELS, run_cli
+from .conftest import MODELS, harness_adb_key, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -42,19 +41,9 @@ def check_rows(rows: dict, device: str) -> None:
 def test_local_and_direct_adb_device_in_one_table(tmp_path):
     android = tmp_path / "android"
     env = {"ANDROID_USER_HOME": str(android), "HOME": str(tmp_path)}
-    # the harness creates ~/.android/adbkey like adb does; make it first so the device trusts it
-    from harness.devices.transport import load_signers
 
-    old = os.environ.get("ANDROID_USER_HOME")
-    os.environ["ANDROID_USER_HOME"] = str(android)
-    try:
-        _signers, key = load_signers()
-    finally:
-        if old is None:
-            os.environ.pop("ANDROID_USER_HOME")
-        else:
-            os.environ["ANDROID_USER_HOME"] = old
-    with SimulatedAdbDevice(root=tmp_path / "device", authorized_keys=[str(key) + ".pub"]) as dev:
+    pub_key = harness_adb_key(android)
+    with SimulatedAdbDevice(root=tmp_path / "device", authorized_keys=[str(pub_key)]) as dev:
         proc = run_cli(
             "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32,int8",
             "--devices", f"local,adb:{dev.serial}", "--runs", "10", "--min-seconds", "0.05",
@@ -105,19 +94,10 @@ def test_unreachable_device_gives_rows_that_say_so_and_local_goes_on(tmp_path):
 
 
 def test_two_devices_run_in_parallel_one_job_at_a_time_each(tmp_path):
-    from harness.devices.transport import load_signers
 
     android = tmp_path / "android"
-    old = os.environ.get("ANDROID_USER_HOME")
-    os.environ["ANDROID_USER_HOME"] = str(android)
-    try:
-        _signers, key = load_signers()
-    finally:
-        if old is None:
-            os.environ.pop("ANDROID_USER_HOME")
-        else:
-            os.environ["ANDROID_USER_HOME"] = old
-    pub = [str(key) + ".pub"]
+    pub_key = harness_adb_key(android)
+    pub = [str(pub_key)]
     with SimulatedAdbDevice(root=tmp_path / "a", authorized_keys=pub) as a, \
             SimulatedAdbDevice(root=tmp_path / "b", authorized_keys=pub) as b:
         proc = run_cli(

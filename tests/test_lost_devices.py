@@ -10,7 +10,6 @@ that never answers) are rows with a clear reason, in one run, next to healthy lo
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from tests.support.adb_device import SimulatedAdbDevice
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, harness_adb_key, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +28,10 @@ FAST = ["--runs", "3", "--min-seconds", "0", "--eval-samples", "4"]
 @pytest.fixture
 def android(tmp_path):
     """(env for the CLI, our adb public key): the harness's own adbkey, made like adb does."""
-    from harness.devices.transport import load_signers
 
     home = tmp_path / "android"
-    old = os.environ.get("ANDROID_USER_HOME")
-    os.environ["ANDROID_USER_HOME"] = str(home)
-    try:
-        _signers, key = load_signers()
-    finally:
-        if old is None:
-            os.environ.pop("ANDROID_USER_HOME")
-        else:
-            os.environ["ANDROID_USER_HOME"] = old
-    return {"ANDROID_USER_HOME": str(home), "HOME": str(tmp_path)}, Path(str(key) + ".pub")
+    pub_key = harness_adb_key(home)
+    return {"ANDROID_USER_HOME": str(home), "HOME": str(tmp_path)}, pub_key
 
 
 def rows_of(out: Path) -> dict:

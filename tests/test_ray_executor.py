@@ -22,7 +22,7 @@ import pytest
 
 from harness.executors.resources import device_resource, resources_for
 
-from .conftest import MODELS, ROOT
+from .conftest import MODELS, ROOT, harness_adb_key
 
 MB = 1024 * 1024
 
@@ -122,14 +122,13 @@ def lab(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
     from ray.cluster_utils import Cluster
 
-    from harness.devices.transport import load_signers
     from tests.support.adb_device import SimulatedAdbDevice
 
     tmp = tmp_path_factory.mktemp("lab")
     old = os.environ.get("ANDROID_USER_HOME")
     os.environ["ANDROID_USER_HOME"] = str(tmp / "android")  # inherited by every node's workers
-    _signers, key = load_signers()
-    devices = {w: SimulatedAdbDevice(root=tmp / f"phone-{w}", authorized_keys=[str(key) + ".pub"]).__enter__()
+    pub_key = harness_adb_key(tmp / "android")  # the env var above stays set for the nodes
+    devices = {w: SimulatedAdbDevice(root=tmp / f"phone-{w}", authorized_keys=[str(pub_key)]).__enter__()
                for w in "AB"}
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "object_store_memory": 100 * MB,
@@ -325,22 +324,13 @@ def test_cli_run_with_a_private_ray_instance_and_local(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
     import json
 
-    from harness.devices.transport import load_signers
     from tests.support.adb_device import SimulatedAdbDevice
 
     from .conftest import run_cli
 
     android = tmp_path / "android"
-    old = os.environ.get("ANDROID_USER_HOME")
-    os.environ["ANDROID_USER_HOME"] = str(android)
-    try:
-        _signers, key = load_signers()
-    finally:
-        if old is None:
-            os.environ.pop("ANDROID_USER_HOME")
-        else:
-            os.environ["ANDROID_USER_HOME"] = old
-    with SimulatedAdbDevice(root=tmp_path / "device", authorized_keys=[str(key) + ".pub"]) as dev:
+    pub_key = harness_adb_key(android)
+    with SimulatedAdbDevice(root=tmp_path / "device", authorized_keys=[str(pub_key)]) as dev:
         proc = run_cli(
             "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
             "--devices", f"local,adb:{dev.serial}", "--runs", "10", "--min-seconds", "0.05",
