@@ -250,10 +250,12 @@ def _load_side(spec: str, store_path: Path | None, which: str):
               help="Largest allowed artifact size increase ('none' to not gate).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="Significance level of the Mann-Whitney U test.")
+@click.option("--noise-factor", type=click.FloatRange(0), default=3.0, show_default=True,
+              help="Latency changes must also exceed this many times the run-to-run noise (0: off).")
 @click.option("--ignore", "ignore", multiple=True, type=click.Choice(["device", "threads", "xnnpack"]),
               help="Match rows without this setting, e.g. --ignore xnnpack to compare delegate on vs off.")
 def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increase, max_accuracy_drop,
-            max_size_increase, alpha, ignore) -> None:
+            max_size_increase, alpha, noise_factor, ignore) -> None:
     """Compare run NEW against run BASE; exit 1 on any regression.
 
     BASE and NEW are run ids (or unique prefixes, or 'latest') or results.json files.
@@ -273,6 +275,7 @@ def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increa
         max_accuracy_drop=_fraction(max_accuracy_drop, "--max-accuracy-drop"),
         max_size_increase=_fraction(max_size_increase, "--max-size-increase"),
         alpha=alpha,
+        noise_factor=noise_factor or None,
     )
     base_name, base_results = _load_side(base, store, "BASE")
     new_name, new_results = _load_side(new, store, "NEW")

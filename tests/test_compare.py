@@ -96,6 +96,38 @@ def test_twenty_percent_slowdown_is_flagged():
     assert "latency p50 +" in row.regressions[0]
 
 
+def _noisy_runs(rng, rows=20, process_noise=0.05, shift=None):
+    """Rows whose NEW medians move by a random per-process factor (what two processes do)."""
+    base, new = [], []
+    for i in range(rows):
+        base.append(make_result(model=f"m{i}", rng=rng, noise=0.01))
+        factor = np.exp(process_noise * rng.standard_normal()) * (shift(i) if shift else 1.0)
+        new.append(make_result(model=f"m{i}", rng=rng, noise=0.01, p50=1000.0 * factor))
+    return base, new
+
+
+def test_run_to_run_noise_raises_the_limit_so_identical_runs_do_not_alarm():
+    from harness.report.compare import Thresholds
+
+    rng = np.random.default_rng(7)
+    base, new = _noisy_runs(rng)
+    without = compare_results(base, new, Thresholds(noise_factor=None))
+    assert without.regressed  # tight samples: Mann-Whitney calls process noise significant
+    c = compare_results(base, new)
+    assert not c.regressed and c.noise is not None and 0.02 < c.noise < 0.1
+    assert c.latency_limit > 0.05 and "run-to-run noise" in c.summary()
+
+
+def test_a_real_regression_stands_out_of_the_noise():
+    rng = np.random.default_rng(8)
+    base, new = _noisy_runs(rng, shift=lambda i: 1.5 if i == 3 else 1.0)
+    c = compare_results(base, new)
+    assert [r.key[0] for r in c.regressed] == ["m3"]
+    # a slowdown of every row moves the centre of the changes, not their scatter
+    base, new = _noisy_runs(rng, shift=lambda i: 1.4)
+    assert len(compare_results(base, new).regressed) >= 18
+
+
 def test_speedup_is_an_improvement_and_small_changes_are_not_regressions():
     rng = np.random.default_rng(1)
     c = compare_results([make_result(rng=rng)], [make_result(rng=rng, p50=700.0)])

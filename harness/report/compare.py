@@ -29,6 +29,9 @@ class Thresholds:
     max_accuracy_drop: float | None = None  # absolute drop of accuracy (0..1)
     max_size_increase: float | None = 0.0  # relative
     alpha: float = 0.01
+    # Run-to-run noise floor: a latency change must also exceed noise_factor x the spread of
+    # the per-row median changes (robust, MAD) when at least NOISE_MIN_ROWS rows have samples.
+    noise_factor: float | None = 3.0
 
 
 @dataclass
@@ -80,6 +83,8 @@ class RowComparison:
 class Comparison:
     rows: list[RowComparison]
     thresholds: Thresholds
+    noise: float | None = None  # run-to-run spread of median changes (relative), when estimated
+    latency_limit: float | None = None  # the limit applied: max(threshold, noise_factor x noise)
 
     @property
     def regressed(self) -> list[RowComparison]:
@@ -100,8 +105,11 @@ class Comparison:
         if counts[ADDED]:
             parts.append(f"{counts[ADDED]} new")
         t = self.thresholds
+        limit = self.latency_limit if self.latency_limit is not None else t.max_latency_regression
+        noise = (f"; run-to-run noise {self.noise:.1%} (MAD of the rows' median changes) raised the limit"
+                 if self.noise is not None and limit > t.max_latency_regression else "")
         return (f"{head}: {len(self.rows)} rows, " + ", ".join(parts)
-                + f" (latency: Mann-Whitney p < {t.alpha:g} and median change > {t.max_latency_regression:.1%})")
+                + f" (latency: Mann-Whitney p < {t.alpha:g} and median change > {limit:.1%}{noise})")
 
 
 def median_change_ci(base, new, *, n_boot: int = 2000, seed: int = 0,
@@ -244,8 +252,47 @@ def compare_results(base: list[Result], new: list[Result], thresholds: Threshold
     b = index(base, "BASE")
     a = index(new, "NEW")
     keys = list(b) + [k for k in a if k not in b]
-    rows = [compare_row((b.get(k) or a[k]).key, b.get(k), a.get(k), thresholds) for k in keys]
-    return Comparison(rows, thresholds)
+    noise = run_to_run_noise([(b[k], a[k]) for k in keys if k in b and k in a])
+    applied = thresholds
+    if noise is not None and thresholds.noise_factor:
+        import math
+
+        floor = math.exp(thresholds.noise_factor * noise) - 1.0
+        if floor > thresholds.max_latency_regression:
+            from dataclasses import replace
+
+            applied = replace(thresholds, max_latency_regression=floor)
+    rows = [compare_row((b.get(k) or a[k]).key, b.get(k), a.get(k), applied) for k in keys]
+    return Comparison(rows, thresholds, noise, applied.max_latency_regression)
+
+
+NOISE_MIN_ROWS = 8
+
+
+def run_to_run_noise(pairs: list[tuple[Result, Result]]) -> float | None:
+    """Robust spread (1.4826 x MAD) of log(median NEW / median BASE) over the matched rows.
+
+    Samples of one run come from one process, so Mann-Whitney cannot see the between-process
+    variation (CPU frequency, memory placement, other load) that shifts every median by a few
+    percent from run to run. Across many rows that variation shows as scatter of the per-row
+    changes around their common shift; a real regression of one row stands out from it, and
+    a real regression of all rows moves the centre, not the scatter.
+    """
+    import math
+
+    import numpy as np
+
+    logs = []
+    for base, new in pairs:
+        if base.status != "ok" or new.status != "ok" or len(base.samples_us) < 3 or len(new.samples_us) < 3:
+            continue
+        mb, mn = float(np.median(base.samples_us)), float(np.median(new.samples_us))
+        if mb > 0 and mn > 0:
+            logs.append(math.log(mn / mb))
+    if len(logs) < NOISE_MIN_ROWS:
+        return None
+    x = np.asarray(logs)
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
 # ---------------------------------------------------------------- formatting
