@@ -106,16 +106,6 @@ def check_tflite(path: str | Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ original models
 
-def model_payload(m: ModelSpec) -> dict:
-    """The worker's description of a model (same fields as the campaign's jobs)."""
-    return {
-        "name": m.name, "kind": m.kind, "path": str(m.path), "entry": m.entry, "signature": m.signature,
-        "samples": str(m.samples) if m.samples else None,
-        "representative": str(m.representative) if m.representative else None,
-        "input_shapes": {k: list(v) for k, v in m.input_shapes.items()},
-    }
-
-
 def _saved_model_findings(spec: ModelSpec) -> list[str]:
     out = []
     if spec.kind == "saved_model":
@@ -239,6 +229,8 @@ def check_model(spec: ModelSpec, *, flag_sets: list[FlagSet] | None = None, veri
                               "findings": _saved_model_findings(spec)}
     pool = WorkerPool(workers, work_dir / "logs", timeout_s)
     try:
+        from harness.build import model_payload  # the same job description the campaign sends
+
         payload = model_payload(spec)
         prep_dir = work_dir / "prepared"
         prep = pool.submit({"op": "prepare", "model": payload, "eval_samples": 8, "seed": 0,
