@@ -20,8 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from harness.devices import benchmark_model as bm
-from harness.devices.adb_runners import DriftError, Session, _failure
-from harness.devices.base import MeasureJob
+from harness.devices.adb_runners import (
+    DEADLINE_EXIT,
+    DriftError,
+    Session,
+    _failure,
+    deadline_reason,
+    run_bounded,
+)
+from harness.devices.base import MeasureJob, Measurement
 from harness.tflite_file import TensorInfo, read_tflite
 
 
@@ -128,8 +135,11 @@ def run_drift(s: Session, job: MeasureJob, binary: str, model_name: str):
             f.push_bytes(script.encode(), f"job-{jid}.sh")
 
         s.step("push", push)
-        r = s.step("run", lambda: s.transport.shell(f"cd {shlex.quote(f.root)} && sh job-{jid}.sh",
-                                                    timeout_s=job.timeout_s))
+        r = s.step("run", lambda: run_bounded(s, f"cd {shlex.quote(f.root)} && sh job-{jid}.sh",
+                                              job.timeout_s))
+        if r.returncode == DEADLINE_EXIT:
+            raise DriftError("evaluation run timed out",
+                             Measurement("timeout", deadline_reason(s, job.timeout_s)))
         if r.returncode != 0:
             raise DriftError("evaluation run failed", _failure(s, r.output, r.returncode))
         with tempfile.TemporaryDirectory(prefix="tflite-harness-pull-") as tmp:

@@ -10,6 +10,7 @@ evaluation sample once with ``--input_layer_value_files``/``--output_filepath``.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import shlex
 import tempfile
@@ -28,13 +29,42 @@ STORAGE_FULL = ("device storage is full (No space left on device); free space in
                 "{folder}")
 DEFAULT_DEVICE_BENCHMARK_MODEL = "/data/local/tmp/benchmark_model"
 
+# A transport timeout alone would leave a hung runner running on the device, sharing its
+# CPU with every later job. So each run goes under the device's own `timeout` (toybox on
+# Android 6+, coreutils on boards), which ends it first; the transport waits a bit longer.
+DEADLINE_GRACE_S = 15.0
+DEADLINE_EXIT = 124  # what `timeout` exits with when it had to stop the command
+
 
 class Session(Protocol):
     folder: RemoteFolder
     profile: DeviceProfile
     transport: Any
+    label: str
 
     def step(self, phase: str, fn): ...
+
+
+def under_deadline(command: str, seconds: float) -> str:
+    """`command` stopped on the device after `seconds` (TERM, then KILL 5 s later).
+
+    Falls back to running it unbounded where the device has no `timeout` applet; the
+    transport's own timeout still bounds the wait then.
+    """
+    n = max(1, math.ceil(seconds))
+    inner = shlex.quote(command)
+    return (f"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 {n} sh -c {inner}; "
+            f"else exec sh -c {inner}; fi")
+
+
+def run_bounded(s: Session, command: str, seconds: float):
+    """Run `command` on the device under `under_deadline`; returns the ShellResult."""
+    return s.transport.shell(under_deadline(command, seconds), timeout_s=seconds + DEADLINE_GRACE_S)
+
+
+def deadline_reason(s: Session, seconds: float) -> str:
+    return (f"{s.label}: runner gave no result within {seconds:.0f} s (settings.timeout_s); "
+            "it was stopped on the device")
 
 
 def _tail(text: str, words: int = 40) -> str:
@@ -82,11 +112,13 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
         f.push_bytes(json.dumps(spec).encode(), f"job-{jid}.json")
         cmd = (f"cd {shlex.quote(f.root)} && {shlex.quote(s.profile.python)} -I "
                f"{f.q(runner_name)} {f.q(f'job-{jid}.json')}")
-        return jid, s.transport.shell(cmd, timeout_s=job.timeout_s)
+        return jid, run_bounded(s, cmd, job.timeout_s)
 
     jid, r = s.step("run", run_once)
     raw = _parse_result(r.output)
     try:
+        if raw is None and r.returncode == DEADLINE_EXIT:
+            return Measurement("timeout", deadline_reason(s, job.timeout_s), raw={"stderr": r.output[-4000:]})
         if raw is None:
             if r.returncode == 127 or "not found" in r.output and s.profile.python in r.output:
                 return Measurement("runtime_failed", f"{s.profile.python} not found on the device; "
@@ -179,7 +211,10 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
         delegate="xnnpack" if job.xnnpack else "none")
     argv = bm.build_args(binary, model_name, settings, extra=s.profile.extra_args)
     cmd = f"cd {shlex.quote(f.root)} && {bm.shell_command(argv)}"
-    r = s.step("run", lambda: s.transport.shell(cmd, timeout_s=job.timeout_s))
+    r = s.step("run", lambda: run_bounded(s, cmd, job.timeout_s))
+    if r.returncode == DEADLINE_EXIT:
+        return Measurement("timeout", deadline_reason(s, job.timeout_s),
+                           raw={"runtime": "benchmark_model", "stderr": r.output[-4000:]})
     if r.returncode != 0:
         return _failure(s, r.output, r.returncode)
     try:
