@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.devices.benchmark_model.output import BenchmarkOutput
+    from harness.devices.benchmark_model.parsed import BenchmarkOutput
 
 
 class BenchmarkOutputError(ValueError):

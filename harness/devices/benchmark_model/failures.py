@@ -8,7 +8,8 @@ import signal
 from typing import TYPE_CHECKING
 
 from harness.devices.benchmark_model.errors import BenchmarkOutputError
-from harness.devices.benchmark_model.output import _clean, parse_output
+from harness.devices.benchmark_model.lines import clean as _clean
+from harness.devices.benchmark_model.output import parse_output
 
 if TYPE_CHECKING:  # numpy is only needed by decode_output_file
     import numpy
