@@ -192,6 +192,25 @@ def test_debian_adb_shell_exit_codes_push_pull(adb_cli: AdbCli, tmp_path: Path) 
             adb_cli.run("disconnect", serial)
 
 
+def test_sync_fail_early_with_debian_adb(adb_cli: AdbCli, tmp_path: Path) -> None:
+    """``sync_fail_early`` (FAIL before the data, as newer adbd) is understood by real adb."""
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(2 * 1024 * 1024))
+    with SimulatedAdbDevice(tmp_path / "dev", authorized_keys=[adb_cli.pubkey],
+                            sync_fail_early=True) as sim:
+        serial = sim.serial
+        try:
+            assert f"connected to {serial}" in adb_cli.run("connect", serial).stdout
+            assert adb_cli.wait_state(serial, "device") == "device", sim.log
+            r = adb_cli.run("-s", serial, "push", str(src), "/system/big.bin")
+            assert r.returncode != 0 and "couldn't create file: Permission denied" in r.stdout + r.stderr
+            r = adb_cli.run("-s", serial, "push", str(src), "/data/local/tmp/big.bin")
+            assert r.returncode == 0, r  # the device is still in step
+            assert (sim.data_dir / "big.bin").read_bytes() == src.read_bytes()
+        finally:
+            adb_cli.run("disconnect", serial)
+
+
 def test_debian_adb_unauthorized_key(adb_cli: AdbCli, tmp_path: Path) -> None:
     with SimulatedAdbDevice(tmp_path / "dev") as sim:  # no authorized keys
         try:

@@ -57,7 +57,9 @@ Fault injection (each fault fires ``drop_times`` times, ``None`` = forever, then
 behaves): ``drop_after_bytes_pushed`` resets the TCP connection once that many ``DATA`` bytes
 arrived on one connection; ``drop_during_shell``/``drop_during_pull`` reset it when a shell
 command / pulled path contains the given substring; ``never_answer_auth`` swallows ``CNXN``;
-``storage_limit_bytes`` makes ``SEND`` fail with ``No space left on device``.  A drop is a TCP
+``storage_limit_bytes`` makes ``SEND`` fail with ``No space left on device``; ``sync_fail_early``
+sends a ``SEND`` that cannot even create its file its ``FAIL`` at once, before the data (as
+newer adbd does; by default ``FAIL`` answers ``DONE``).  A drop is a TCP
 RST (SO_LINGER 0) so clients notice immediately instead of waiting for a timeout.  Processes
 started by a dropped shell are not killed (their output pipes close, as with a real raw
 ``adbd`` shell); :meth:`SimulatedAdbDevice.stop` kills whatever is still running.
@@ -180,6 +182,24 @@ def abi_for_machine(machine: str | None = None) -> str:
     """Map ``platform.machine()`` to the Android ABI name a phone with that CPU would report."""
     machine = (machine or platform.machine()).lower()
     return _ABI_BY_MACHINE.get(machine, machine)
+
+
+try:  # at import, not on the first packet: a lazy import stalled the first push by ~0.2 s
+    import numpy as _np
+except ImportError:  # pragma: no cover - the simulator also runs without numpy
+    _np = None
+
+
+def _checksum(data: bytes) -> int:
+    """The ADB data checksum (byte sum mod 2**32).
+
+    adbd does this in C; a Python ``sum()`` costs ~4 ns a byte and made this simulator, not the
+    client, the bottleneck of pushes from hosts at protocol 0x01000000 (which must send real
+    checksums).  numpy's uint32 accumulator wraps modulo 2**32, which is the checksum.
+    """
+    if _np is None or len(data) < 4096:
+        return sum(data) & 0xFFFFFFFF
+    return int(_np.frombuffer(data, dtype=_np.uint8).sum(dtype=_np.uint32))
 
 
 class _ConnectionLost(Exception):
@@ -481,7 +501,7 @@ class _Connection:
             arg0 & 0xFFFFFFFF,
             arg1 & 0xFFFFFFFF,
             len(data),
-            sum(data) & 0xFFFFFFFF,
+            _checksum(data),
             command ^ 0xFFFFFFFF,
         )
         with self._send_lock:
@@ -516,7 +536,7 @@ class _Connection:
             self.version < A_VERSION_SKIP_CHECKSUM
             and data
             and checksum != 0
-            and sum(data) & 0xFFFFFFFF != checksum
+            and _checksum(data) != checksum
         ):
             raise _ProtocolError("data checksum mismatch")
         return command, arg0, arg1, data
@@ -718,6 +738,8 @@ class SimulatedAdbDevice:
       ``drop_delay_s`` -- fault injection (see module docstring); ``drop_delay_s`` is how long a
       matching shell command runs before the drop.
     * ``storage_limit_bytes`` -- bytes available under ``/data`` + ``/sdcard``.
+    * ``sync_fail_early`` -- a ``SEND`` whose file cannot be created answers ``FAIL`` at once
+      and then discards the data until ``DONE`` (newer adbd), instead of after ``DONE``.
     * ``python`` -- interpreter exposed as ``python3``/``python`` on the device ``PATH``.
     * ``props`` -- extra/overriding ``getprop`` properties (also feed the CNXN banner).
     * ``features`` -- banner features; only list what this class implements.
@@ -750,6 +772,7 @@ class SimulatedAdbDevice:
         drop_times: int | None = 1,
         drop_delay_s: float = 0.2,
         storage_limit_bytes: int | None = None,
+        sync_fail_early: bool = False,
         python: str | os.PathLike[str] | None = None,
         props: dict[str, str] | None = None,
         features: Iterable[str] = DEFAULT_FEATURES,
@@ -777,6 +800,7 @@ class SimulatedAdbDevice:
         self.drop_times = drop_times
         self.drop_delay_s = drop_delay_s
         self.storage_limit_bytes = storage_limit_bytes
+        self.sync_fail_early = sync_fail_early
         self.python = os.fspath(python) if python is not None else sys.executable
         self.features = tuple(features)
         self.extra_env = dict(extra_env or {})
@@ -1325,6 +1349,10 @@ class SimulatedAdbDevice:
                     handle = open(target, "wb")  # noqa: SIM115 - closed on every path below
             except OSError as exc:
                 error = f"couldn't create file: {exc.strerror or exc}"
+        failed_early = error is not None and self.sync_fail_early
+        if failed_early:
+            assert error is not None
+            self._sync_fail(stream, error)  # then discard until DONE, as adbd does
         # Measured after open() truncated the target, so overwriting a file reuses its space.
         used = self._storage_used() if self.storage_limit_bytes is not None else 0
         written = 0
@@ -1340,7 +1368,8 @@ class SimulatedAdbDevice:
                     error = error or f"invalid data message {ident!r}"
                     self._discard_partial(handle, target if not is_link else None)
                     handle = None
-                    self._sync_fail(stream, error)
+                    if not failed_early:
+                        self._sync_fail(stream, error)
                     return False
                 data = stream.read_exact(length)
                 conn.pushed_bytes += length
@@ -1379,7 +1408,8 @@ class SimulatedAdbDevice:
             raise
         if error is not None:
             self._log(f"{conn.name}: SEND {device_path!r} failed: {error}")
-            self._sync_fail(stream, error)
+            if not failed_early:
+                self._sync_fail(stream, error)
             return False
         assert target is not None
         try:
