@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.devices.adb_keys import default_key_path, load_signers  # noqa: F401 - re-exported
+
 RC_MARKER = "__HARNESS_RC="
 _RE_RC = re.compile(r"__HARNESS_RC=(\d+)\s*$")
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -70,46 +72,6 @@ def split_marker(text: str) -> ShellResult:
         raise ConnectionLost("the shell stream ended before the command finished")
     body = stripped[: m.start()]
     return ShellResult(int(m.group(1)), body)
-
-
-# --------------------------------------------------------------------------- keys
-
-
-def default_key_path() -> Path:
-    base = os.environ.get("ANDROID_USER_HOME") or os.path.join(os.path.expanduser("~"), ".android")
-    return Path(base) / "adbkey"
-
-
-def load_signers(key_path: Path | None = None) -> tuple[list, Path]:
-    """Signers for ~/.android/adbkey (created, mode 0600, when missing, like adb does) plus
-    every key in ADB_VENDOR_KEYS (files, or directories holding ``*.adb_key``/``adbkey``)."""
-    from adb_shell.auth.keygen import keygen
-    from adb_shell.auth.sign_pythonrsa import PythonRSASigner
-
-    path = key_path or default_key_path()
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        old = os.umask(0o077)
-        try:
-            keygen(str(path))
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
-    candidates = [path]
-    for entry in filter(None, os.environ.get("ADB_VENDOR_KEYS", "").split(os.pathsep)):
-        p = Path(entry).expanduser()
-        if p.is_dir():
-            candidates += sorted(q for q in p.iterdir()
-                                 if q.is_file() and (q.suffix == ".adb_key" or q.name == "adbkey"))
-        elif p.is_file():
-            candidates.append(p)
-    signers = []
-    for p in candidates:
-        try:
-            signers.append(PythonRSASigner.FromRSAKeyPath(str(p)))
-        except (OSError, ValueError):
-            continue  # an unreadable vendor key is skipped, as adb does
-    return signers, path
 
 
 # --------------------------------------------------------------------------- direct (adb-shell)
