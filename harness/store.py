@@ -22,12 +22,42 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.result import Result
+from harness.result import ReportRow, Result
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+# The latency statistics and drift metrics that reports read; the rest stays in the JSON.
+LATENCY_KEYS = ("mean", "std", "min", "p50", "p90", "p99", "max", "n")
+DRIFT_KEYS = ("max_abs", "rmse", "cosine", "snr_db", "top1_agreement", "accuracy", "reference_accuracy")
 
 # Statuses that `--resume` runs again: the next attempt may well succeed.
 TRANSIENT_STATUSES = ("device_lost", "timeout")
+
+# Report columns (schema 3): (column, Result attribute, key inside that attribute or None).
+# The columns carry no declared type, so SQLite keeps ints as ints and floats as floats.
+_SUMMARY: tuple[tuple[str, str, str | None], ...] = (
+    ("plan_index", "plan_index", None), ("runtime", "runtime", None),
+    ("runtime_version", "runtime_version", None), ("size_bytes", "size_bytes", None),
+    ("convert_s", "convert_s", None), ("failure_category", "failure_category", None),
+    ("init_us", "init_us", None), ("first_us", "first_us", None), ("peak_rss_mb", "peak_rss_mb", None),
+    ("representative", "representative", None), ("validity", "validity", None),
+    *((f"lat_{k}", "latency_us", k) for k in LATENCY_KEYS),
+    ("lat_p50_ci_lo", "latency_us", "p50_ci[0]"), ("lat_p50_ci_hi", "latency_us", "p50_ci[1]"),
+    *((f"drift_{k}", "drift", k) for k in DRIFT_KEYS),
+)
+SUMMARY_COLUMNS = tuple(c for c, _, _ in _SUMMARY)
+# report_rows reads ReportRow.HEAD as columns: its fields after the key and status are the first summary columns
+assert ReportRow.HEAD[8:] == SUMMARY_COLUMNS[:len(ReportRow.HEAD) - 8], "ReportRow.HEAD and _SUMMARY disagree"
+
+
+def _json_path_sql(column: str) -> str:
+    """SQL that reads one report column out of the row JSON (drift keeps +/-inf as strings)."""
+    _, attr, key = next(x for x in _SUMMARY if x[0] == column)
+    expr = f"json_extract(data, '$.{attr}{'.' + key if key else ''}')"
+    if attr == "drift":
+        expr = f"(CASE {expr} WHEN 'inf' THEN 9e999 WHEN '-inf' THEN -9e999 ELSE {expr} END)"
+    return expr
+
 
 _MIGRATIONS = {
     1: """
@@ -74,6 +104,13 @@ _MIGRATIONS = {
     2: """
     ALTER TABLE results ADD COLUMN samples BLOB
     """,
+    # 3: the fields the report tables and plots read get real columns, written at insert
+    # time and back-filled here from the JSON, so a 100k-row report is one SELECT and no
+    # JSON decoding. `summarized` marks rows whose columns are filled (rows written by
+    # other means read through the JSON, as before).
+    3: "".join(f"ALTER TABLE results ADD COLUMN {c};\n" for c in (*SUMMARY_COLUMNS, "summarized"))
+    + "UPDATE results SET summarized = 1, "
+    + ", ".join(f"{c} = {_json_path_sql(c)}" for c in SUMMARY_COLUMNS),
 }
 
 
@@ -194,22 +231,17 @@ class Store:
     # results
     def add_result(self, run_id: str, result: Result) -> None:
         """Commit one row in its own transaction (replacing an earlier row for the same key)."""
-        row = result.to_dict()
-        samples = array("d", row.pop("samples_us") or []).tobytes()
-        data = json.dumps(row)
+        self.add_results(run_id, [result])
+
+    def add_results(self, run_id: str, results: Iterable[Result]) -> None:
+        """Commit rows in one transaction (replacing earlier rows with the same keys)."""
+        results = list(results)
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            if result.artifact:
-                self.db.execute(
-                    "INSERT OR IGNORE INTO artifacts (sha, size_bytes, path, meta) VALUES (?, ?, ?, ?)",
-                    (result.artifact, result.size_bytes, result.artifact_path, json.dumps({"ops": result.ops})),
-                )
-            self.db.execute(
-                "INSERT OR REPLACE INTO results (run_id, model, flag_set, device, threads, xnnpack, status, reason,"
-                " artifact, data, samples, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, result.model, result.flag_set, result.device, result.threads, int(result.xnnpack),
-                 result.status, result.reason, result.artifact, data, samples, time.time()),
-            )
+            self.db.executemany(
+                "INSERT OR IGNORE INTO artifacts (sha, size_bytes, path, meta) VALUES (?, ?, ?, ?)",
+                [(r.artifact, r.size_bytes, r.artifact_path, json.dumps({"ops": r.ops})) for r in results if r.artifact])
+            self.db.executemany(_INSERT_RESULT, [_result_params(run_id, r) for r in results])
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -226,8 +258,41 @@ class Store:
                 for result, (_, blob) in zip(results, rows, strict=True):
                     if blob:
                         result.samples_us = array("d", blob).tolist()
-        # Plan order (model, flag set, device, threads) reads better than completion order.
-        return sorted(results, key=lambda r: (r.plan_index is None, r.plan_index or 0))
+        return _plan_order(results)
+
+    def report_rows(self, run_id: str, samples: bool = False) -> list[ReportRow | Result]:
+        """The run's rows in plan order, holding only what reports read (the schema-3 columns).
+
+        Reading real columns instead of decoding each row's JSON is what keeps a report of
+        100k rows fast. Left out: ops, tool versions, device info, warnings, log, the drift
+        metrics and latency figures reports do not show. Rows written without the columns
+        (`summarized` NULL) are read in full from the JSON.
+        """
+        # The JSON comes along only where the columns cannot answer: rows without them, and
+        # (for samples) schema-1 rows, whose samples were never moved out of the JSON.
+        need_json = "summarized IS NULL" + (" OR samples IS NULL" if samples else "")
+        cols = ", ".join((*ReportRow.HEAD, *SUMMARY_COLUMNS[len(ReportRow.HEAD) - 8:], "summarized",
+                          "samples" if samples else "NULL", f"CASE WHEN {need_json} THEN data END"))
+        rows = self.db.execute(f"SELECT {cols} FROM results WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+        with gc_paused():
+            if not samples and all(row[-3] for row in rows):  # the usual case: every row has its columns
+                return _plan_order(list(map(_report_row, rows)))
+            results = []
+            for row in rows:
+                data = json.loads(row[-1]) if row[-1] is not None else None
+                result = _report_row(row) if row[-3] else Result.from_dict(data)
+                if samples and row[-2]:
+                    result.samples_us = array("d", row[-2]).tolist()
+                elif samples and data is not None:
+                    result.samples_us = data.get("samples_us") or []
+                elif not samples:
+                    result.samples_us = []
+                results.append(result)
+        return _plan_order(results)
+
+    def model_count(self, run_id: str) -> int:
+        """How many models the run has (the HTML report picks per-model or aggregated plots by it)."""
+        return self.db.execute("SELECT COUNT(DISTINCT model) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0]
 
     def result_keys(self, run_id: str, exclude_statuses: Iterable[str] = ()) -> set[tuple]:
         """Keys of the run's stored rows, leaving out rows whose status is in `exclude_statuses`.
@@ -253,6 +318,56 @@ class Store:
             if row[-1]:
                 result.samples_us = array("d", row[-1]).tolist()
             yield self._run_info(row[:-2]), result
+
+
+_INSERT_RESULT = (
+    "INSERT OR REPLACE INTO results (run_id, model, flag_set, device, threads, xnnpack, status, reason, artifact,"
+    f" data, samples, created_at, summarized, {', '.join(SUMMARY_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (13 + len(SUMMARY_COLUMNS)))})"
+)
+
+
+def _column_value(v: object) -> object:
+    """What SQLite can hold: numbers, text, NULL ('inf' text in drift becomes the float)."""
+    if v is None or isinstance(v, (int, float)):
+        return v
+    if v in ("inf", "-inf"):
+        return float(v)
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def _result_params(run_id: str, r: Result) -> tuple:
+    row = r.to_dict()
+    samples = array("d", row.pop("samples_us") or []).tobytes()
+    lat = r.latency_us or {}
+    ci = (*(lat.get("p50_ci") or ()), None, None)
+    drift = r.drift or {}
+    summary = (r.plan_index, r.runtime, r.runtime_version, r.size_bytes, r.convert_s, r.failure_category,
+               r.init_us, r.first_us, r.peak_rss_mb, r.representative, r.validity,
+               *(lat.get(k) for k in LATENCY_KEYS), ci[0], ci[1], *(drift.get(k) for k in DRIFT_KEYS))
+    return (run_id, r.model, r.flag_set, r.device, r.threads, int(r.xnnpack), r.status, r.reason, r.artifact,
+            json.dumps(row), samples, time.time(), 1, *map(_column_value, summary))
+
+
+def _report_row(row: tuple) -> ReportRow:
+    """A ReportRow from report_rows' SELECT: ReportRow.HEAD, then latency, p50 CI and drift columns."""
+    i = len(ReportRow.HEAD)
+    lat_values = row[i:i + len(LATENCY_KEYS)]
+    i += len(LATENCY_KEYS)
+    ci_lo = row[i]
+    drift_values = row[i + 2:i + 2 + len(DRIFT_KEYS)]
+    latency = None
+    if lat_values.count(None) != len(LATENCY_KEYS) or ci_lo is not None:
+        latency = dict(zip(LATENCY_KEYS, lat_values, strict=True))
+        if ci_lo is not None:
+            latency["p50_ci"] = [ci_lo, row[i + 1]]
+    drift = dict(zip(DRIFT_KEYS, drift_values, strict=True)) if drift_values.count(None) != len(DRIFT_KEYS) else None
+    return ReportRow(row[:len(ReportRow.HEAD)], latency, drift)
+
+
+def _plan_order(results: list[Result]) -> list[Result]:
+    """Plan order (model, flag set, device, threads) reads better than completion order."""
+    return sorted(results, key=lambda r: (r.plan_index is None, r.plan_index or 0))
 
 
 def default_store_path() -> Path:
