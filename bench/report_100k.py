@@ -2,9 +2,10 @@
 
 Fills a fresh store with one run of N synthetic but realistic rows (N = 100,000 by
 default: 1,000 models x 10 flag sets x 10 devices; every row with 50 raw latency samples,
-latency statistics, drift, ops, tool versions and device info, as a real run writes them),
-then times `tflite-harness report --format FMT --out FILE` in a subprocess for each format:
-the whole command, from process start to file written. Target: under 5 s per report.
+latency statistics, drift, ops, tool versions and device info, written with
+`Store.add_results` exactly as a run writes them, report columns included), then times
+`tflite-harness report --format FMT --out FILE` in a subprocess for each format: the whole
+command, from process start to file written. Target: under 5 s per report.
 
     .venv/bin/python bench/report_100k.py [--rows 100000] [--formats table,md,csv,json,html]
 """
@@ -12,7 +13,6 @@ the whole command, from process start to file written. Target: under 5 s per rep
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import subprocess
@@ -68,30 +68,20 @@ def synthetic_results(n: int, seed: int = 0):
 
 
 def fill_store(path: Path, n: int) -> str:
-    """One run with n rows; rows written with the store's own format, in batches (fast)."""
+    """One run with n rows, written as a run writes them (`Store.add_results`), in batches (fast)."""
     from harness.store import Store
 
     s = Store(path)
     run_id = "bench-100k"
     s.start_run(run_id, campaign="bench", campaign_path=None, tool_versions={}, config={}, out_dir=str(path.parent))
     batch = []
-    now = time.time()
-
-    def flush():
-        s.db.execute("BEGIN")
-        s.db.executemany(
-            "INSERT INTO results (run_id, model, flag_set, device, threads, xnnpack, status, reason, artifact, data,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
-        s.db.execute("COMMIT")
-        batch.clear()
-
     for r in synthetic_results(n):
-        batch.append((run_id, r.model, r.flag_set, r.device, r.threads, int(r.xnnpack), r.status, r.reason,
-                      r.artifact, json.dumps(r.to_dict()), now))
+        batch.append(r)
         if len(batch) >= 5000:
-            flush()
+            s.add_results(run_id, batch)
+            batch.clear()
     if batch:
-        flush()
+        s.add_results(run_id, batch)
     s.finish_run(run_id)
     s.close()
     return run_id

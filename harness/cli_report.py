@@ -122,7 +122,12 @@ def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history
 
     s = _open_store(store)
     run = s.run(run_id or "latest")
-    results = s.results(run.id, samples=fmt == "html")  # the tables need statistics only
+    samples = False
+    if fmt == "html":  # raw samples feed only the per-model box plots, drawn for a few models only
+        from harness.report.html import PER_MODEL_PLOTS
+
+        samples = s.model_count(run.id) <= PER_MODEL_PLOTS
+    results = s.report_rows(run.id, samples=samples)  # real columns: no JSON decoding per row
     if not results:
         raise UsageError(f"run {run.id} has no result rows yet; pick another with `tflite-harness runs`")
     flag_sets = sorted({r.flag_set for r in results})
@@ -146,16 +151,20 @@ def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history
         click.echo(f"wrote {path}")
         return
     if pivot:
+        from harness.report.export import report_json
         from harness.report.pivot import pivot as make_pivot
-        from harness.report.pivot import pivot_markdown, pivot_rich
+        from harness.report.pivot import pivot_markdown, pivot_plain, pivot_rich
+        from harness.report.table import LARGE_TABLE_ROWS
 
         p = make_pivot(results, baseline)
-        if fmt == "table":
+        if fmt == "table" and len(p.rows) > LARGE_TABLE_ROWS:
+            _emit(pivot_plain(p, title=f"run {run.id}"), out)
+        elif fmt == "table":
             _print_rich(pivot_rich(p, title=f"run {run.id}"), out)
         elif fmt == "md":
             _emit(pivot_markdown(p), out)
         elif fmt == "json":
-            _emit(json.dumps({"run": run.id, "baseline": baseline, "rows": p.as_dicts()}, indent=1), out)
+            _emit(report_json({"run": run.id, "baseline": baseline}, p.as_dicts()), out)
         else:
             import csv
             import io
@@ -167,28 +176,29 @@ def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history
             w.writerows(rows)
             _emit(buf.getvalue(), out)
         return
-    from harness.report.table import comparison_rows, markdown_table, rich_table
+    from harness.report.table import LARGE_TABLE_ROWS, comparison_rows, markdown_table
 
+    rows = comparison_rows(results, baseline)
     if fmt == "table":
-        _print_rich(rich_table(comparison_rows(results, baseline), title=f"{run.campaign or 'run'}: run {run.id}"),
-                    out)
+        from harness.report.table import plain_comparison_table, rich_table
+
+        title = f"{run.campaign or 'run'}: run {run.id}"
+        if len(rows) > LARGE_TABLE_ROWS:
+            _emit(plain_comparison_table(rows, title=title), out)
+        else:
+            _print_rich(rich_table(rows, title=title), out)
     elif fmt == "md":
-        _emit(markdown_table(comparison_rows(results, baseline)), out)
+        _emit(markdown_table(rows), out)
     elif fmt == "json":
-        from harness.result import _json_safe
+        from harness.report.export import report_json
 
-        rows = [row.values for row in comparison_rows(results, baseline)]
-        _emit(json.dumps(_json_safe({"run": run.id, "campaign": run.campaign, "baseline": baseline,
-                                     "rows": rows}), indent=1), out)
+        _emit(report_json({"run": run.id, "campaign": run.campaign, "baseline": baseline},
+                           [row.values for row in rows]), out)
     else:
-        import tempfile
+        from harness.report.export import csv_text
 
-        from harness.report.export import write_csv
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "results.csv"
-            write_csv(path, results, baseline)
-            _emit(path.read_text(encoding="utf-8"), out)
+        # as the file reads back in text mode: \n line ends (csv writes \r\n)
+        _emit(csv_text(results, baseline, rows).replace("\r\n", "\n").replace("\r", "\n"), out)
 
 
 # ------------------------------------------------------------------ compare

@@ -173,3 +173,149 @@ def test_commands_import_lazily():
             "bad = [m for m in ('numpy', 'scipy', 'matplotlib', 'jinja2') if m in sys.modules]; print(bad)")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
+
+
+# ------------------------------------------------------------------ fast paths for large runs
+
+def _reference_text(values: dict) -> dict:
+    """The cell texts as comparison_rows made them before the column-wise formatter (kept as the spec)."""
+    from harness.report.table import _fmt, _sig
+
+    text = {k: _fmt(v) for k, v in values.items()}
+    if values["valid"] and values["valid"] != "valid":
+        text["valid"] = "warn: " + values["valid"]
+    for k in ("p50_ms", "p90_ms", "init_ms"):
+        text[k] = _sig(values[k])
+    text["max_abs"] = _fmt(values["max_abs"], 4)
+    text["cosine"] = _fmt(values["cosine"], 4)
+    text["snr_db"] = _fmt(values["snr_db"], 1)
+    text["size_kb"] = _fmt(values["size_kb"], 1)
+    text["peak_mb"] = _fmt(values["peak_mb"], 1)
+    for k in ("speedup", "size_ratio"):
+        if values[k] is not None:
+            text[k] = f"{values[k]:.2f}x"
+    if values["accuracy"] is not None and values["reference_accuracy"] is not None:
+        text["accuracy"] = f"{values['accuracy']:.3f} ({values['reference_accuracy']:.3f})"
+    elif values["accuracy"] is not None:
+        text["accuracy"] = f"{values['accuracy']:.3f}"
+    if values["top1"] is not None:
+        text["top1"] = f"{values['top1']:.3f}"
+    return text
+
+
+def test_column_formatting_matches_the_reference_for_odd_values():
+    import math
+
+    from harness.report.table import Row, comparison_rows, text_columns
+
+    rng = np.random.default_rng(5)
+    rows = comparison_rows(_campaign_rows(rng), "fp32")
+    odd = [None, 0.0, -0.0, 1e-9, -1e-9, 0.00999, 0.01, 123456.789, math.inf, -math.inf, math.nan, 7, "text", 2.5e-5]
+    keys = ["size_kb", "p50_ms", "max_abs", "cosine", "snr_db", "peak_mb", "speedup", "top1", "size_ratio"]
+    for i, v in enumerate(odd):
+        values = dict(rows[i % len(rows)].values)
+        for k in keys:
+            if k in ("p50_ms",) and (isinstance(v, str) or (isinstance(v, float) and not math.isfinite(v))):
+                continue  # _sig takes numbers only, as before
+            if k in ("speedup", "top1", "size_ratio") and isinstance(v, str):
+                continue
+            values[k] = v
+        values["valid"] = [None, "valid", "few runs"][i % 3]
+        values["accuracy"], values["reference_accuracy"] = [(None, None), (0.9, None), (0.9, 0.95)][i % 3]
+        rows.append(Row(values))
+    expected = [_reference_text(r.values) for r in rows]
+    all_keys = list(rows[0].values)
+    assert [dict(zip(all_keys, cells, strict=True)) for cells in zip(*text_columns(rows, all_keys), strict=True)] \
+        == expected
+    assert [r.text for r in rows] == expected
+
+
+def _cells(table_text: str) -> list[list[str]]:
+    """The cell texts of a box-drawn table (rich's or plain_table's), row by row."""
+    return [[c.strip() for c in line.strip()[1:-1].split("│" if line.lstrip().startswith("│") else "┃")]
+            for line in table_text.splitlines() if line.lstrip()[:1] in ("│", "┃")]
+
+
+def test_plain_table_has_the_rich_tables_columns_and_cells():
+    from rich.console import Console
+
+    from harness.report.table import comparison_rows, plain_comparison_table, rich_table
+
+    rng = np.random.default_rng(6)
+    rows = comparison_rows(_campaign_rows(rng) + [make_result("[bold]x[/]", "int8", rng=rng, status="runtime_failed",
+                                                              reason="a [red]reason[/] | <b>")], "fp32")
+    rows[1].values["valid"] = "wide spread"
+    console = Console(width=400, color_system=None, record=True)
+    console.print(rich_table(rows, title="t"))
+    rich_cells = _cells(console.export_text())
+    plain = plain_comparison_table(rows, title="t")
+    plain_cells = _cells(plain)
+    assert plain_cells == rich_cells
+    assert len(plain_cells) == len(rows) + 1 and plain_cells[0][:2] == ["model", "flag set"]
+    assert ["[bold]x[/]", "int8"] == plain_cells[-1][:2] and "a [red]reason[/] | <b>" in plain_cells[-1][-1]
+    assert "[wide spread]" in plain_cells[2][-1] and "warn" in plain_cells[2]
+
+
+def test_report_table_above_the_threshold_is_plain_and_complete(tmp_path, capsys, monkeypatch):
+    from harness.report import table
+
+    rng = np.random.default_rng(7)
+    db = tmp_path / "s.sqlite"
+    s, (run,) = store_with_runs(db, _campaign_rows(rng))
+    s.close()
+    code, rich_out, _ = invoke(capsys, "report", "--store", str(db))
+    monkeypatch.setattr(table, "LARGE_TABLE_ROWS", 3)
+    code2, plain_out, _ = invoke(capsys, "report", "--store", str(db))
+    assert code == code2 == 0 and rich_out != plain_out
+    assert _cells(plain_out) == _cells(rich_out) and len(_cells(plain_out)) == 8
+    code, out, _ = invoke(capsys, "report", "--store", str(db), "--pivot")
+    assert code == 0 and len(_cells(out)) == 5 and "local 2thr p50 ms (speed-up)" in out
+
+
+def test_json_report_rows_one_per_line_and_non_finite_numbers_as_before():
+    import math
+
+    from harness.report.export import report_json
+    from harness.result import _json_safe
+
+    head = {"run": "r", "campaign": None, "baseline": "fp32"}
+    rows = [{"a": 1.5, "b": [0.1, 0.2], "c": None}, {"a": math.inf, "b": [-math.inf], "c": math.nan},
+            {"a": "Infinity NaN", "b": [], "c": "x\ny"}]
+    text = report_json(head, rows)
+    assert json.loads(text) == _json_safe({**head, "rows": rows})
+    assert len(text.splitlines()) == 1 + len(head) + 1 + len(rows) + 2  # {, head, "rows": [, rows, ], }
+    assert json.loads(report_json(head, [])) == {**head, "rows": []}
+
+
+def test_html_overview_for_many_models(tmp_path, capsys, monkeypatch):
+    from harness.report import html
+
+    rng = np.random.default_rng(8)
+    evil = "<script>alert(1)</script>"
+    rows = _campaign_rows(rng) + [make_result(evil, "fp32", rng=rng), make_result(evil, evil, rng=rng, p50=400.0)]
+    db = tmp_path / "s.sqlite"
+    s, _ = store_with_runs(db, rows)
+    s.close()
+    monkeypatch.setattr(html, "PER_MODEL_PLOTS", 1)
+    out = tmp_path / "r.html"
+    code, _, err = invoke(capsys, "report", "--store", str(db), "--format", "html", "--out", str(out))
+    assert code == 0, err
+    page = out.read_text()
+    assert 'id="overview"' in page and "3 models: per-model plots" in page and '<h2 class="model">' not in page
+    overview = page[page.index('id="overview"'):]
+    assert overview.count("<svg") == 3 and "Pareto front" in overview
+    assert "<script" not in page and "&lt;script&gt;" in overview  # flag set names in the plots stay text
+    assert all(u.startswith("xmlns") for u in re.findall(r"(\S*)https?://", page))
+    body = page[page.index('id="results-table"'):page.index("</table>")]
+    assert body.count("<tr class=") == len(rows) and "#results-table td:nth-child(3), " in page  # thr, right-aligned
+
+
+def test_svg_axis_ticks_are_inside_and_readable():
+    from harness.report.svg import Axis
+
+    narrow = Axis([0.9993, 1.0007], 0, 100)
+    ticks = narrow.ticks()
+    assert len(ticks) >= 3 and len({label for _, label in ticks}) == len(ticks)  # distinct labels
+    assert all(0 <= narrow(v) <= 100 for v, _ in ticks)
+    log = Axis([1e-7, 1e-2], 100, 0, log=True)
+    assert [label for _, label in log.ticks()][:2] == ["1e-07", "1e-06"] and log(1e-7) > log(1e-2)

@@ -11,13 +11,14 @@ import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness.report.table import comparison_rows, visible_columns
+from harness.report.table import NUMERIC, Row, comparison_rows, text_columns, visible_columns
 from harness.result import Result
 from harness.store import RunInfo
 
 TEMPLATES = Path(__file__).parent / "templates"
-NUMERIC = {"threads", "size_kb", "size_ratio", "p50_ms", "p90_ms", "speedup", "init_ms", "peak_mb", "max_abs",
-           "cosine", "snr_db", "top1", "accuracy"}
+# Runs with more models than this get plots aggregated by flag set instead of three plots per
+# model: a thousand models would mean three thousand matplotlib figures (minutes).
+PER_MODEL_PLOTS = 12
 
 
 def _env():
@@ -43,26 +44,72 @@ def run_context(run: RunInfo | None) -> dict | None:
             "git_commit": (run.git_commit or "")[:12] or None, "host": run.host, "tools": tools}
 
 
-def table_context(results: list[Result], baseline: str | None) -> dict:
-    rows = comparison_rows(results, baseline)
+def _escaper():
+    """html.escape with a cache: model, device and status names repeat across 100k rows."""
+    import html
+
+    from harness.report.table import _memo
+
+    return _memo(html.escape)
+
+
+_HTML_SPECIAL = "<>&\"'"
+
+
+def table_context(results: list[Result], baseline: str | None, rows: list[Row] | None = None) -> dict:
+    """Headers, plus the table body pre-rendered: a template loop over 100k x 20 cells took a minute."""
+    from markupsafe import Markup
+
+    rows = comparison_rows(results, baseline) if rows is None else rows
     cols = visible_columns(rows)
+    keys = [k for k, _, _ in cols]
     headers = [{"text": h, "desc": d} for _, h, d in cols]
-    out = []
-    for row in rows:
-        cells = []
-        for key, _, _ in cols:
-            text = row.text[key]
-            if key == "reason" and text == "-":
-                text = ""
-            cls = "num" if key in NUMERIC else ("status" if key == "status" else key)
-            cells.append({"text": text, "cls": cls})
-        out.append({"cls": _status_class(row.values["status"]), "cells": cells})
-    return {"headers": headers, "rows": out}
+    columns = text_columns(rows, keys)
+    esc = _escaper()
+    for i, key in enumerate(keys):
+        if key == "reason":
+            columns[i] = ["" if t == "-" else esc(t) for t in columns[i]]
+        elif key not in NUMERIC or any(c in "".join(columns[i]) for c in _HTML_SPECIAL):
+            columns[i] = list(map(esc, columns[i]))  # names, or numbers column that holds odd text
+    # Only the status cell carries a class; numeric columns are aligned by one CSS rule on their
+    # positions (`css`), which keeps 100k rows x 20 cells from repeating class="num" 2M times.
+    td = "".join('<td class="status">{}</td>' if k == "status" else "<td>{}</td>" for k in keys)
+    row_html = '<tr class="st-{}">' + td + "</tr>"
+    classes = [_status_class(r.values["status"]) for r in rows]
+    body = "\n".join(map(row_html.format, classes, *columns))
+    numeric = ", ".join(f"#results-table td:nth-child({i + 1})" for i, k in enumerate(keys) if k in NUMERIC)
+    css = numeric + " { text-align: right; font-variant-numeric: tabular-nums; }" if numeric else ""
+    return {"headers": headers, "body": Markup(body), "css": css}  # noqa: S704 - every cell escaped or checked above
 
 
-def failures_context(results: list[Result]) -> list[dict]:
-    return [{"model": r.model, "flag_set": r.flag_set, "device": r.device, "threads": r.threads, "status": r.status,
-             "category": r.failure_category, "reason": r.reason} for r in results if r.status != "ok"]
+def failures_context(results: list[Result]):
+    """The failures list, pre-rendered as HTML (tens of thousands of items in a large run)."""
+    from markupsafe import Markup
+
+    esc = _escaper()
+    items = []
+    for r in results:
+        if r.status == "ok":
+            continue
+        category = f" [{esc(r.failure_category)}]" if r.failure_category else ""
+        reason = f"&mdash; {esc(r.reason)}" if r.reason else ""
+        items.append(f"<li><strong>{esc(r.model)}</strong> / {esc(r.flag_set)} on {esc(r.device)} ({esc(str(r.threads))} thr):"
+                     f'\n      <span class="status">{esc(r.status)}</span>{category}{reason}</li>')
+    return Markup("\n".join(items)) if items else None  # noqa: S704 - every field escaped above
+
+
+def pivot_context(results: list[Result], baseline: str | None) -> dict | None:
+    from markupsafe import Markup
+
+    from harness.report.pivot import pivot
+
+    p = pivot(results, baseline)
+    if len(p.columns) <= 1:
+        return None
+    esc = _escaper()
+    lines = ["<tr>" + "".join(f"<td>{esc(c)}</td>" if i < 2 else f'<td class="num">{esc(c)}</td>'
+                              for i, c in enumerate(row)) + "</tr>" for row in p.text_rows()]
+    return {"headers": p.headers(), "body": Markup("\n".join(lines))}  # noqa: S704 - cells escaped above
 
 
 def history_points(pairs: Iterable[tuple[RunInfo, Result]]) -> list[dict]:
@@ -112,7 +159,7 @@ def _render(**ctx) -> str:
     from harness import __version__
 
     base = {"version": __version__, "generated": _when(dt.datetime.now().timestamp()), "run": None, "table": None,
-            "pivot": None, "failures": [], "models": [], "history": [], "baseline": None, "drift_label": ""}
+            "pivot": None, "failures": None, "models": [], "overview": None, "history": [], "baseline": None, "drift_label": ""}
     return _env().get_template("report.html.j2").render(**{**base, **ctx})
 
 
@@ -122,7 +169,6 @@ def render_report(run: RunInfo | None, results: list[Result], *, baseline: str |
     from markupsafe import Markup
 
     from harness.report import plots
-    from harness.report.pivot import pivot
 
     if drift_metric not in plots.DRIFT_METRICS:
         raise ValueError(f"unknown drift metric {drift_metric!r}")
@@ -133,22 +179,27 @@ def render_report(run: RunInfo | None, results: list[Result], *, baseline: str |
     def svg(s: str | None):
         return Markup(s) if s else None  # noqa: S704 - matplotlib escapes the text inside
 
-    model_ctx = [{"name": name, "scatter": svg(plots.latency_drift_scatter(rs, drift_metric)),
-                  "boxes": svg(plots.latency_boxes(rs)), "sizes": svg(plots.size_bars(rs))}
-                 for name, rs in models.items()]
-    p = pivot(results, baseline)
-    pivot_ctx = None
-    if len(p.columns) > 1:
-        pivot_ctx = {"headers": p.headers(), "rows": p.text_rows()}
+    rows = comparison_rows(results, baseline)
+    model_ctx, overview_ctx = [], None
+    if len(models) <= PER_MODEL_PLOTS:
+        model_ctx = [{"name": name, "scatter": svg(plots.latency_drift_scatter(rs, drift_metric)),
+                      "boxes": svg(plots.latency_boxes(rs)), "sizes": svg(plots.size_bars(rs))}
+                     for name, rs in models.items()]
+    else:
+        from harness.report.overview import overview
+
+        overview_ctx = {k: svg(v) if k in ("scatter", "boxes", "sizes") else v
+                        for k, v in overview(results, rows, baseline, drift_metric, len(models),
+                                                          PER_MODEL_PLOTS).items()}
     hist_ctx = []
     for (model, flag_set), pts in (history or {}).items():
         if len(pts) >= 2:
             hist_ctx.append({"title": f"{model} / {flag_set}", "table": None,
                              "svg": svg(plots.trend(pts))})
     title = f"tflite-harness report: {run.campaign or 'run'} {run.id}" if run else "tflite-harness report"
-    return _render(title=title, run=run_context(run), baseline=baseline, table=table_context(results, baseline),
-                   pivot=pivot_ctx, failures=failures_context(results), models=model_ctx, history=hist_ctx,
-                   drift_label=plots.DRIFT_METRICS[drift_metric])
+    return _render(title=title, run=run_context(run), baseline=baseline, table=table_context(results, baseline, rows),
+                   pivot=pivot_context(results, baseline), failures=failures_context(results), models=model_ctx,
+                   overview=overview_ctx, history=hist_ctx, drift_label=plots.DRIFT_METRICS[drift_metric])
 
 
 def render_history(model: str, flag_set: str, points: list[dict]) -> str:

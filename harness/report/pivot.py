@@ -97,3 +97,11 @@ def pivot_rich(p: Pivot, title: str | None = None):
     for row in p.text_rows():
         table.add_row(*(escape(c) for c in row))
     return table
+
+
+def pivot_plain(p: Pivot, title: str | None = None) -> str:
+    """`pivot_rich` as aligned plain text, for pivots too large for rich to lay out quickly."""
+    from harness.report.plain import plain_table
+
+    headers = p.headers()
+    return plain_table(headers, p.text_rows(), right=set(range(2, len(headers))), title=title)

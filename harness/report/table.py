@@ -7,7 +7,7 @@ format them, so every figure in every format is the same stored number.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from operator import itemgetter
 
 from harness.result import Result
 
@@ -36,10 +36,30 @@ COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 
-@dataclass
 class Row:
-    values: dict[str, object]  # raw numbers
-    text: dict[str, str]  # formatted
+    """One table row: `values` holds the raw numbers, `text` their formatted cells.
+
+    The text is made on first use only: csv and json need only the values, and formatting
+    every cell of 100k rows was a third of a report's time.
+    """
+
+    __slots__ = ("values", "_text")
+
+    def __init__(self, values: dict[str, object], text: dict[str, str] | None = None):
+        self.values = values
+        self._text = text
+
+    @property
+    def text(self) -> dict[str, str]:
+        if self._text is None:
+            self._text = {k: cell_text(k, self.values) for k in self.values}
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Row) and self.values == other.values and self.text == other.text
+
+    def __repr__(self) -> str:
+        return f"Row({self.values!r})"
 
 
 def _fmt(value: object, digits: int = 2) -> str:
@@ -64,6 +84,63 @@ def _sig(value: float | None, digits: int = 3) -> str:
     return f"{value:.{decimals}f}"
 
 
+def _valid(v: object) -> str:
+    return "warn: " + v if v and v != "valid" else _fmt(v)
+
+
+def _accuracy(values: dict) -> str:
+    acc, ref = values["accuracy"], values["reference_accuracy"]
+    if acc is None:
+        return "-"
+    return f"{acc:.3f} ({ref:.3f})" if ref is not None else f"{acc:.3f}"
+
+
+# How each column's value becomes text: _sig, "1.23x", three decimals, or _fmt with these
+# digits (2 for any column not listed; text columns pass through _fmt unchanged).
+_SIG_KEYS = {"p50_ms", "p90_ms", "init_ms"}
+_TIMES_KEYS = {"speedup", "size_ratio"}
+_DIGITS = {"max_abs": 4, "cosine": 4, "snr_db": 1, "size_kb": 1, "peak_mb": 1}
+
+
+def _column_text(key: str, values: list[dict]) -> list[str]:
+    """One column's cells. Written as a comprehension per kind of column: 2M cells of a 100k-row
+    table went through a function call each, a third of the report's time."""
+    if key == "accuracy":
+        return [_accuracy(v) for v in values]
+    col = list(map(itemgetter(key), values))
+    if key in _SIG_KEYS:
+        return list(map(_sig, col))
+    if key in _TIMES_KEYS:
+        return ["-" if v is None else f"{v:.2f}x" for v in col]
+    if key == "top1":
+        return ["-" if v is None else f"{v:.3f}" for v in col]
+    if key == "valid":
+        return list(map(_valid, col))
+    digits = _DIGITS.get(key, 2)
+    spec, small = f".{digits}f", 10 ** -digits
+    # the common cases inline (a finite float that _fmt would print fixed-point; text), the rest via _fmt
+    return [format(v, spec) if type(v) is float and v - v == 0 and (v == 0 or abs(v) >= small)
+            else v if type(v) is str else _fmt(v, digits) for v in col]
+
+
+def text_columns(rows: list[Row], keys: list[str]) -> list[list[str]]:
+    """The formatted cells of `keys`, column by column (the same text as `Row.text`)."""
+    values = [r.values for r in rows]
+    return [_column_text(key, values) for key in keys]
+
+
+def text_cells(rows: list[Row], keys: list[str]) -> list[list[str]]:
+    """The formatted cells of `keys`, row by row."""
+    if not keys:
+        return [[] for _ in rows]
+    return [list(cells) for cells in zip(*text_columns(rows, keys), strict=True)]
+
+
+def cell_text(key: str, values: dict) -> str:
+    """The formatted text of one cell (the same for every format)."""
+    return _column_text(key, [values])[0]
+
+
 def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> list[Row]:
     base_lat: dict[tuple, float] = {}
     base_size: dict[str, int] = {}
@@ -82,44 +159,25 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
         if snr == "inf":
             snr = math.inf
         p50 = lat.get("p50")
+        p90 = lat.get("p90")
+        ci = lat.get("p50_ci")
         b = base_lat.get((r.model, r.device, r.threads, r.xnnpack, r.runtime))
         speedup = b / p50 if (b and p50 and r.status == "ok") else None
-        size_ratio = r.size_bytes / base_size[r.model] if (r.size_bytes and r.model in base_size) else None
-        values = {
+        size = r.size_bytes
+        size_ratio = size / base_size[r.model] if (size and r.model in base_size) else None
+        rows.append(Row({
             "model": r.model, "flag_set": r.flag_set, "device": r.device, "threads": r.threads, "status": r.status,
-            "size_kb": r.size_bytes / 1024 if r.size_bytes else None, "size_ratio": size_ratio,
+            "size_kb": size / 1024 if size else None, "size_ratio": size_ratio,
             "p50_ms": p50 / 1000 if p50 is not None else None,
-            "p90_ms": lat["p90"] / 1000 if lat.get("p90") is not None else None,
+            "p90_ms": p90 / 1000 if p90 is not None else None,
             "speedup": speedup, "init_ms": r.init_us / 1000 if r.init_us is not None else None,
             "peak_mb": r.peak_rss_mb, "max_abs": drift.get("max_abs"), "cosine": drift.get("cosine"),
             "snr_db": snr, "top1": drift.get("top1_agreement"), "accuracy": drift.get("accuracy"),
             "reference_accuracy": drift.get("reference_accuracy"), "rep": r.representative,
             "reason": r.reason,
             "valid": r.validity,
-            "p50_ci_ms": [x / 1000 for x in lat["p50_ci"]] if lat.get("p50_ci") else None,
-        }
-        text = {k: _fmt(v) for k, v in values.items()}
-        if values["valid"] and values["valid"] != "valid":
-            text["valid"] = "warn: " + values["valid"]
-        for k in ("p50_ms", "p90_ms", "init_ms"):
-            text[k] = _sig(values[k])
-        text["max_abs"] = _fmt(values["max_abs"], 4)
-        text["cosine"] = _fmt(values["cosine"], 4)
-        text["snr_db"] = _fmt(values["snr_db"], 1)
-        text["size_kb"] = _fmt(values["size_kb"], 1)
-        text["peak_mb"] = _fmt(values["peak_mb"], 1)
-        if values["speedup"] is not None:
-            text["speedup"] = f"{values['speedup']:.2f}x"
-        if values["size_ratio"] is not None:
-            text["size_ratio"] = f"{values['size_ratio']:.2f}x"
-        if values["accuracy"] is not None and values["reference_accuracy"] is not None:
-            text["accuracy"] = f"{values['accuracy']:.3f} ({values['reference_accuracy']:.3f})"
-        elif values["accuracy"] is not None:
-            text["accuracy"] = f"{values['accuracy']:.3f}"
-        for k in ("top1",):
-            if values[k] is not None:
-                text[k] = f"{values[k]:.3f}"
-        rows.append(Row(values, text))
+            "p50_ci_ms": [x / 1000 for x in ci] if ci else None,
+        }))
     return rows
 
 
@@ -138,46 +196,91 @@ def visible_columns(rows: list[Row], terminal: bool = False) -> list[tuple[str, 
     return cols
 
 
+NUMERIC = {"size_kb", "size_ratio", "p50_ms", "p90_ms", "speedup", "init_ms", "peak_mb", "max_abs", "cosine",
+           "snr_db", "top1", "accuracy", "threads"}
+# Columns whose text can come from users (names, reasons); numbers we format need no escaping.
+TEXT_KEYS = {"model", "flag_set", "device", "status", "rep", "reason", "valid"}
+STATUS_STYLES = {"ok": "green", "unhealthy": "yellow", "unsupported": "magenta"}
+
+# Above this many rows the terminal table is drawn by `plain_table` (same columns and cells,
+# no colours, no wrapping): rich lays out every cell of every row, minutes for 100k rows.
+LARGE_TABLE_ROWS = 2000
+
+
+def _memo(fn):
+    """fn with a cache: names repeat thousands of times in a large run."""
+    cache: dict[str, str] = {}
+
+    def cached(text: str) -> str:
+        out = cache.get(text)
+        if out is None:
+            out = cache[text] = fn(text)
+        return out
+
+    return cached
+
+
+def terminal_cells(rows: list[Row], cols: list[tuple[str, str, str]], markup: bool = True) -> list[tuple[str, ...]]:
+    """The terminal table's cells: status coloured (markup), valid as yes/warn, warnings after the reason."""
+    from rich.markup import escape
+
+    keys = [k for k, _, _ in cols]
+    columns = text_columns(rows, keys)
+    esc = _memo(escape) if markup else str
+    valid = [r.values["valid"] for r in rows]
+    for i, key in enumerate(keys):
+        if key == "status" and markup:
+            columns[i] = [f"[{STATUS_STYLES.get(st, 'red')}]{esc(st)}[/]" for st in columns[i]]
+        elif key == "valid":
+            warn = "[yellow]warn[/]" if markup else "warn"
+            columns[i] = ["-" if v is None else ("yes" if v == "valid" else warn) for v in valid]
+        elif key == "reason":
+            columns[i] = [(esc(t) if t != "-" else "") if v in (None, "valid")
+                          else (esc(t) + " " if t not in ("-", "") else "") + esc(f"[{v}]")
+                          for t, v in zip(columns[i], valid, strict=True)]
+        elif key in TEXT_KEYS and markup:
+            columns[i] = list(map(esc, columns[i]))
+    return list(zip(*columns, strict=True)) if columns else [() for _ in rows]
+
+
 def rich_table(rows: list[Row], title: str | None = None):
     from rich.table import Table
 
     cols = visible_columns(rows, terminal=True)
     table = Table(title=title, show_lines=False, header_style="bold")
-    numeric = {"size_kb", "size_ratio", "p50_ms", "p90_ms", "speedup", "init_ms", "peak_mb", "max_abs", "cosine",
-               "snr_db", "top1", "accuracy", "threads"}
     for key, header, _ in cols:
-        table.add_column(header, justify="right" if key in numeric else "left",
+        table.add_column(header, justify="right" if key in NUMERIC else "left",
                          overflow="fold", no_wrap=key != "reason", min_width=30 if key == "reason" else None)
-    styles = {"ok": "green", "unhealthy": "yellow", "unsupported": "magenta"}
-    for r in rows:
-        cells = []
-        for key, _, _ in cols:
-            text = r.text[key]
-            if key == "status":
-                text = f"[{styles.get(r.values['status'], 'red')}]{text}[/]"
-            elif key == "valid":
-                text = "-" if r.values["valid"] is None else ("yes" if r.values["valid"] == "valid" else "[yellow]warn[/]")
-            elif key == "reason":
-                from rich.markup import escape
-
-                text = escape(text) if text != "-" else ""
-                if r.values["valid"] not in (None, "valid"):
-                    text = (text + " " if text else "") + escape(f"[{r.values['valid']}]")
-            cells.append(text)
-        table.add_row(*cells)
+    for line in terminal_cells(rows, cols):
+        table.add_row(*line)
     return table
+
+
+def plain_comparison_table(rows: list[Row], title: str | None = None) -> str:
+    """The terminal table for many rows: what `rich_table` shows, as aligned plain text."""
+    from harness.report.plain import plain_table
+
+    cols = visible_columns(rows, terminal=True)
+    return plain_table([h for _, h, _ in cols], terminal_cells(rows, cols, markup=False),
+                       right={i for i, (k, _, _) in enumerate(cols) if k in NUMERIC}, title=title)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown_table(rows: list[Row]) -> str:
     cols = visible_columns(rows)
-
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
-
+    keys = [k for k, _, _ in cols]
+    columns = text_columns(rows, keys)
+    esc = _memo(_md_escape)
+    for i, key in enumerate(keys):
+        if key == "reason":
+            columns[i] = ["" if t == "-" else esc(t) for t in columns[i]]
+        elif key in TEXT_KEYS or any(c in "".join(columns[i]) for c in "|\n<>"):  # names, or odd text
+            columns[i] = list(map(esc, columns[i]))
     lines = ["| " + " | ".join(h for _, h, _ in cols) + " |",
              "|" + "|".join("---:" if k not in ("model", "flag_set", "device", "status", "rep", "reason") else "---"
-                            for k, _, _ in cols) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join(esc(r.text[k]) if r.text[k] != "-" or k != "reason" else ""
-                                        for k, _, _ in cols) + " |")
+                            for k in keys) + "|"]
+    lines += ["| " + " | ".join(line) + " |" for line in zip(*columns, strict=True)]
     return "\n".join(lines) + "\n"
