@@ -2,17 +2,26 @@
 
 `tflite-harness run --devices adb:127.0.0.1:PORT` (python runner) against the simulated
 ADB device (`tests/support/adb_device.py`, in-process of its own helper) with an empty
-conversion cache. Remote devices start measuring as soon as their first artifact exists,
-so conversion and device work overlap. The ideal bound is
+conversion cache. Preparations and conversions share the worker pool
+(`harness/convert/schedule.py`), and remote devices start measuring as soon as an artifact
+and its model's references exist, so conversion and device work overlap.
 
-    max(sum of per-artifact convert_s / cores, sum of per-row (finished_at - started_at))
+Two bounds are printed; the target (wall <= 1.15 x bound) is judged on both.
 
-and the target is wall <= 1.15 x bound. The bound leaves out what cannot overlap by design
-(CLI start, TensorFlow import in the workers, reference outputs before the first
-conversion), so the ratio is an upper estimate of the pipelining loss.
+- **old** (the definition BENCHMARKS.md used so far):
+      max(sum of per-artifact convert_s / cores, sum of per-row (finished_at - started_at))
+  It leaves out work that the workers must do and that cannot overlap with itself: the
+  reference outputs (computed in the same TensorFlow workers, ~6 s for digits_mobilenet),
+  loading the model for each job, and TensorFlow's import in each worker.
+- **new**: the conversion side counts every worker job from start to finish (preparations
+  included, from `logs/build-timeline.json`) instead of convert_s alone:
+      max(sum of worker job spans / cores, device time)
+  TensorFlow's import (printed separately) and the CLI start stay out, as before.
 
-Note: the "device" is simulated on this machine; its runner uses the same cores as the
-converter workers, so device time here is inflated by the overlap itself.
+A third figure, informative only, adds the device time to the conversion side: the
+"device" is simulated on this machine, so its runner competes for the same cores as the
+converter workers and no schedule can beat (worker work + device work) / cores here. On a
+real phone the device work would not compete with conversion.
 
     .venv/bin/python bench/pipelining.py [--models digits_cnn,digits_mobilenet,digits_transformer]
 """
@@ -65,6 +74,8 @@ def main() -> int:
             wall = time.perf_counter() - t0
             load = f"{load0} -> {c.loadavg()}"
         rows = json.loads((tmp / "run" / "results.json").read_text())
+        tl_path = tmp / "run" / "logs" / "build-timeline.json"  # absent before the pipelined build
+        timeline = json.loads(tl_path.read_text()) if tl_path.is_file() else {"jobs": [], "worker_imports": []}
     cores = os.cpu_count() or 1
     by_artifact = {}
     for r in rows:
@@ -73,16 +84,42 @@ def main() -> int:
     conv = sum(by_artifact.values())
     spans = [r["finished_at"] - r["started_at"] for r in rows if r.get("started_at") and r.get("finished_at")]
     device = sum(spans)
-    bound = max(conv / cores, device)
+    jobs = worker_jobs(timeline["jobs"])
+    worker = sum(jobs.values())
+    prep = sum(v for (op, _, _), v in jobs.items() if op == "prepare")
+    imports = [ready - spawned for spawned, ready in timeline["worker_imports"]]
     ok_rows = sum(r["status"] == "ok" for r in rows)
     rep.add("campaign wall time", wall, "s", load=load, note=f"{len(rows)} rows ({ok_rows} ok)")
     rep.add("conversion time (sum of convert_s)", conv, "s", load=load,
             note=f"{len(by_artifact)} conversions; / {cores} cores = {conv / cores:.1f} s")
+    rep.add("worker job time (sum of job spans, preparations included)", worker, "s", load=load,
+            note=f"{len(jobs)} jobs, of which preparation {prep:.1f} s; / {cores} cores = {worker / cores:.1f} s")
+    rep.add("TensorFlow import per worker (outside both bounds)", max(imports) if imports else None, "s", load=load,
+            note=f"{len(imports)} worker(s): " + ", ".join(f"{x:.1f}" for x in imports))
     rep.add("device time (sum of finished_at - started_at)", device, "s", load=load, note=f"{len(spans)} rows")
-    ratio = wall / bound
-    rep.add("wall / ideal bound", ratio, "x", f"<= {TARGET}", ratio <= TARGET, load=load,
-            note="device simulated on the same cores")
+    old = max(conv / cores, device)
+    ratio = wall / old
+    rep.add("wall / bound, old definition (convert_s only)", ratio, "x", f"<= {TARGET}", ratio <= TARGET, load=load,
+            note=f"bound {old:.1f} s; device simulated on the same cores")
+    new = max(worker / cores, device) or float("nan")
+    ratio_new = wall / new
+    rep.add("wall / bound, new definition (all worker jobs)", ratio_new, "x", f"<= {TARGET}", ratio_new <= TARGET,
+            load=load, note=f"bound {new:.1f} s")
+    shared = max(new, (worker + device) / cores)
+    rep.add("wall / shared-core bound ((worker jobs + device) / cores)", wall / shared, "x", load=load,
+            note=f"bound {shared:.1f} s; informative: the simulated device competes for the converters' cores")
+    floor = (conv + device) / cores
+    rep.add("wall / (convert_s + device) / cores", wall / floor, "x", load=load,
+            note=f"{floor:.1f} s: no schedule beats this here, so the old target needs "
+                 f"{floor / old:.2f} <= {TARGET} first")
     return rep.finish()
+
+
+def worker_jobs(events: list[dict]) -> dict[tuple, float]:
+    """Seconds from start to finish of each worker job in the run's build timeline."""
+    started = {(e["op"], e["model"], e["flag_set"]): e["t"] for e in events if e["event"] == "started" and e["t"]}
+    return {k: e["t"] - started[k] for e in events
+            if e["event"] == "finished" and e["t"] and (k := (e["op"], e["model"], e["flag_set"])) in started}
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Preparing a model computes its evaluation inputs, representative data and reference
 outputs; converting applies each flag set. Both run in TensorFlow worker processes
-(`convert/pool.py`) and are cached by content (`convert/cache.py`), so a warm run
-starts no worker at all. Nothing here knows about devices.
+(`convert/pool.py`), as one pipeline (`build`, `convert/schedule.py`), and are cached by
+content (`convert/cache.py`), so a warm run starts no worker at all. Nothing here knows
+about devices.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class Builder:
         self.conversions_cached = 0
         self._pool = None
         self._model_hashes: dict[str, str] = {}
+        self._reference_keys: dict[str, str] = {}
+        self.timeline: list[dict] = []  # worker jobs: submitted / started / finished (time.time()), see `build`
+        self.worker_imports: list[tuple[float, float]] = []  # (spawned, ready) of each converter worker
 
     @property
     def busy(self) -> bool:
@@ -91,7 +95,38 @@ class Builder:
         """Stop the worker processes (they hold ~600 MB each and must not share the CPU with measurements)."""
         if self._pool is not None:
             self._pool.close(kill=kill)
+            self.worker_imports += getattr(self._pool, "worker_imports", [])
             self._pool = None
+
+    @property
+    def pipelined(self) -> bool:
+        """Whether `build` may run preparations and conversions as one pipeline. A subclass that
+        customises the staged steps (`prepare_all`, `convert_all`; the Ray executor does) keeps
+        the staged order, so its customisations still apply."""
+        return type(self).prepare_all is Builder.prepare_all and type(self).convert_all is Builder.convert_all
+
+    def start_workers(self) -> bool:
+        """Start the converter workers now (TensorFlow's import) if the cache lacks anything;
+        called as early as possible so the import overlaps the rest of the set-up."""
+        from harness.convert.schedule import needs_workers
+
+        if not self.pipelined or not needs_workers(self):
+            return False
+        pool = self._pool_get()
+        if hasattr(pool, "start"):
+            pool.start()
+        return True
+
+    def build(self, prepared: dict[str, Prepared], on_done: Callable[[Artifact], None]) -> list[Artifact]:
+        """Prepare and convert every model; PREPARED fills in as preparations finish.
+
+        Pipelined (`convert/schedule.py`) unless a subclass customises the staged steps."""
+        if not self.pipelined:
+            prepared.update(self.prepare_all())
+            return self.convert_all(prepared, on_done)
+        from harness.convert.schedule import run_pipeline
+
+        return run_pipeline(self, prepared, on_done)
 
     # ------------------------------------------------------------------ helpers
     def _pool_get(self):
@@ -107,6 +142,11 @@ class Builder:
         return self._model_hashes[m.name]
 
     def _reference_key(self, m: ModelSpec) -> str:
+        if m.name not in self._reference_keys:  # hashes the sample files: once per model, not per flag set
+            self._reference_keys[m.name] = self._reference_key_uncached(m)
+        return self._reference_keys[m.name]
+
+    def _reference_key_uncached(self, m: ModelSpec) -> str:
         s = self.campaign.settings
         return hash_json({
             "format": CACHE_FORMAT, "model": self._model_hash(m), "entry": m.entry, "signature": m.signature,
@@ -190,38 +230,46 @@ class Builder:
         self.cache.store_reference_meta(key, meta)
         return Prepared(m, True, dir=folder, meta=meta)
 
+    def _prepare_job(self, m: ModelSpec, key: str) -> dict:
+        s = self.campaign.settings
+        return {"op": "prepare", "model": model_payload(m), "eval_samples": s.eval_samples, "seed": s.seed,
+                "out_dir": str(self.cache.reference_dir(key))}
+
+    def _prepared_from_answer(self, m: ModelSpec, key: str, answer) -> Prepared:
+        """Cache a finished preparation and describe it (or its failure, with its log kept)."""
+        if answer.ok:
+            meta = {**answer.data, "has_reference": True}
+            meta.pop("id", None)
+            self.cache.store_reference_meta(key, meta)
+            return Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta)
+        failure = classify(answer.error, answer.log, signal=answer.signal, timed_out=answer.timed_out)
+        reason = answer.error if answer.usage else failure.reason
+        log = self._write_log(f"{m.name}-prepare.log", answer.log)
+        self.events.note(f"{m.name}: {reason} (log: {log})")
+        return Prepared(m, False, reason or "loading the model failed",
+                        "load_error" if answer.usage else failure.category)
+
+    def cached_prepared(self, m: ModelSpec) -> Prepared | None:
+        """The model's preparation if it needs no worker (a .tflite, or references in the cache)."""
+        if m.kind == "tflite":
+            return self._prepare_tflite(m)
+        key = self._reference_key(m)
+        meta = self.cache.reference_meta(key)
+        return Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta) if meta is not None else None
+
     def prepare_all(self) -> dict[str, Prepared]:
+        """Every model's preparation, all finished before this returns (see `build` for the pipelined run)."""
         prepared: dict[str, Prepared] = {}
         futures = {}
         for m in self.campaign.models:
-            if m.kind == "tflite":
-                prepared[m.name] = self._prepare_tflite(m)
+            p = self.cached_prepared(m)
+            if p is not None:
+                prepared[m.name] = p
                 continue
             key = self._reference_key(m)
-            meta = self.cache.reference_meta(key)
-            if meta is not None:
-                prepared[m.name] = Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta)
-                continue
-            s = self.campaign.settings
-            futures[m.name] = (key, self._pool_get().submit({
-                "op": "prepare", "model": model_payload(m), "eval_samples": s.eval_samples, "seed": s.seed,
-                "out_dir": str(self.cache.reference_dir(key)),
-            }))
-        for name, (key, fut) in futures.items():
-            m = next(x for x in self.campaign.models if x.name == name)
-            answer = fut.result()
-            if answer.ok:
-                meta = {**answer.data, "has_reference": True}
-                meta.pop("id", None)
-                self.cache.store_reference_meta(key, meta)
-                prepared[name] = Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta)
-            else:
-                failure = classify(answer.error, answer.log, signal=answer.signal, timed_out=answer.timed_out)
-                reason = answer.error if answer.usage else failure.reason
-                log = self._write_log(f"{name}-prepare.log", answer.log)
-                prepared[name] = Prepared(m, False, reason or "loading the model failed",
-                                          "load_error" if answer.usage else failure.category)
-                self.events.note(f"{name}: {reason} (log: {log})")
+            futures[m.name] = (m, key, self._pool_get().submit(self._prepare_job(m, key)))
+        for name, (m, key, fut) in futures.items():
+            prepared[name] = self._prepared_from_answer(m, key, fut.result())
         return prepared
 
     # ------------------------------------------------------------------ stage 2: convert
@@ -231,70 +279,97 @@ class Builder:
         for m in self.campaign.models:
             p = prepared[m.name]
             if m.kind == "tflite":
-                if p.ok:
-                    sha = hash_path(m.path)
-                    art = Artifact(m, AS_GIVEN, True, sha, m.path, {"size_bytes": m.path.stat().st_size})
-                else:
-                    art = Artifact(m, AS_GIVEN, False, status=statuses.RUNTIME_FAILED, reason=p.reason,
-                                   failure_category=p.failure_category)
+                art = self.tflite_artifact(m, p)
                 artifacts.append(art)
                 on_done(art)
                 continue
             for fs in self.campaign.flag_sets:
                 if not p.ok:
-                    art = Artifact(m, fs.name, False, status=statuses.CONVERSION_FAILED, reason=p.reason,
-                                   failure_category=p.failure_category)
+                    art = self.prepare_failed(m, fs.name, p)
                     artifacts.append(art)
                     on_done(art)
                     continue
-                ref_key = self._reference_key(m)
-                key = self._conversion_key(m, fs, ref_key)
-                cached = self.cache.conversion(key)
-                if cached is not None:
-                    self.conversions_cached += 1
-                    art = (self._artifact_from_meta(m, fs.name, cached, converted=False) if cached.get("artifact")
-                           else self._failed_from_meta(m, fs.name, cached))
+                key = self.conversion_key(m, fs)
+                art = self.cached_artifact(m, fs, key)
+                if art is not None:
                     artifacts.append(art)
                     on_done(art)
                     continue
-                rep_path = p.dir / "representative.npz" if fs.needs_representative_data and p.dir else None
-                out_path = self.cache.tmp_path(".tflite")
-                fut = self._pool_get().submit({
-                    "op": "convert", "model": model_payload(m), "options": fs.converter_options(),
-                    "rep_path": str(rep_path) if rep_path else None,
-                    "shapes": [i["shape"] for i in p.meta["inputs"]], "out_path": str(out_path),
-                })
-                pending.append((m, fs, key, out_path, fut, p))
+                job, out_path = self._convert_job(m, fs, p)
+                pending.append((m, fs, key, out_path, self._pool_get().submit(job), p))
         for m, fs, key, out_path, fut, p in pending:
-            answer = fut.result()
-            self.conversions_performed += 1
-            if answer.ok and out_path.is_file() and out_path.stat().st_size > 0:
-                sha, path = self.cache.adopt_artifact(out_path)
-                meta = {
-                    "artifact": sha, "size_bytes": answer.data["size_bytes"], "convert_s": answer.data["convert_s"],
-                    "tf_version": answer.data["tf_version"], "ops": self._ops(path),
-                    "representative": p.meta.get("representative_source") if fs.needs_representative_data else "none",
-                }
-                self.cache.store_conversion(key, meta)
-                art = self._artifact_from_meta(m, fs.name, meta, converted=True)
-            else:
-                out_path.unlink(missing_ok=True)
-                failure = classify(answer.error, answer.log, signal=answer.signal, timed_out=answer.timed_out,
-                                   flag_set=fs.name)
-                log = self._write_log(f"{m.name}-{fs.name}-convert.log", answer.log or answer.error or "")
-                status = statuses.TIMEOUT if answer.timed_out else statuses.CONVERSION_FAILED
-                art = Artifact(m, fs.name, False, status=status, reason=failure.reason,
-                               failure_category=failure.category, log=log, converted=True,
-                               meta={"error": answer.error})
-                if not answer.timed_out:
-                    # The same model, flags and versions fail the same way: do not pay for it again.
-                    self.cache.store_conversion(key, {
-                        "artifact": None, "status": status, "reason": failure.reason,
-                        "failure_category": failure.category, "error": answer.error, "log": log,
-                    })
+            art = self._finish_conversion(m, fs, key, out_path, fut.result(), p)
             artifacts.append(art)
             on_done(art)
         return artifacts
+
+    def _convert_job(self, m: ModelSpec, fs: FlagSet, p: Prepared | None) -> tuple[dict, Path]:
+        """The worker job converting M under FS. Without P (its preparation is still running) the
+        worker resolves the input shapes itself; flag sets that calibrate always wait for P."""
+        assert p is not None or not fs.needs_representative_data
+        rep_path = p.dir / "representative.npz" if p is not None and fs.needs_representative_data and p.dir else None
+        out_path = self.cache.tmp_path(".tflite")
+        return {
+            "op": "convert", "model": model_payload(m), "options": fs.converter_options(),
+            "rep_path": str(rep_path) if rep_path else None,
+            "shapes": [i["shape"] for i in p.meta["inputs"]] if p is not None else None, "out_path": str(out_path),
+        }, out_path
+
+    def _finish_conversion(self, m: ModelSpec, fs: FlagSet, key: str, out_path: Path, answer,
+                           p: Prepared | None) -> Artifact:
+        """Adopt and cache a worker's conversion, or turn its failure into a reasoned artifact."""
+        self.conversions_performed += 1
+        if answer.ok and out_path.is_file() and out_path.stat().st_size > 0:
+            sha, path = self.cache.adopt_artifact(out_path)
+            meta = {
+                "artifact": sha, "size_bytes": answer.data["size_bytes"], "convert_s": answer.data["convert_s"],
+                "tf_version": answer.data["tf_version"], "ops": self._ops(path),
+                "representative": p.meta.get("representative_source") if fs.needs_representative_data else "none",
+            }
+            self.cache.store_conversion(key, meta)
+            return self._artifact_from_meta(m, fs.name, meta, converted=True)
+        out_path.unlink(missing_ok=True)
+        failure = classify(answer.error, answer.log, signal=answer.signal, timed_out=answer.timed_out,
+                           flag_set=fs.name)
+        log = self._write_log(f"{m.name}-{fs.name}-convert.log", answer.log or answer.error or "")
+        status = statuses.TIMEOUT if answer.timed_out else statuses.CONVERSION_FAILED
+        art = Artifact(m, fs.name, False, status=status, reason=failure.reason,
+                       failure_category=failure.category, log=log, converted=True,
+                       meta={"error": answer.error})
+        if not answer.timed_out and not answer.usage:
+            # The same model, flags and versions fail the same way: do not pay for it again. Not a
+            # usage error (bad model or sample data): the key does not cover the data, and fixing it
+            # must not meet a cached failure.
+            self.cache.store_conversion(key, {
+                "artifact": None, "status": status, "reason": failure.reason,
+                "failure_category": failure.category, "error": answer.error, "log": log,
+            })
+        return art
+
+    def tflite_artifact(self, m: ModelSpec, p: Prepared) -> Artifact:
+        """A .tflite given as the model is its own (only) artifact."""
+        if p.ok:
+            return Artifact(m, AS_GIVEN, True, hash_path(m.path), m.path, {"size_bytes": m.path.stat().st_size})
+        return Artifact(m, AS_GIVEN, False, status=statuses.RUNTIME_FAILED, reason=p.reason,
+                        failure_category=p.failure_category)
+
+    def cached_artifact(self, m: ModelSpec, fs: FlagSet, key: str) -> Artifact | None:
+        """The conversion's cached outcome (artifact or failure), counted as such; None: convert it."""
+        cached = self.cache.conversion(key)
+        if cached is None:
+            return None
+        self.conversions_cached += 1
+        return (self._artifact_from_meta(m, fs.name, cached, converted=False) if cached.get("artifact")
+                else self._failed_from_meta(m, fs.name, cached))
+
+    @staticmethod
+    def prepare_failed(m: ModelSpec, flag_set: str, p: Prepared) -> Artifact:
+        """Every flag set of a model whose preparation failed carries that failure."""
+        return Artifact(m, flag_set, False, status=statuses.CONVERSION_FAILED, reason=p.reason,
+                        failure_category=p.failure_category)
+
+    def conversion_key(self, m: ModelSpec, fs: FlagSet) -> str:
+        return self._conversion_key(m, fs, self._reference_key(m))
 
     @staticmethod
     def _ops(path: Path) -> list[str]:

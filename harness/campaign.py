@@ -248,6 +248,17 @@ class CampaignRun:
                 r.drift = {**(r.drift or {}), "vs_local": vs}
                 store.add_result(self.run_id, r)
 
+    def _write_timeline(self) -> None:
+        """logs/build-timeline.json: when each worker job was submitted, started and finished,
+        and each worker's TensorFlow import, for `bench/pipelining.py` and for diagnosis."""
+        b = self.builder
+        if not b.timeline and not b.worker_imports:
+            return
+        path = self.out_dir / "logs" / "build-timeline.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"jobs": b.timeline, "worker_imports": b.worker_imports}, indent=1),
+                        encoding="utf-8")
+
     def _closed(self) -> None:
         """After the store is closed (an executor disconnects here)."""
 
@@ -293,9 +304,11 @@ class CampaignRun:
         devices = None
         interrupted = False
         try:
+            # TensorFlow's import in the workers (~6 s) overlaps the rest of the set-up; a run the
+            # cache covers starts no worker at all.
+            self.builder.start_workers()
             devices = self._devices(names, record, prepared, conversions_done)
-            prepared.update(self.builder.prepare_all())
-            devices.start()
+            devices.start()  # remote devices take each artifact as soon as it and its model's references exist
 
             def converted(art: Artifact) -> None:
                 self.events.converted(art)
@@ -308,7 +321,7 @@ class CampaignRun:
                         else:
                             record(self._base_result(art, name, th))
 
-            self.builder.convert_all(prepared, converted)
+            self.builder.build(prepared, converted)
             self.builder.close()
             conversions_done.set()
             devices.finish()
@@ -325,6 +338,7 @@ class CampaignRun:
             self.builder.close(kill=True)
             conversions_done.set()
             jsonl.close()
+            self._write_timeline()
             store.finish_run(self.run_id, "interrupted" if interrupted else "done")
             all_results = store.results(self.run_id)
             store.close()

@@ -311,9 +311,11 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
     if workers:
         options.workers = workers
     runner = CampaignRun(c, options)
-    prepared = runner.builder.prepare_all()
-    artifacts = runner.builder.convert_all(prepared, lambda a: None)
-    runner.builder.close()
+    runner.builder.start_workers()
+    try:
+        artifacts = runner.builder.build({}, lambda a: None)
+    finally:
+        runner.builder.close()
     from rich.table import Table
 
     table = Table(header_style="bold")

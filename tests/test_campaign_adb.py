@@ -53,6 +53,20 @@ def test_local_and_direct_adb_device_in_one_table(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"adb:{dev.serial}" in proc.stdout  # both devices in one table
     check_rows(rows_of(tmp_path / "run" / "results.json"), f"adb:{dev.serial}")
+    check_pipelined(tmp_path / "run" / "logs" / "build-timeline.json")
+
+
+def check_pipelined(path) -> None:
+    """From the run's recorded job events: fp32 needs no representative data, so it went to the
+    workers before the model's preparation finished; int8 calibrates, so it waited for it."""
+    events = json.loads(path.read_text())["jobs"]
+
+    def index(event: str, op: str, flag_set: str | None) -> int:
+        return next(i for i, e in enumerate(events)
+                    if (e["event"], e["op"], e["flag_set"]) == (event, op, flag_set))
+
+    prepared = index("finished", "prepare", None)
+    assert index("submitted", "convert", "fp32") < prepared < index("submitted", "convert", "int8")
 
 
 def test_same_run_through_a_real_adb_server(tmp_path, adb_cli: AdbCli):  # noqa: F811

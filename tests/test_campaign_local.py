@@ -144,3 +144,7 @@ def test_second_run_converts_nothing_and_still_measures(campaign_runs):
     assert two[("cnn", "int8")]["artifact"] == one[("cnn", "int8")]["artifact"]
     assert two[("cnn", "int8")]["samples_us"] != one[("cnn", "int8")]["samples_us"]  # measured anew
     assert two[("lstm", "int8")]["status"] == "conversion_failed"  # failures are not cached as successes
+    # the first run started converter workers and says when; the second needed none, so none started
+    timeline = json.loads((root / "run1" / "logs" / "build-timeline.json").read_text())
+    assert len(timeline["worker_imports"]) >= 1
+    assert not (root / "run2" / "logs" / "build-timeline.json").exists()

@@ -3,13 +3,19 @@
 Each worker imports TensorFlow once and then converts job after job. A worker that dies
 (a converter segfault) or hangs past the job's timeout is replaced, and only the job it
 was doing fails. Workers start lazily, so a run whose conversions are all cached
-never pays TensorFlow's import.
+never pays TensorFlow's import; a caller that knows work is coming calls `start()` to
+begin every worker's import at once instead of one per submitted job.
+
+Jobs carry a priority (highest first, then submission order): the builder puts the jobs
+that unblock others (reference preparation) and the longest conversions first, so two
+workers do not end on one long conversion while the other idles.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import queue
 import select
@@ -35,6 +41,8 @@ class WorkerAnswer:
     signal: int | None = None
     timed_out: bool = False
     log: str = ""
+    started_at: float | None = None  # time.time() when a worker took the job (None: never ran here)
+    finished_at: float | None = None
 
 
 class WorkerDied(Exception):
@@ -57,6 +65,10 @@ class _Worker:
             bufsize=1,
             start_new_session=True,
         )
+
+    def wait_ready(self) -> None:
+        """Wait for TensorFlow's import; separate from __init__ so the pool can register (and
+        kill, on Ctrl-C) a worker that is still importing."""
         self._read(READY_TIMEOUT_S)
 
     def _read(self, timeout: float) -> dict:
@@ -121,42 +133,77 @@ class WorkerPool:
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         self.timeout_s = timeout_s
-        self._jobs: queue.Queue = queue.Queue()
+        self._jobs: queue.PriorityQueue = queue.PriorityQueue()  # (-priority, seq, job, future)
         self._threads: list[threading.Thread] = []
         self._ids = itertools.count(1)
         self._closed = False
+        self._killed = False
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
         self.workers_started = 0
+        self.worker_imports: list[tuple[float, float]] = []  # (spawned, ready) per worker, time.time()
         root = str(Path(__file__).resolve().parents[2])
         self._env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
-    def submit(self, job: dict) -> Future:
-        future: Future = Future()
-        job = {**job, "id": next(self._ids)}
-        self._jobs.put((job, future))
+    def start(self) -> None:
+        """Start every worker now (each imports TensorFlow, ~6 s) rather than at its first job."""
         with self._lock:
-            if len(self._threads) < self.size and len(self._threads) < self._jobs.qsize() + len(self._threads):
-                t = threading.Thread(target=self._loop, args=(len(self._threads),), daemon=True)
-                self._threads.append(t)
-                t.start()
+            while len(self._threads) < self.size and not self._closed:
+                self._add_thread(eager=True)
+
+    def _add_thread(self, eager: bool) -> None:
+        t = threading.Thread(target=self._loop, args=(len(self._threads), eager), daemon=True,
+                             name=f"converter-{len(self._threads)}")
+        self._threads.append(t)
+        t.start()
+
+    def submit(self, job: dict, priority: float = 0.0) -> Future:
+        """Queue a job; higher `priority` runs first, equal priorities in submission order."""
+        future: Future = Future()
+        seq = next(self._ids)
+        job = {**job, "id": seq}
+        self._jobs.put((-priority, seq, job, future))
+        with self._lock:
+            if len(self._threads) < self.size and not self._closed:
+                self._add_thread(eager=False)
         return future
 
-    def _loop(self, slot: int) -> None:
+    def _spawn(self, slot: int) -> _Worker:
+        t0 = time.time()
+        worker = _Worker(self.log_dir / f"worker-{slot}.log", self._env)
+        with self._lock:
+            self._workers.add(worker)
+            killed = self._killed
+        try:
+            if killed:
+                raise WorkerDied(None)
+            worker.wait_ready()
+        except BaseException:
+            self._retire(worker)
+            raise
+        with self._lock:
+            self.workers_started += 1
+            self.worker_imports.append((t0, time.time()))
+        return worker
+
+    def _loop(self, slot: int, eager: bool = False) -> None:
         worker: _Worker | None = None
+        if eager:
+            try:
+                worker = self._spawn(slot)
+            except Exception:  # noqa: BLE001 - the first job tries again and reports the failure
+                worker = None
         while True:
-            item = self._jobs.get()
-            if item is None:
+            _, _, job, future = self._jobs.get()
+            if job is None:
                 break
-            job, future = item
             if not future.set_running_or_notify_cancel():
                 continue
+            started = time.time()
             try:
                 if worker is None:
-                    worker = _Worker(self.log_dir / f"worker-{slot}.log", self._env)
-                    with self._lock:
-                        self._workers.add(worker)
-                        self.workers_started += 1
+                    worker = self._spawn(slot)
+                    started = time.time()
                 start = worker.log_offset()
                 try:
                     raw = worker.run(job, job.get("timeout_s", self.timeout_s))
@@ -181,12 +228,14 @@ class WorkerPool:
                     worker = None
                     answer = WorkerAnswer(ok=False, timed_out=True, log=log,
                                           error=f"no answer within {job.get('timeout_s', self.timeout_s):.0f} s")
+                answer.started_at, answer.finished_at = started, time.time()
                 future.set_result(answer)
             except Exception as exc:  # noqa: BLE001 - the pool must outlive any one job
                 if worker is not None:
                     self._retire(worker)
                     worker = None
-                future.set_result(WorkerAnswer(ok=False, error=f"{type(exc).__name__}: {exc}"))
+                future.set_result(WorkerAnswer(ok=False, error=f"{type(exc).__name__}: {exc}",
+                                               started_at=started, finished_at=time.time()))
         if worker is not None:
             worker.close()
             with self._lock:
@@ -201,13 +250,35 @@ class WorkerPool:
         """Stop all workers; with kill=True do not wait for queued jobs (Ctrl-C)."""
         if self._closed:
             return
-        self._closed = True
+        with self._lock:
+            self._closed = True
+            self._killed = kill
+            threads = list(self._threads)
         if kill:
             with self._lock:
                 workers = list(self._workers)
             for w in workers:
                 w.kill()
-        for _ in self._threads:
-            self._jobs.put(None)
-        for t in self._threads:
+        # Stop markers sort after every queued job (a normal close finishes them) or, on kill,
+        # before them (nothing more starts; the queued futures are cancelled below).
+        rank = -math.inf if kill else math.inf
+        for _ in threads:
+            self._jobs.put((rank, next(self._ids), None, None))
+        if kill:
+            self._cancel_queued()
+        for t in threads:
             t.join(timeout=None if not kill else 5)
+
+    def _cancel_queued(self) -> None:
+        kept = []
+        while True:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if item[2] is None:
+                kept.append(item)
+            else:
+                item[3].cancel()
+        for item in kept:
+            self._jobs.put(item)

@@ -1,0 +1,169 @@
+"""Stage one as a pipeline: preparations and conversions share one worker pool.
+
+A conversion needs the model and its input shapes, and a calibrating flag set (int8,
+int16x8) also needs the representative data; none needs the reference outputs. Waiting
+for every model's preparation before the first conversion (`Builder.prepare_all`, then
+`convert_all`) leaves workers idle while one model's reference outputs are computed, so
+here:
+
+- every worker starts at once (TensorFlow's import, ~6 s) as soon as any job is known
+  to be needed, and none starts when the cache holds everything;
+- a model's preparation runs first (highest priority): it unblocks that model's
+  calibrating conversions and the measurements of all its artifacts;
+- conversions that do not calibrate are submitted at once, and the worker resolves the
+  input shapes the way the preparation does; calibrating ones are submitted when their
+  model's representative data exists;
+- conversions run largest model first (`estimate`), so the last jobs in the
+  pool are short and two workers do not end on one long conversion;
+- an artifact is handed on (`on_done`) only when its model's preparation is done, since
+  measuring needs the evaluation inputs and reference outputs; when the preparation
+  fails, every flag set of that model carries that failure (as in the staged order) and
+  its queued conversions are cancelled.
+
+Caching, failure classification and crash isolation are `Builder`'s, unchanged.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.build import Artifact, Builder, Prepared
+    from harness.config import ModelSpec
+
+PREPARE_PRIORITY = 1e15  # above any conversion estimate (bytes on disk)
+
+
+def estimate(m: ModelSpec) -> float:
+    """A cheap guess of a model's conversion cost, to start the longest first: its size on
+    disk (the bundled models convert in time roughly proportional to it: MobileNet's 2.3 MB
+    take ~15 s per flag set, the 0.1-0.2 MB models 1-2 s)."""
+    try:
+        if m.path.is_dir():
+            return float(sum(f.stat().st_size for f in m.path.rglob("*") if f.is_file()))
+        return float(m.path.stat().st_size)
+    except OSError:
+        return 0.0
+
+
+def needs_workers(b: Builder) -> bool:
+    """True when some preparation or conversion is missing from the cache (cheap: hashes and lookups)."""
+    for m in b.campaign.models:
+        if m.kind == "tflite":
+            continue
+        if b.cache.reference_meta(b._reference_key(m)) is None:
+            return True
+        if any(b.cache.conversion(b.conversion_key(m, fs)) is None for fs in b.campaign.flag_sets):
+            return True
+    return False
+
+
+def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[Artifact], None]) -> list[Artifact]:
+    """Prepare and convert every model, handing each artifact on as soon as it can be measured.
+
+    PREPARED is filled as preparations finish (device threads read it). Returns the
+    artifacts in campaign order.
+    """
+    flag_sets = b.campaign.flag_sets
+    out: list[Artifact] = []
+    held: dict[str, list[Artifact]] = defaultdict(list)  # done, but their model's preparation is not
+    waiting: dict[str, list] = defaultdict(list)  # calibrating conversions waiting for representative data
+    inflight: dict[str, list[Future]] = defaultdict(list)
+    failed: set[str] = set()
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    outstanding = 0
+
+    def emit(art: Artifact) -> None:
+        out.append(art)
+        on_done(art)
+
+    def note(event: str, op: str, m, fs, t: float | None = None) -> None:
+        b.timeline.append({"t": time.time() if t is None else t, "event": event, "op": op, "model": m.name,
+                           "flag_set": fs.name if fs is not None else None})
+
+    def submit(op: str, m, fs, job: dict, priority: float, extra) -> None:
+        nonlocal outstanding
+        fut = b._pool_get().submit(job, priority=priority)
+        note("submitted", op, m, fs)
+        inflight[m.name].append(fut)
+        outstanding += 1
+        fut.add_done_callback(lambda f: finished.put((op, m, fs, extra, f)))
+
+    def submit_conversion(m, fs, key: str, p: Prepared | None) -> None:
+        job, out_path = b._convert_job(m, fs, p)
+        submit("convert", m, fs, job, estimate(m), (key, out_path))
+
+    # Everything the cache already holds is handed on first (devices can start at once).
+    jobs: list[tuple] = []
+    for m in b.campaign.models:
+        p = b.cached_prepared(m)
+        if p is not None:
+            prepared[m.name] = p
+        if m.kind == "tflite":
+            emit(b.tflite_artifact(m, p))
+            continue
+        for fs in flag_sets:
+            key = b.conversion_key(m, fs)
+            art = b.cached_artifact(m, fs, key)
+            if art is not None:
+                (held[m.name].append if p is None else emit)(art)
+            elif p is None and fs.needs_representative_data:
+                waiting[m.name].append((fs, key))
+            else:
+                jobs.append(("convert", m, fs, key, p))
+        if p is None:
+            jobs.append(("prepare", m, None, b._reference_key(m), None))
+    if jobs:
+        pool = b._pool_get()
+        if hasattr(pool, "start"):
+            pool.start()
+        # in priority order, so that a worker taking a job while the rest are still being queued
+        # already takes the right one
+        for op, m, fs, key, p in sorted(jobs, key=lambda j: (j[0] != "prepare", -estimate(j[1]))):
+            if op == "prepare":
+                submit("prepare", m, None, b._prepare_job(m, key), PREPARE_PRIORITY + estimate(m), key)
+            else:
+                submit_conversion(m, fs, key, p)
+
+    while outstanding:
+        op, m, fs, extra, fut = finished.get()
+        outstanding -= 1
+        if fut.cancelled():
+            note("cancelled", op, m, fs)
+            if op == "convert":
+                extra[1].unlink(missing_ok=True)
+            continue
+        answer = fut.result()
+        note("started", op, m, fs, answer.started_at)
+        note("finished", op, m, fs, answer.finished_at)
+        if op == "prepare":
+            p = b._prepared_from_answer(m, extra, answer)
+            prepared[m.name] = p
+            if p.ok:
+                for wfs, key in waiting.pop(m.name, []):
+                    submit_conversion(m, wfs, key, p)
+                for art in held.pop(m.name, []):
+                    emit(art)
+            else:
+                failed.add(m.name)
+                for other in inflight[m.name]:
+                    other.cancel()  # only queued ones; a running conversion ends and is cached as usual
+                held.pop(m.name, None)
+                waiting.pop(m.name, None)
+                for f in flag_sets:
+                    emit(b.prepare_failed(m, f.name, p))
+            continue
+        key, out_path = extra
+        art = b._finish_conversion(m, fs, key, out_path, answer, prepared.get(m.name))
+        if m.name in failed:
+            continue  # this model's rows are its preparation's failure, already handed on
+        (emit if m.name in prepared else held[m.name].append)(art)
+
+    models = {m.name: i for i, m in enumerate(b.campaign.models)}
+    columns = {fs.name: j for j, fs in enumerate(flag_sets)}
+    return sorted(out, key=lambda a: (models[a.model.name], columns.get(a.flag_set, len(columns))))

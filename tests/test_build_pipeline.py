@@ -1,0 +1,204 @@
+"""The pipelined build (harness/convert/schedule.py) with a fake worker pool: no TensorFlow.
+
+The fake pool answers jobs on its own threads in priority order, like `WorkerPool`, and
+logs what it did, so the tests assert orderings (what was handed on before what), never
+durations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+from harness.build import Builder
+from harness.config import Campaign, ModelSpec, Settings
+from harness.convert.cache import Cache
+from harness.convert.flag_sets import resolve_flag_sets
+from harness.convert.pool import WorkerAnswer
+
+GATE_S = 20.0  # only a guard against hanging: a staged build would wait this long, then fail the order checks
+
+
+class FakePool:
+    """`WorkerPool`'s interface; `prepare` of a model in `blocked` waits for `gate`."""
+
+    def __init__(self, size: int, gate: threading.Event, blocked: set[str], failing: set[str]):
+        self.jobs: queue.PriorityQueue = queue.PriorityQueue()
+        self.seq = itertools.count()
+        self.gate, self.blocked, self.failing = gate, blocked, failing
+        self.log: list[tuple[str, str, str]] = []  # (event, op, model)
+        self.submitted: list[dict] = []
+        self.started = False
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(size)]
+        for t in self.threads:
+            t.start()
+
+    def start(self) -> None:
+        self.started = True
+
+    def submit(self, job: dict, priority: float = 0.0) -> Future:
+        fut: Future = Future()
+        with self.lock:
+            self.submitted.append(job)
+        self.jobs.put((-priority, next(self.seq), job, fut))
+        return fut
+
+    def _record(self, event: str, job: dict) -> None:
+        with self.lock:
+            self.log.append((event, job["op"], job["model"]["name"]))
+
+    def _loop(self) -> None:
+        while True:
+            _, _, job, fut = self.jobs.get()
+            if job is None:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            self._record("start", job)
+            name = job["model"]["name"]
+            if job["op"] == "prepare":
+                if name in self.blocked:
+                    self.gate.wait(GATE_S)
+                if name in self.failing:
+                    answer = WorkerAnswer(ok=False, error="bad samples", usage=True)
+                else:
+                    answer = WorkerAnswer(ok=True, data={
+                        "inputs": [{"name": "x", "shape": [1, 4], "dtype": "float32"}], "output_names": ["y"],
+                        "eval_source": "samples", "representative_source": "samples", "eval_count": 4,
+                        "has_labels": False})
+            else:
+                Path(job["out_path"]).write_bytes(b"fake tflite " + name.encode() + str(job["options"]).encode())
+                answer = WorkerAnswer(ok=True, data={"size_bytes": 20, "convert_s": 0.1, "tf_version": "fake"})
+            self._record("done", job)
+            fut.set_result(answer)
+
+    def close(self, kill: bool = False) -> None:
+        for _ in self.threads:
+            self.jobs.put((float("inf"), next(self.seq), None, None))
+
+
+class FakeBuilder(Builder):
+    def __init__(self, *args, pool_factory, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pool_factory = pool_factory
+        self.pools: list[FakePool] = []
+
+    def _pool_get(self):
+        if self._pool is None:
+            self._pool = self.pool_factory()
+            self.pools.append(self._pool)
+        return self._pool
+
+
+def make_builder(tmp_path: Path, models: dict[str, int], pool_factory, flag_sets=("fp32", "int8")) -> FakeBuilder:
+    specs = []
+    for name, size in models.items():
+        path = tmp_path / f"{name}.keras"
+        path.write_bytes(name.encode() * size)
+        specs.append(ModelSpec(name=name, kind="keras", path=path))
+    fs = resolve_flag_sets(list(flag_sets), {})
+    campaign = Campaign(name="t", models=tuple(specs), flag_sets=tuple(fs), devices=("local",), settings=Settings())
+    return FakeBuilder(campaign, Cache(tmp_path / "cache"), {"tensorflow": "x"}, tmp_path / "out", 2,
+                       pool_factory=pool_factory)
+
+
+def test_a_models_artifacts_are_handed_on_while_another_model_is_still_preparing(tmp_path):
+    gate = threading.Event()
+    pools: list[FakePool] = []
+
+    def factory():
+        pools.append(FakePool(2, gate, blocked={"slow"}, failing=set()))
+        return pools[-1]
+
+    b = make_builder(tmp_path, {"slow": 2000, "fast": 10}, factory)
+    handed: list[tuple[str, str, bool]] = []  # (model, flag set, slow's preparation done at that moment)
+    prepared: dict = {}
+
+    def on_done(art):
+        handed.append((art.model.name, art.flag_set, "slow" in prepared))
+        if (art.model.name, art.flag_set) == ("fast", "fp32"):
+            gate.set()
+        assert art.model.name in prepared and prepared[art.model.name].ok  # measurable when handed on
+
+    arts = b.build(prepared, on_done)
+    pool = pools[0]
+    assert pool.started  # every worker starts at once
+    assert [(a.model.name, a.flag_set) for a in arts] == [("slow", "fp32"), ("slow", "int8"),
+                                                          ("fast", "fp32"), ("fast", "int8")]
+    assert all(a.ok and a.converted for a in arts)
+    # the pipelining itself: fast's artifact reached the devices before slow's references were done
+    assert ("fast", "fp32", False) in handed
+    assert pool.log.index(("done", "convert", "fast")) < pool.log.index(("done", "prepare", "slow"))
+    # slow's artifacts waited for slow's preparation
+    assert all(done for m, _, done in handed if m == "slow")
+    # calibrating conversions are submitted only once their representative data exists; the others
+    # at once, without shapes (the worker resolves them)
+    t = b.timeline
+    for model in ("slow", "fast"):
+        prep_done = next(i for i, e in enumerate(t) if e["event"] == "finished" and e["op"] == "prepare"
+                         and e["model"] == model)
+        int8_sub = next(i for i, e in enumerate(t) if e["event"] == "submitted" and e["flag_set"] == "int8"
+                        and e["model"] == model)
+        fp32_sub = next(i for i, e in enumerate(t) if e["event"] == "submitted" and e["flag_set"] == "fp32"
+                        and e["model"] == model)
+        assert fp32_sub < prep_done < int8_sub
+    jobs = {(j["op"], j["model"]["name"], j.get("rep_path") is not None): j for j in pool.submitted}
+    assert jobs[("convert", "slow", False)]["shapes"] is None
+    assert jobs[("convert", "slow", True)]["shapes"] == [[1, 4]]
+
+
+def test_preparations_first_then_the_largest_model(tmp_path):
+    """One worker, nothing blocked: the pool's order is preparations, then the big model's conversions."""
+    gate = threading.Event()
+    gate.set()
+    pools: list[FakePool] = []
+
+    def factory():
+        pools.append(FakePool(1, gate, blocked=set(), failing=set()))
+        return pools[-1]
+
+    b = make_builder(tmp_path, {"small": 10, "big": 5000}, factory, flag_sets=("fp32", "float16"))
+    b.build({}, lambda a: None)
+    starts = [(op, model) for ev, op, model in pools[0].log if ev == "start"]
+    assert starts == [("prepare", "big"), ("prepare", "small"), ("convert", "big"), ("convert", "big"),
+                      ("convert", "small"), ("convert", "small")]
+
+
+def test_failed_preparation_fails_every_flag_set_of_that_model_only(tmp_path):
+    gate = threading.Event()
+    gate.set()
+
+    def factory():
+        return FakePool(2, gate, blocked=set(), failing={"broken"})
+
+    b = make_builder(tmp_path, {"broken": 100, "good": 10}, factory)
+    handed = []
+    arts = b.build({}, handed.append)
+    rows = {(a.model.name, a.flag_set): a for a in arts}
+    for fs in ("fp32", "int8"):
+        assert rows[("broken", fs)].status == "conversion_failed"
+        assert rows[("broken", fs)].reason == "bad samples"
+        assert rows[("good", fs)].ok
+    assert len(handed) == 4  # one row per model and flag set, never two
+
+
+def test_warm_build_starts_no_worker(tmp_path):
+    gate = threading.Event()
+    gate.set()
+    made = []
+
+    def factory():
+        made.append(FakePool(2, gate, blocked=set(), failing=set()))
+        return made[-1]
+
+    make_builder(tmp_path, {"m": 10}, factory).build({}, lambda a: None)
+    assert len(made) == 1
+    again = make_builder(tmp_path, {"m": 10}, factory)
+    assert not again.start_workers()
+    arts = again.build({}, lambda a: None)
+    assert len(made) == 1  # the cache held everything: no pool, so no TensorFlow import
+    assert all(a.ok and not a.converted for a in arts) and again.conversions_cached == 2
