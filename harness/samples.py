@@ -76,6 +76,73 @@ def load_arrays(path: Path, input_names: Sequence[str]) -> tuple[list[np.ndarray
     return picked, labels
 
 
+def _pretty(shape: Sequence[int | None]) -> str:
+    """A shape as Python prints a tuple, with None for unknown dimensions: (None, 28, 28, 1)."""
+    dims = [str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _per_sample(shape: Sequence[int | None]) -> str:
+    """The sample array shape a model input asks for: (N, 28, 28, 1)."""
+    return _pretty(["N", *list(shape)[1:]])  # type: ignore[list-item]
+
+
+def check_configured(
+    names: Sequence[str], shapes: Sequence[Sequence[int | None]], configured: dict[str, tuple[int, ...]], model_label: str
+) -> None:
+    """`input_shapes` may only fill the model's unknown (None) dimensions.
+
+    A configured size that contradicts a fixed one used to reach Keras (a "layer is
+    incompatible" error with a truncated shape) or, for a .tflite, the interpreter, which
+    resizes the input and may run a model on sizes it was never built for."""
+    unknown = sorted(set(configured) - set(names))
+    if unknown:
+        raise SampleError(
+            f"{model_label}: input_shapes names {unknown} but the model's inputs are {list(names)}; use the input names"
+        )
+    for name, shape in zip(names, shapes, strict=True):
+        if name not in configured:
+            continue
+        given = tuple(configured[name])
+        model = list(shape)
+        if len(given) != len(model) or any(m is not None and m != g for m, g in list(zip(model, given, strict=True))[1:]):
+            fixed = [1, *(1 if d is None else d for d in model[1:])]
+            raise SampleError(
+                f"{model_label}: input_shapes gives input {name!r} shape {list(given)}; the model takes {_pretty(model)}: "
+                f"set only its unknown (None) dimensions, e.g. {fixed} with real sizes"
+            )
+
+
+def check_sample_shapes(
+    names: Sequence[str],
+    model_shapes: Sequence[Sequence[int | None]],
+    resolved: Sequence[Sequence[int]],
+    arrays: Sequence[np.ndarray],
+    model_label: str,
+    what: str = "samples",
+) -> None:
+    """Every sample array must be (N, *resolved[1:]): the batch axis is free, nothing else is.
+
+    The measured artifact is fed one sample at a time and the interpreter resizes its input
+    to whatever it gets, so a wrong size must be caught here, before references are computed
+    or calibration runs, or it surfaces later as a converter or Keras error that does not
+    name the file (or, for a fully convolutional .tflite, as plausible numbers)."""
+    for i, (name, model, want) in enumerate(zip(names, model_shapes, resolved, strict=True)):
+        arr = arrays[i]
+        if arr.ndim == len(want) and tuple(arr.shape[1:]) == tuple(want[1:]):
+            continue
+        model = list(model)
+        from_config = len(model) == len(want) and list(want[1:]) != [d for d in model[1:]]
+        takes = _pretty(model) + (f" with input_shapes {list(want)}" if from_config else "")
+        if arr.ndim != len(want):
+            fix = f"give arrays of shape {_per_sample(want)}"
+        elif all(m is None for m, a, w in zip(model[1:], arr.shape[1:], want[1:], strict=False) if a != w):
+            fix = "resize the samples or change input_shapes"
+        else:
+            fix = f"resize the samples to {_per_sample(want)}"
+        raise SampleError(f"{model_label}: {what} for input {name!r} have shape {arr.shape}; the model takes {takes}: {fix}")
+
+
 def resolve_shapes(
     names: Sequence[str],
     shapes: Sequence[Sequence[int | None]],
@@ -83,7 +150,11 @@ def resolve_shapes(
     samples: list[np.ndarray] | None,
     model_label: str,
 ) -> list[tuple[int, ...]]:
-    """Fixed (batch 1) input shapes: config first, then the model, then the sample data."""
+    """Fixed (batch 1) input shapes: config first, then the model, then the sample data.
+
+    Also checks that config and samples agree with the model's known dimensions (all but
+    the batch axis), so a misfit fails as the model's own one-line reason before any work."""
+    check_configured(names, shapes, configured, model_label)
     out = []
     for i, (name, shape) in enumerate(zip(names, shapes, strict=True)):
         if name in configured:
@@ -92,10 +163,11 @@ def resolve_shapes(
         dims = list(shape)
         if dims and dims[0] is None:
             dims[0] = 1
+        if samples is not None and samples[i].ndim != len(dims):
+            check_sample_shapes([name], [shape], [dims], [samples[i]], model_label)
         if None in dims and samples is not None:
             per_sample = samples[i].shape[1:]
-            if len(per_sample) == len(dims) - 1:
-                dims = [1, *per_sample]
+            dims = [1, *(s if d is None else d for d, s in zip(dims[1:], per_sample, strict=True))]
         if None in dims:
             pretty = "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
             example = "[" + ", ".join("1" if d is None else str(d) for d in [1, *list(shape)[1:]]) + "]"
@@ -104,25 +176,57 @@ def resolve_shapes(
                 f"set input_shapes = {{ {name} = {example} }} (with real sizes) in the campaign"
             )
         out.append(tuple(int(d) for d in dims))
+    if samples is not None:
+        check_sample_shapes(names, shapes, out, samples, model_label)
     return out
+
+
+def _cast_problem(arr: np.ndarray, target: np.dtype) -> str | None:
+    """Why ARR cannot become TARGET without changing its values, or None when it can.
+
+    `astype` never complains: complex drops its imaginary part, 300 wraps to 44 in uint8,
+    1e39 becomes inf in float32. Those inputs would be measured and compared as if valid."""
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        return f"are {arr.dtype}, not numbers"
+    if np.issubdtype(arr.dtype, np.complexfloating) and not np.issubdtype(target, np.complexfloating):
+        return f"are complex ({arr.dtype}); the model takes {target} (the imaginary part would be dropped)"
+    if target == np.bool_:
+        if arr.dtype != np.bool_ and not (np.issubdtype(arr.dtype, np.integer) and np.isin(arr, (0, 1)).all()):
+            return f"are {arr.dtype}; the model takes bool (give booleans or 0/1 integers)"
+        return None
+    if np.issubdtype(target, np.integer):
+        if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+            return f"needs integer samples ({target}), got {arr.dtype}"
+        info = np.iinfo(target)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            return f"hold values {arr.min()}..{arr.max()}, outside {target}'s {info.min}..{info.max}"
+        return None
+    narrowing = np.issubdtype(arr.dtype, np.floating) and arr.dtype.itemsize > target.itemsize
+    if np.issubdtype(target, np.floating) and narrowing and arr.size:
+        with np.errstate(over="ignore"):
+            if not np.isfinite(arr[np.isfinite(arr)].astype(target)).all():
+                return f"hold values too large for {target} (they would become inf)"
+    return None
 
 
 def check_fit(
     path_label: str, arrays: list[np.ndarray], names: Sequence[str], shapes: Sequence[tuple[int, ...]], dtypes: Sequence[str]
 ) -> list[np.ndarray]:
-    """Each array must be (N, *shape[1:]) and castable to the input dtype; returns cast arrays."""
+    """Each array must be (N, *shape[1:]) and safely castable to the input dtype; returns cast arrays."""
     out = []
     for arr, name, shape, dtype in zip(arrays, names, shapes, dtypes, strict=True):
         want = tuple(shape[1:])
-        if tuple(arr.shape[1:]) != want:
+        if arr.ndim != len(shape) or tuple(arr.shape[1:]) != want:
             raise SampleError(
-                f"{path_label}: input {name!r} samples have shape {tuple(arr.shape[1:])} per sample, the model wants {want}"
+                f"{path_label}: samples for input {name!r} have shape {arr.shape}; the model takes "
+                f"{_pretty(shape)}: resize the samples to {_per_sample(shape)}"
             )
         target = np.dtype(dtype)
-        if np.issubdtype(target, np.integer) and not np.issubdtype(arr.dtype, np.integer):
-            raise SampleError(f"{path_label}: input {name!r} needs integer samples ({dtype}), got {arr.dtype}")
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-            raise SampleError(f"{path_label}: input {name!r} samples are {arr.dtype}, not numbers")
+        problem = _cast_problem(arr, target)
+        if problem is not None:
+            if problem.startswith("needs"):
+                raise SampleError(f"{path_label}: input {name!r} {problem}")
+            raise SampleError(f"{path_label}: samples for input {name!r} {problem}")
         out.append(arr.astype(target, copy=False))
     return out
 

@@ -131,7 +131,7 @@ ROW_CASES = {
     "truncated": ("tflite", "runtime_failed", "corrupt TFLite flatbuffer"),
     "random": ("tflite", "runtime_failed", "not a TFLite flatbuffer"),
     "zeros": ("tflite", "runtime_failed", "not a TFLite flatbuffer"),
-    "wrong_shape": ("samples", "runtime_failed", "per sample, the model wants (8,)"),
+    "wrong_shape": ("samples", "runtime_failed", "have shape (4, 9); the model takes (1, 8): resize the samples to (N, 8)"),
     "wrong_dtype": ("samples", "runtime_failed", "not numbers"),
     "label_count": ("samples", "runtime_failed", "labels must be integers, one per sample (4)"),
     "float_labels": ("samples", "runtime_failed", "labels must be integers"),

@@ -76,7 +76,7 @@ def prepare(job: dict) -> dict:
     """Input specs, evaluation inputs, representative data and reference outputs of one model."""
     import numpy as np
 
-    from harness.samples import check_fit, load_arrays, random_inputs
+    from harness.samples import check_fit, check_sample_shapes, load_arrays, random_inputs
 
     t_job = time.perf_counter()
     m = job["model"]
@@ -85,7 +85,7 @@ def prepare(job: dict) -> dict:
     names, dtypes, shapes, samples, labels = _input_specs(m, model)
     n_eval = int(job["eval_samples"])
     if samples is not None:
-        samples = check_fit(m["samples"], samples, names, shapes, dtypes)
+        samples = check_fit(f"{label}: {m['samples']}", samples, names, shapes, dtypes)
         eval_inputs = [a[:n_eval] for a in samples]
         labels = labels[:n_eval] if labels is not None else None
         eval_source = "samples"
@@ -94,7 +94,11 @@ def prepare(job: dict) -> dict:
         eval_source = "random"
     if m.get("representative"):
         rep, _ = load_arrays(Path(m["representative"]), names)
-        rep = check_fit(m["representative"], rep, names, shapes, dtypes)
+        # calibration data must fit as the samples do: the converter would fail on it with a
+        # message naming neither the file nor the input
+        check_sample_shapes(names, [s.shape for s in model.inputs], shapes, rep, label,
+                            what=f"representative samples ({Path(m['representative']).name})")
+        rep = check_fit(f"{label}: {m['representative']}", rep, names, shapes, dtypes)
         rep_source = "samples"
     elif samples is not None:
         rep, rep_source = samples, "samples"
