@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 1  # bump when worker output for the same inputs would change
+CACHE_FORMAT = 2  # bump when worker output for the same inputs would change
+# 2: Keras models with unknown dimensions convert through a fixed-shape wrapper (1 left their
+#    weights as resource variables: wrong fp32 outputs, int8 crashed)
 
 
 def hash_path(path: Path, h: hashlib._Hash | None = None) -> str:

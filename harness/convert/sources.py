@@ -85,16 +85,18 @@ def load_keras(path: Path) -> LoadedModel:
         return _outputs_list(out)[1]
 
     def make_converter(shapes: list[tuple[int, ...]]):
-        if all(None not in s.shape for s in inputs):
+        if all(None not in s.shape for s in inputs) or any(len(shape) == 0 for shape in shapes):
             return tf.lite.TFLiteConverter.from_keras_model(model)
-        # Unknown dimensions: trace with the fixed shapes (Keras 3 RNNs need a fixed batch).
-        specs = [
-            tf.TensorSpec(shape, tf.as_dtype(s.dtype), name=s.name)
+        # Unknown dimensions (usually the batch): convert a wrapper whose inputs have the fixed
+        # shapes (Keras 3 RNNs need a fixed batch). Converting a traced concrete function
+        # instead left the weights as unfrozen resource variables: READ_VARIABLE in the graph,
+        # outputs that ignore the input in fp32, and a crash in int8 calibration.
+        fixed_inputs = [
+            keras.Input(shape=shape[1:], batch_size=shape[0], dtype=s.dtype, name=s.name)
             for s, shape in zip(inputs, shapes, strict=True)
         ]
-        fn = tf.function(lambda *args: model(list(args) if len(args) > 1 else args[0], training=False))
-        cf = fn.get_concrete_function(*specs)
-        return tf.lite.TFLiteConverter.from_concrete_functions([cf], model)
+        outputs = model(fixed_inputs if len(fixed_inputs) > 1 else fixed_inputs[0], training=False)
+        return tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed_inputs, outputs))
 
     def trace(shapes: list[tuple[int, ...]]):
         specs = [
