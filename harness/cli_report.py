@@ -242,7 +242,13 @@ def _load_side(spec: str, store_path: Path | None, which: str):
         raise UsageError(f"{which} {spec}: no such file; give a run id or an existing results.json")
     s = _open_store(store_path)
     run = s.run(spec)
-    return run.id, s.results(run.id)
+    # Only what compare reads: the report columns (no JSON decoding per row) and the raw
+    # samples as float64 arrays straight from their packed column (no Python float each).
+    rows = s.report_rows(run.id)
+    samples = s.sample_arrays(run.id)
+    for r in rows:
+        r.samples_us = samples.get(r.key, [])
+    return run.id, rows
 
 
 @click.command()
@@ -275,9 +281,13 @@ def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increa
         Thresholds,
         compare_results,
         comparison_dict,
+        comparison_json,
         comparison_markdown,
+        comparison_plain,
         comparison_rich,
     )
+    from harness.report.table import LARGE_TABLE_ROWS
+    from harness.store import gc_paused
 
     thresholds = Thresholds(
         max_latency_regression=_fraction(max_latency_regression, "--max-latency-regression") or 0.0,
@@ -287,20 +297,26 @@ def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increa
         alpha=alpha,
         noise_factor=noise_factor or None,
     )
-    base_name, base_results = _load_side(base, store, "BASE")
-    new_name, new_results = _load_side(new, store, "NEW")
-    try:
-        c = compare_results(base_results, new_results, thresholds, ignore=tuple(ignore))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    with gc_paused():  # 2 x 100k rows are millions of acyclic objects: no cyclic GC rescans
+        base_name, base_results = _load_side(base, store, "BASE")
+        new_name, new_results = _load_side(new, store, "NEW")
+        try:
+            c = compare_results(base_results, new_results, thresholds, ignore=tuple(ignore))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if not c.rows:
         raise UsageError(f"{base_name} and {new_name} have no result rows to compare")
+    large = len(c.rows) > LARGE_TABLE_ROWS
     if fmt == "md":
         _emit(comparison_markdown(c, base_name, new_name), out)
     elif fmt == "json":
-        _emit(json.dumps(comparison_dict(c, base_name, new_name), indent=1), out)
+        _emit(comparison_json(c, base_name, new_name) if large
+              else json.dumps(comparison_dict(c, base_name, new_name), indent=1), out)
     else:
-        _print_rich(comparison_rich(c, base_name, new_name), out)
+        if large:  # rich lays out 100k rows in minutes: the same table as aligned plain text
+            _emit(comparison_plain(c, base_name, new_name), out)
+        else:
+            _print_rich(comparison_rich(c, base_name, new_name), out)
         click.echo(c.summary())
         for r in c.regressed:
             click.echo(f"REGRESSED {r.label}: {'; '.join(r.regressions)}")

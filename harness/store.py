@@ -290,6 +290,26 @@ class Store:
                 results.append(result)
         return _plan_order(results)
 
+    def sample_arrays(self, run_id: str) -> dict[tuple, object]:
+        """The run's raw latency samples as float64 NumPy arrays, by row key (model, flag set,
+        device, threads, xnnpack); rows without samples are left out.
+
+        The arrays are read-only views on the stored packed bytes (numpy.frombuffer): no
+        Python float per sample, so compare reads 100k rows x 50 samples in a blink.
+        Schema-1 rows, whose samples stayed in the JSON, are read from there.
+        """
+        import numpy as np
+
+        out = {}
+        for model, flag_set, device, threads, xnnpack, blob, text in self.db.execute(
+                "SELECT model, flag_set, device, threads, xnnpack, samples,"
+                " CASE WHEN samples IS NULL THEN json_extract(data, '$.samples_us') END"
+                " FROM results WHERE run_id = ?", (run_id,)):
+            values = np.frombuffer(blob, dtype=np.float64) if blob else np.asarray(json.loads(text or "[]"), float)
+            if len(values):
+                out[(model, flag_set, device, threads, bool(xnnpack))] = values
+        return out
+
     def model_count(self, run_id: str) -> int:
         """How many models the run has (the HTML report picks per-model or aggregated plots by it)."""
         return self.db.execute("SELECT COUNT(DISTINCT model) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0]

@@ -279,3 +279,98 @@ def test_compare_two_real_runs(tmp_path):
     assert p.returncode == 1 and "**MISSING**" in p.stdout
     p = _report_cli("compare", str(tmp_path / "a" / "results.json"), b, *store, "--max-latency-regression", "25%")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+# ------------------------------------------------------------------ the store path (columns + sample arrays)
+
+def _mixed_runs(rng):
+    """Rows with samples (many, few, tied), summary-only rows (benchmark_model: no samples),
+    failed rows, rows only in one run: NEW is smaller than BASE and has one row of its own."""
+    base, new = [], []
+    for i in range(14):  # enough rows for the noise floor
+        base.append(make_result(f"m{i}", rng=rng, n=60 + i))
+        new.append(make_result(f"m{i}", rng=rng, n=40, p50=1000.0 * (1.3 if i == 2 else 0.7 if i == 5 else 1.0),
+                               max_abs=0.5 if i == 3 else 1e-6, size=60_000 if i == 4 else 50_000))
+    for i in range(3):  # few samples: scipy's exact test, one by one
+        base.append(make_result(f"small{i}", rng=rng, n=5))
+        new.append(make_result(f"small{i}", rng=rng, n=6, p50=3000.0))
+    tied_b, tied_n = make_result("tied", rng=rng, n=30), make_result("tied", rng=rng, n=30, p50=1100.0)
+    tied_b.samples_us = [round(v, -2) for v in tied_b.samples_us]
+    tied_n.samples_us = [round(v, -2) for v in tied_n.samples_us]
+    base.append(tied_b)
+    new.append(tied_n)
+    for i, p50 in enumerate((1000.0, 1500.0)):  # summary only
+        b, n = make_result(f"bm{i}", rng=rng), make_result(f"bm{i}", rng=rng, p50=p50)
+        b.samples_us, n.samples_us = [], []
+        base.append(b)
+        new.append(n)
+    base += [make_result("broke", rng=rng), make_result("fixed", rng=rng, status="conversion_failed"),
+             make_result("gone", rng=rng), make_result("bothfail", rng=rng, status="runtime_failed")]
+    new += [make_result("broke", rng=rng, status="runtime_failed", reason="segfault"),
+            make_result("fixed", rng=rng), make_result("bothfail", rng=rng, status="runtime_failed"),
+            make_result("added", rng=rng)]
+    return base, new
+
+
+@pytest.mark.parametrize("extra", [[], ["--max-drift-increase", "0.01", "--noise-factor", "0"]])
+def test_compare_on_a_store_gives_the_verdicts_of_full_results(tmp_path, capsys, extra):
+    """The command reads report columns and sample arrays; the verdicts, numbers and exit code
+    are those of compare_results on the full Results (JSON and samples decoded)."""
+    from harness.report.compare import comparison_dict
+
+    base, new = _mixed_runs(np.random.default_rng(11))
+    db = tmp_path / "s.sqlite"
+    s, (a, b) = store_with_runs(db, base, new)
+    full = compare_results(s.results(a, samples=True), s.results(b, samples=True),
+                           Thresholds(max_drift_increase=0.01 if extra else None, noise_factor=None if extra else 3.0))
+    s.close()
+    expected = json.loads(json.dumps(comparison_dict(full, a, b)))
+    code, out, err = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "json", *extra)
+    assert code == (1 if full.regressed else 0) == 1, err
+    assert json.loads(out) == expected
+    verdicts = {r["model"]: r["verdict"] for r in expected["rows"]}
+    assert verdicts["m2"] == REGRESSED and verdicts["m5"] == IMPROVED and verdicts["gone"] == MISSING
+    assert verdicts["broke"] == REGRESSED and verdicts["fixed"] == IMPROVED and verdicts["added"] == "new"
+    assert verdicts["bm1"] == SAME  # no samples: no test, never a latency regression
+    assert verdicts["m3"] == (REGRESSED if extra else SAME)
+    rows = {r["model"]: r for r in expected["rows"]}
+    assert rows["bm1"]["latency"]["p_value"] is None and rows["small0"]["latency"]["p_value"] is not None
+    # md and table read the same
+    code, out, _ = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "md", *extra)
+    from harness.report.compare import comparison_markdown
+
+    assert code == 1 and out == comparison_markdown(full, a, b)
+
+
+def test_latency_stats_equal_the_row_by_row_statistics():
+    from scipy.stats import mannwhitneyu
+
+    from harness.report.compare import latency_stats
+
+    rng = np.random.default_rng(12)
+    pairs = [(rng.lognormal(3, 0.2, nb), rng.lognormal(3.05, 0.2, na))
+             for nb, na in [(50, 50)] * 5 + [(3, 9), (9, 3), (8, 8), (200, 17), (50, 50)]]
+    pairs.append((np.round(pairs[0][0]), np.round(pairs[0][1])))  # ties
+    for (b, a), got in zip(pairs, latency_stats(pairs), strict=True):
+        change, low, high = median_change_ci(b, a)
+        p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        assert got == (float(np.median(b)), float(np.median(a)), change, low, high, p)
+
+
+def test_large_comparisons_use_the_plain_table_and_one_json_row_per_line(tmp_path, capsys, monkeypatch):
+    import harness.report.table as table
+
+    base, new = _mixed_runs(np.random.default_rng(13))
+    db = tmp_path / "s.sqlite"
+    s, (a, b) = store_with_runs(db, base, new)
+    s.close()
+    _, small_json, _ = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "json")
+    monkeypatch.setattr(table, "LARGE_TABLE_ROWS", 5)
+    code, out, _ = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "json")
+    assert code == 1 and json.loads(out) == json.loads(small_json)
+    assert len(out.splitlines()) > len(base) and out.count("\n") < len(small_json.splitlines())
+    code, out, _ = invoke(capsys, "compare", a, b, "--store", str(db))
+    assert code == 1
+    assert "┃ model" in out and "p50 change [95% CI]" in out and f"{a} -> {b}" in out
+    assert "REGRESSED broke/fp32 on local (1 thr): status ok -> runtime_failed (segfault)" in out
+    assert "REGRESSED gone/fp32 on local (1 thr): missing in the new run" in out

@@ -146,19 +146,25 @@ def _bootstrap_medians(sorted_x, n_boot: int, rng):
     return sorted_x[np.minimum(idx, n - 1)]
 
 
-def compare_latency(base: Result, new: Result, thresholds: Thresholds) -> LatencyChange | None:
-    b = base.samples_us or []
-    a = new.samples_us or []
-    if not ((base.latency_us or b) and (new.latency_us or a)):
+def _samples(r: Result):
+    """The raw samples of a row: a list, or a NumPy array (the store's compare path); [] when none."""
+    s = r.samples_us
+    return [] if s is None else s
+
+
+def compare_latency(base: Result, new: Result, thresholds: Thresholds,
+                    stats: tuple | None = None) -> LatencyChange | None:
+    """`stats`: (base_p50, new_p50, change, ci_low, ci_high, p) computed for many rows at once
+    by `latency_stats` (the same numbers this computes for one row)."""
+    b = _samples(base)
+    a = _samples(new)
+    if not ((base.latency_us or len(b)) and (new.latency_us or len(a))):
         return None
     if len(b) >= 3 and len(a) >= 3:
-        import numpy as np
-        from scipy.stats import mannwhitneyu
-
-        change, low, high = median_change_ci(b, a)
-        p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        if stats is None:
+            stats = latency_stats([(b, a)])[0]
+        base_p50, new_p50, change, low, high, p = stats
         significant = p < thresholds.alpha
-        base_p50, new_p50 = float(np.median(b)), float(np.median(a))
     else:  # no raw samples (e.g. benchmark_model gave only a summary): no test, no gate
         base_p50, new_p50 = base.latency_us["p50"], new.latency_us["p50"]
         change, low, high, p, significant = new_p50 / base_p50 - 1.0, None, None, None, False
@@ -172,6 +178,71 @@ def compare_latency(base: Result, new: Result, thresholds: Thresholds) -> Latenc
     return LatencyChange(base_p50, new_p50, change, low, high, p, significant, verdict)
 
 
+_BATCH_ROWS = 2048  # rows per vectorised block: 2 x 2048 x 2000 bootstrap medians, ~65 MB
+
+
+def latency_stats(pairs: list[tuple], n_boot: int = 2000, seed: int = 0,
+                  level: float = 0.95) -> list[tuple[float, float, float, float, float, float]]:
+    """(base_p50, new_p50, change, ci_low, ci_high, p) for each (base samples, new samples) pair.
+
+    The same numbers as `median_change_ci` and `mannwhitneyu` row by row, computed for all rows
+    of equal sample counts at once: every row's bootstrap starts from the same seed, so the
+    order-statistic indices it draws depend only on the sample counts and are drawn once per
+    count; the test runs on 2-D blocks (only where both sides have over 8 samples: there scipy
+    always takes the asymptotic test; for smaller rows its exact-or-asymptotic choice looks at
+    ties in the whole input, so those rows go one by one as before).
+    """
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    out: list = [None] * len(pairs)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (b, a) in enumerate(pairs):
+        groups.setdefault((len(b), len(a)), []).append(i)
+    tail = (1.0 - level) / 2 * 100
+
+    def block(rows: list[int], nb: int, na: int, idx_b, idx_a) -> None:
+        B = np.sort(np.asarray([pairs[i][0] for i in rows], dtype=float), axis=1)
+        A = np.sort(np.asarray([pairs[i][1] for i in rows], dtype=float), axis=1)
+        if nb > 8 and na > 8:
+            pvals = mannwhitneyu(A, B, alternative="two-sided", axis=1).pvalue
+        else:
+            pvals = [mannwhitneyu(pairs[i][1], pairs[i][0], alternative="two-sided").pvalue for i in rows]
+        ratios = A[:, idx_a] / B[:, idx_b] - 1.0
+        low, high = np.percentile(ratios, [tail, 100 - tail], axis=1)
+        med_b, med_a = np.median(B, axis=1), np.median(A, axis=1)
+        change = med_a / med_b - 1.0
+        for j, i in enumerate(rows):
+            out[i] = (float(med_b[j]), float(med_a[j]), float(change[j]), float(low[j]), float(high[j]),
+                      float(pvals[j]))
+
+    jobs = []
+    for (nb, na), members in groups.items():
+        rng = np.random.default_rng(seed)
+        idx_b = _bootstrap_indices(nb, n_boot, rng)
+        idx_a = _bootstrap_indices(na, n_boot, rng)
+        jobs += [(members[k:k + _BATCH_ROWS], nb, na, idx_b, idx_a) for k in range(0, len(members), _BATCH_ROWS)]
+    if len(jobs) > 1:  # NumPy's sorting, partitioning and indexing release the GIL: use the cores
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(jobs), os.cpu_count() or 1, 4)) as pool:
+            list(pool.map(lambda job: block(*job), jobs))
+    for job in jobs[:1] if len(jobs) == 1 else ():
+        block(*job)
+    return out
+
+
+def _bootstrap_indices(n: int, n_boot: int, rng):
+    """Which order statistic each of n_boot bootstrap medians of n samples is (see below)."""
+    import numpy as np
+    from scipy.stats import binom
+
+    k = (n + 1) // 2
+    cdf = binom.sf(k - 1, n, np.arange(1, n + 1) / n)
+    return np.minimum(np.searchsorted(cdf, rng.random(n_boot), side="left"), n - 1)
+
+
 def _drift(r: Result | None, key: str) -> float | None:
     if r is None or not r.drift:
         return None
@@ -179,7 +250,8 @@ def _drift(r: Result | None, key: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
-def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds: Thresholds) -> RowComparison:
+def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds: Thresholds,
+                latency: tuple | None = None) -> RowComparison:
     row = RowComparison(key, base.status if base else None, new.status if new else None,
                         new_key=new.key if new else None)
     if base is None or new is None:
@@ -198,7 +270,7 @@ def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds:
         row.improvements.append(f"status {base.status} -> ok")
     if base.status != "ok" or new.status != "ok":
         return row
-    row.latency = compare_latency(base, new, thresholds)
+    row.latency = compare_latency(base, new, thresholds, latency)
     if row.latency and row.latency.verdict == REGRESSED:
         row.regressions.append(f"latency p50 {row.latency.change:+.1%}")
     elif row.latency and row.latency.verdict == IMPROVED:
@@ -252,18 +324,24 @@ def compare_results(base: list[Result], new: list[Result], thresholds: Threshold
     b = index(base, "BASE")
     a = index(new, "NEW")
     keys = list(b) + [k for k in a if k not in b]
-    noise = run_to_run_noise([(b[k], a[k]) for k in keys if k in b and k in a])
+    # the latency statistics of every row that has them, computed in vectorised blocks
+    tested = [k for k in keys if k in b and k in a and _tested(b[k], a[k])]
+    stats = dict(zip(tested, latency_stats([(_samples(b[k]), _samples(a[k])) for k in tested]), strict=True))
+    noise = _noise([(s[0], s[1]) for s in stats.values()])
     applied = thresholds
     if noise is not None and thresholds.noise_factor:
-        import math
-
         floor = math.exp(thresholds.noise_factor * noise) - 1.0
         if floor > thresholds.max_latency_regression:
             from dataclasses import replace
 
             applied = replace(thresholds, max_latency_regression=floor)
-    rows = [compare_row((b.get(k) or a[k]).key, b.get(k), a.get(k), applied) for k in keys]
+    rows = [compare_row((b.get(k) or a[k]).key, b.get(k), a.get(k), applied, stats.get(k)) for k in keys]
     return Comparison(rows, thresholds, noise, applied.max_latency_regression)
+
+
+def _tested(base: Result, new: Result) -> bool:
+    """Both ok with raw samples on both sides: the rows that get the test and the bootstrap."""
+    return base.status == "ok" and new.status == "ok" and len(_samples(base)) >= 3 and len(_samples(new)) >= 3
 
 
 NOISE_MIN_ROWS = 8
@@ -278,17 +356,17 @@ def run_to_run_noise(pairs: list[tuple[Result, Result]]) -> float | None:
     changes around their common shift; a real regression of one row stands out from it, and
     a real regression of all rows moves the centre, not the scatter.
     """
-    import math
-
     import numpy as np
 
-    logs = []
-    for base, new in pairs:
-        if base.status != "ok" or new.status != "ok" or len(base.samples_us) < 3 or len(new.samples_us) < 3:
-            continue
-        mb, mn = float(np.median(base.samples_us)), float(np.median(new.samples_us))
-        if mb > 0 and mn > 0:
-            logs.append(math.log(mn / mb))
+    return _noise([(float(np.median(_samples(b))), float(np.median(_samples(a))))
+                   for b, a in pairs if _tested(b, a)])
+
+
+def _noise(medians: list[tuple[float, float]]) -> float | None:
+    """run_to_run_noise from the (median BASE, median NEW) of the tested rows."""
+    import numpy as np
+
+    logs = [math.log(mn / mb) for mb, mn in medians if mb > 0 and mn > 0]
     if len(logs) < NOISE_MIN_ROWS:
         return None
     x = np.asarray(logs)
@@ -412,3 +490,27 @@ def comparison_dict(c: Comparison, base_name: str, new_name: str) -> dict:
                            "max_drift_increase": t.max_drift_increase, "max_accuracy_drop": t.max_accuracy_drop,
                            "max_size_increase": t.max_size_increase},
             "rows": rows}
+
+
+def comparison_plain(c: Comparison, base_name: str, new_name: str) -> str:
+    """`comparison_rich` as aligned plain text (same columns and cells, no colours), for
+    tables too large for rich to lay out in reasonable time."""
+    from harness.report.plain import plain_table
+
+    right = {i for i, h in enumerate(COMPARE_COLUMNS)
+             if h not in ("model", "flag set", "device", "status", "verdict", "why")}
+    return plain_table(COMPARE_COLUMNS, [row_cells(r) for r in c.rows], right=right,
+                       title=f"{base_name} -> {new_name}")
+
+
+def comparison_json(c: Comparison, base_name: str, new_name: str) -> str:
+    """`comparison_dict` as JSON with one row per line: the same JSON as json.dumps(indent=1)
+    but through the C encoder (indent forces the pure-Python one: seconds for 100k rows)."""
+    import json
+
+    data = comparison_dict(c, base_name, new_name)
+    rows = data.pop("rows")
+    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in data.items()]
+    body = ",\n  ".join(map(json.dumps, rows))
+    lines.append(f' "rows": [\n  {body}\n ]' if rows else ' "rows": []')
+    return "\n".join(lines) + "\n}"
