@@ -277,9 +277,8 @@ def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increa
     BASE and NEW are run ids (or unique prefixes, or 'latest') or results.json files.
     """
     from harness.errors import UsageError
-    from harness.report.compare import (
-        Thresholds,
-        compare_results,
+    from harness.report.compare import Thresholds, compare_results
+    from harness.report.compare_render import (
         comparison_dict,
         comparison_json,
         comparison_markdown,

@@ -316,7 +316,7 @@ def _mixed_runs(rng):
 def test_compare_on_a_store_gives_the_verdicts_of_full_results(tmp_path, capsys, extra):
     """The command reads report columns and sample arrays; the verdicts, numbers and exit code
     are those of compare_results on the full Results (JSON and samples decoded)."""
-    from harness.report.compare import comparison_dict
+    from harness.report.compare_render import comparison_dict
 
     base, new = _mixed_runs(np.random.default_rng(11))
     db = tmp_path / "s.sqlite"
@@ -337,7 +337,7 @@ def test_compare_on_a_store_gives_the_verdicts_of_full_results(tmp_path, capsys,
     assert rows["bm1"]["latency"]["p_value"] is None and rows["small0"]["latency"]["p_value"] is not None
     # md and table read the same
     code, out, _ = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "md", *extra)
-    from harness.report.compare import comparison_markdown
+    from harness.report.compare_render import comparison_markdown
 
     assert code == 1 and out == comparison_markdown(full, a, b)
 

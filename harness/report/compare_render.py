@@ -1,0 +1,155 @@
+"""`compare`'s output: the Markdown, terminal (rich or plain), dict and JSON forms of a `Comparison`."""
+
+from __future__ import annotations
+
+import math
+
+from harness.report.compare import (
+    ADDED,
+    IMPROVED,
+    MISSING,
+    REGRESSED,
+    SAME,
+    Comparison,
+    RowComparison,
+)
+
+COMPARE_COLUMNS = ["model", "flag set", "device", "thr", "xnn", "status", "p50 base ms", "p50 new ms",
+                   "p50 change [95% CI]", "p", "max abs", "accuracy", "size", "mem MB", "verdict", "why"]
+
+
+def _ms(us: float | None) -> str:
+    if us is None:
+        return "-"
+    ms = us / 1000
+    if ms == 0:
+        return "0"
+    decimals = max(0, 2 - int(math.floor(math.log10(abs(ms)))))
+    return f"{ms:.{decimals}f}"
+
+
+def _p_text(p: float) -> str:
+    if p < 1e-16:
+        return "<1e-16"
+    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
+
+
+def _pair(b, a, fmt: str) -> str:
+    if b is None and a is None:
+        return "-"
+    fb = "-" if b is None else format(b, fmt)
+    fa = "-" if a is None else format(a, fmt)
+    return fb if fb == fa else f"{fb} -> {fa}"
+
+
+def row_cells(r: RowComparison) -> list[str]:
+    model, flag_set, device, threads, xnnpack = r.key
+    _, _, new_device, new_threads, new_xnn = r.new_key or r.key
+    device = _pair(device, new_device, "s")
+    threads_text = _pair(threads, new_threads, "d")
+    xnn_text = _pair("yes" if xnnpack else "no", "yes" if new_xnn else "no", "s")
+    status = _pair(r.base_status, r.new_status, "s") if (r.base_status or r.new_status) else "-"
+    lat = r.latency
+    if lat:
+        change = f"{lat.change:+.1%}"
+        if lat.ci_low is not None:
+            change += f" [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]"
+        p = "-" if lat.p_value is None else _p_text(lat.p_value)
+        lat_cells = [_ms(lat.base_p50_us), _ms(lat.new_p50_us), change, p]
+    else:
+        lat_cells = ["-", "-", "-", "-"]
+    sb, sa = r.size_bytes
+    size = "-" if not (sb and sa) else (f"{sa / 1024:.1f} KB" if sa == sb else f"{sa / 1024:.1f} KB ({sa / sb - 1:+.1%})")
+    return [model, flag_set, device, threads_text, xnn_text, status, *lat_cells,
+            _pair(*r.max_abs, ".3g"), _pair(*r.accuracy, ".3f"), size, _pair(*r.peak_rss_mb, ".1f"),
+            r.verdict, "; ".join(r.regressions or r.improvements)]
+
+
+def comparison_markdown(c: Comparison, base_name: str, new_name: str) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+    lines = [f"**tflite-harness compare** `{esc(base_name)}` -> `{esc(new_name)}`: {esc(c.summary())}", "",
+             "| " + " | ".join(COMPARE_COLUMNS) + " |",
+             "|" + "|".join("---" if i < 3 or h in ("status", "verdict", "why") else "---:"
+                            for i, h in enumerate(COMPARE_COLUMNS)) + "|"]
+    order = {REGRESSED: 0, MISSING: 0, IMPROVED: 1, ADDED: 2, SAME: 3}
+    for r in sorted(c.rows, key=lambda r: order[r.verdict]):
+        cells = [esc(x) for x in row_cells(r)]
+        if r.verdict in (REGRESSED, MISSING):
+            cells[COMPARE_COLUMNS.index("verdict")] = f"**{r.verdict}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_rich(c: Comparison, base_name: str, new_name: str):
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{escape(base_name)} -> {escape(new_name)}", header_style="bold")
+    for h in COMPARE_COLUMNS:
+        table.add_column(h, justify="left" if h in ("model", "flag set", "device", "status", "verdict", "why")
+                         else "right", overflow="fold")
+    style = {REGRESSED: "bold red", MISSING: "bold red", IMPROVED: "green", ADDED: "cyan", SAME: "dim"}
+    for r in c.rows:
+        cells = [escape(x) for x in row_cells(r)]
+        i = COMPARE_COLUMNS.index("verdict")
+        cells[i] = f"[{style[r.verdict]}]{cells[i]}[/]"
+        table.add_row(*cells)
+    return table
+
+
+def comparison_dict(c: Comparison, base_name: str, new_name: str) -> dict:
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    rows = []
+    for r in c.rows:
+        model, flag_set, device, threads, xnnpack = r.key
+        lat = r.latency
+        rows.append({
+            "model": model, "flag_set": flag_set, "device": device, "threads": threads, "xnnpack": xnnpack,
+            "verdict": r.verdict, "regressions": r.regressions, "improvements": r.improvements,
+            "status": {"base": r.base_status, "new": r.new_status},
+            "latency": None if lat is None else {
+                "base_p50_us": lat.base_p50_us, "new_p50_us": lat.new_p50_us, "change": clean(lat.change),
+                "ci95": [clean(lat.ci_low), clean(lat.ci_high)] if lat.ci_low is not None else None,
+                "p_value": lat.p_value, "significant": lat.significant, "verdict": lat.verdict},
+            "max_abs": {"base": clean(r.max_abs[0]), "new": clean(r.max_abs[1])},
+            "cosine": {"base": clean(r.cosine[0]), "new": clean(r.cosine[1])},
+            "accuracy": {"base": r.accuracy[0], "new": r.accuracy[1]},
+            "size_bytes": {"base": r.size_bytes[0], "new": r.size_bytes[1]},
+            "peak_rss_mb": {"base": r.peak_rss_mb[0], "new": r.peak_rss_mb[1]},
+        })
+    t = c.thresholds
+    return {"base": base_name, "new": new_name, "regressed": bool(c.regressed), "summary": c.summary(),
+            "thresholds": {"max_latency_regression": t.max_latency_regression, "alpha": t.alpha,
+                           "max_drift_increase": t.max_drift_increase, "max_accuracy_drop": t.max_accuracy_drop,
+                           "max_size_increase": t.max_size_increase},
+            "rows": rows}
+
+
+def comparison_plain(c: Comparison, base_name: str, new_name: str) -> str:
+    """`comparison_rich` as aligned plain text (same columns and cells, no colours), for
+    tables too large for rich to lay out in reasonable time."""
+    from harness.report.plain import plain_table
+
+    right = {i for i, h in enumerate(COMPARE_COLUMNS)
+             if h not in ("model", "flag set", "device", "status", "verdict", "why")}
+    return plain_table(COMPARE_COLUMNS, [row_cells(r) for r in c.rows], right=right,
+                       title=f"{base_name} -> {new_name}")
+
+
+def comparison_json(c: Comparison, base_name: str, new_name: str) -> str:
+    """`comparison_dict` as JSON with one row per line: the same JSON as json.dumps(indent=1)
+    but through the C encoder (indent forces the pure-Python one: seconds for 100k rows)."""
+    import json
+
+    data = comparison_dict(c, base_name, new_name)
+    rows = data.pop("rows")
+    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in data.items()]
+    body = ",\n  ".join(map(json.dumps, rows))
+    lines.append(f' "rows": [\n  {body}\n ]' if rows else ' "rows": []')
+    return "\n".join(lines) + "\n}"
