@@ -19,14 +19,19 @@ import math
 import os
 import queue
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness.convert.keras_export import EXPORTS_ENV
 
 READY_TIMEOUT_S = 180.0
 
@@ -143,7 +148,11 @@ class WorkerPool:
         self.workers_started = 0
         self.worker_imports: list[tuple[float, float]] = []  # (spawned, ready) per worker, time.time()
         root = str(Path(__file__).resolve().parents[2])
-        self._env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        # Keras models exported once for all workers (`keras_export.py`), removed at close.
+        self.export_dir = tempfile.mkdtemp(prefix="tflite-harness-exports-")
+        weakref.finalize(self, shutil.rmtree, self.export_dir, True)  # a pool never closed, or at exit
+        self._env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+                     EXPORTS_ENV: self.export_dir}
 
     def start(self) -> None:
         """Start every worker now (each imports TensorFlow, ~6 s) rather than at its first job."""
@@ -268,6 +277,7 @@ class WorkerPool:
             self._cancel_queued()
         for t in threads:
             t.join(timeout=None if not kill else 5)
+        shutil.rmtree(self.export_dir, ignore_errors=True)
 
     def _cancel_queued(self) -> None:
         kept = []

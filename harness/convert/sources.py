@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from harness.convert.keras_export import ExportedConverters
+
 
 class SourceError(Exception):
     """The model cannot be loaded or fed as configured; message is one line with the fix."""
@@ -84,9 +86,16 @@ def load_keras(path: Path) -> LoadedModel:
         out = model(arrays if len(arrays) > 1 else arrays[0], training=False)
         return _outputs_list(out)[1]
 
+    try:
+        st = path.stat()
+        identity = repr((str(path.resolve()), st.st_mtime_ns, st.st_size))
+    except OSError:
+        identity = repr((str(path), id(model)))
+    exports = ExportedConverters(identity)
+
     def make_converter(shapes: list[tuple[int, ...]]):
         if all(None not in s.shape for s in inputs) or any(len(shape) == 0 for shape in shapes):
-            return tf.lite.TFLiteConverter.from_keras_model(model)
+            return exports.converter(model, None)
         # Unknown dimensions (usually the batch): convert a wrapper whose inputs have the fixed
         # shapes (Keras 3 RNNs need a fixed batch). Converting a traced concrete function
         # instead left the weights as unfrozen resource variables: READ_VARIABLE in the graph,
@@ -96,7 +105,7 @@ def load_keras(path: Path) -> LoadedModel:
             for s, shape in zip(inputs, shapes, strict=True)
         ]
         outputs = model(fixed_inputs if len(fixed_inputs) > 1 else fixed_inputs[0], training=False)
-        return tf.lite.TFLiteConverter.from_keras_model(keras.Model(fixed_inputs, outputs))
+        return exports.converter(keras.Model(fixed_inputs, outputs), tuple(map(tuple, shapes)))
 
     def trace(shapes: list[tuple[int, ...]]):
         specs = [

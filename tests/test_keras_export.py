@@ -1,0 +1,88 @@
+"""A Keras model is exported to a SavedModel once per pool, and every flag set converts from it.
+
+`TFLiteConverter.from_keras_model` exports the model again for every conversion (~3 s of
+MobileNet's ~7 s). `harness/convert/keras_export.py` exports once, shared by the pool's
+workers under a lock; these tests check the sharing and that the artifacts are the ones
+`from_keras_model` gives (same outputs on the same input).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.convert.flag_sets import BUILTIN_FLAG_SETS
+from harness.convert.pool import WorkerPool
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CNN = ROOT / "models" / "digits_cnn.keras"
+
+COMPARE = r"""
+import sys, numpy as np, tensorflow as tf, keras
+from ai_edge_litert.interpreter import Interpreter
+m = keras.models.load_model(sys.argv[1], compile=False)
+ours = open(sys.argv[2], "rb").read()
+theirs = tf.lite.TFLiteConverter.from_keras_model(m).convert()
+x = np.random.default_rng(0).random(tuple(m.inputs[0].shape), dtype=np.float32)
+def run(b):
+    it = Interpreter(model_content=b); it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x); it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])
+print("SIZES", len(ours), len(theirs), "MAXDIFF", float(np.abs(run(ours) - run(theirs)).max()))
+"""
+
+
+def _convert(pool: WorkerPool, out: Path, flag_set: str):
+    model = {"name": "cnn", "kind": "keras", "path": str(CNN), "entry": None, "signature": "serving_default"}
+    return pool.submit({"op": "convert", "model": model, "shapes": [[1, 8, 8, 1]], "rep_path": None,
+                        "options": BUILTIN_FLAG_SETS[flag_set].converter_options(),
+                        "out_path": str(out / f"{flag_set}.tflite")})
+
+
+def test_two_workers_share_one_export_and_match_from_keras_model(tmp_path: Path) -> None:
+    pool = WorkerPool(2, tmp_path / "logs", timeout_s=300)
+    try:
+        pool.start()
+        flag_sets = ("fp32", "float16", "dynamic_range")
+        answers = [f.result() for f in [_convert(pool, tmp_path, fs) for fs in flag_sets]]
+        assert all(a.ok for a in answers), [a.error for a in answers]
+        entries = sorted(os.listdir(pool.export_dir))
+        exports = [e for e in entries if not e.endswith(".lock")]
+        # one model, one set of shapes: one export, whichever worker made it, none half-written
+        assert len(exports) == 1 and not exports[0].endswith(".partial"), entries
+        assert (Path(pool.export_dir) / exports[0] / "saved_model.pb").is_file()
+        export_dir = pool.export_dir
+    finally:
+        pool.close()
+    assert not os.path.exists(export_dir)  # removed with the pool
+
+    r = subprocess.run([sys.executable, "-c", COMPARE, str(CNN), str(tmp_path / "fp32.tflite")],
+                       capture_output=True, text=True, timeout=300, check=False)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("SIZES")), None)
+    assert line is not None, r.stderr[-2000:]
+    _, ours, theirs, _, maxdiff = line.split()
+    assert ours == theirs and float(maxdiff) == 0.0, line
+
+
+def test_a_worker_without_the_pools_folder_still_converts(tmp_path: Path) -> None:
+    # a worker started outside a pool (a Ray node) has no EXPORTS_ENV: it still converts
+    from harness.convert.keras_export import EXPORTS_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != EXPORTS_ENV}
+    script = (
+        "import sys\n"
+        "from harness.convert.sources import load_keras\n"
+        "from pathlib import Path\n"
+        "m = load_keras(Path(sys.argv[1]))\n"
+        "b = m.make_converter([(1, 8, 8, 1)]).convert()\n"
+        "print('BYTES', len(b))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script, str(CNN)], capture_output=True, text=True, timeout=300,
+                       check=False, env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert any(ln.startswith("BYTES ") and int(ln.split()[1]) > 1000 for ln in r.stdout.splitlines()), r.stderr[-2000:]
