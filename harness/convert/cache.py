@@ -17,7 +17,8 @@ from typing import Any
 
 CACHE_FORMAT = 2  # bump when worker output for the same inputs would change
 # 2: Keras models with unknown dimensions convert through a fixed-shape wrapper (1 left their
-#    weights as resource variables: wrong fp32 outputs, int8 crashed)
+#    weights as resource variables: wrong fp32 outputs, int8 crashed), and every Keras model
+#    from a SavedModel exported once per pool (same outputs; the conversion metadata differs)
 
 
 def hash_path(path: Path, h: hashlib._Hash | None = None) -> str:
