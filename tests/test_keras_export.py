@@ -82,7 +82,13 @@ def test_a_worker_without_the_pools_folder_still_converts(tmp_path: Path) -> Non
         "m = load_keras(Path(sys.argv[1]))\n"
         "b = m.make_converter([(1, 8, 8, 1)]).convert()\n"
         "print('BYTES', len(b))\n"
+        "import keras\n"
+        "from harness.convert.keras_export import ExportedConverters\n"
+        "k = keras.models.load_model(sys.argv[1], compile=False)\n"
+        "# the exporter dropped at once: its private folder must live as long as the converter\n"
+        "print('BYTES', len(ExportedConverters('t').converter(k, None).convert()))\n"
     )
     r = subprocess.run([sys.executable, "-c", script, str(CNN)], capture_output=True, text=True, timeout=300,
                        check=False, env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
-    assert any(ln.startswith("BYTES ") and int(ln.split()[1]) > 1000 for ln in r.stdout.splitlines()), r.stderr[-2000:]
+    sizes = [int(ln.split()[1]) for ln in r.stdout.splitlines() if ln.startswith("BYTES ")]
+    assert len(sizes) == 2 and sizes[0] == sizes[1] > 1000, (sizes, r.stderr[-2000:])

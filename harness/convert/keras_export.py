@@ -64,7 +64,9 @@ class ExportedConverters:
             folder = self._folder(target, key)
         except Exception:  # noqa: BLE001 - TF falls back to its legacy Keras path then; so do we
             return tf.lite.TFLiteConverter.from_keras_model(target)
-        return tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter._harness_exports = self  # a private export folder must outlive the converter
+        return converter
 
     def _folder(self, target: Any, key: Any) -> str:
         folder = self._dirs.get(key)
