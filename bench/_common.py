@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -87,6 +88,31 @@ def run(cmd: list[str], timeout: float = 1800, env: dict | None = None, check: b
     if check and proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+@dataclass
+class Timed:
+    """One timed child: `proc` is None when it was stopped at the timeout."""
+
+    proc: subprocess.CompletedProcess | None
+    wall_s: float
+    cpu_s: float  # the child's user+sys time: what a quiet machine would take
+    load: str  # load average before -> after
+
+
+def timed_run(cmd: list[str], timeout: float) -> Timed:
+    """`run(cmd, check=False)` with its wall time, the child's CPU time and the load around it."""
+    load0 = loadavg()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    try:
+        proc = run(cmd, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        proc = None
+    took = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return Timed(proc, took, cpu, f"{load0} -> {loadavg()}")
 
 
 def fp32_artifact(model: str) -> Path:

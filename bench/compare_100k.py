@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
-from report_100k import synthetic_results  # noqa: E402
+from report_100k import add_in_batches, synthetic_results  # noqa: E402
 
 TARGET_S = 5.0
 BASE_RUN, NEW_RUN = "bench-cmp-base", "bench-cmp-new"
@@ -50,23 +48,20 @@ def fill_two_runs(path: Path, n: int) -> tuple[set[str], set[str]]:
     for run_id, modify in ((BASE_RUN, False), (NEW_RUN, True)):
         s.start_run(run_id, campaign="bench", campaign_path=None, tool_versions={}, config={},
                     out_dir=str(path.parent))
-        batch = []
-        for i, r in enumerate(synthetic_results(n)):
-            if modify and r.status == "ok":
-                factor = 1.0 + rng.gauss(0, 0.01)  # between-process noise
-                if i % SLOWED_EVERY == SLOWED_EVERY - 1:
-                    factor *= 1.5
-                    slowed.add(f"{r.model}/{r.flag_set} on {r.device}")
-                _perturb(r, factor)
-                if i % DRIFTED_EVERY == DRIFTED_EVERY - 1:
-                    r.drift = {**r.drift, "max_abs": r.drift["max_abs"] + 0.05}
-                    drifted.add(f"{r.model}/{r.flag_set} on {r.device}")
-            batch.append(r)
-            if len(batch) >= 5000:
-                s.add_results(run_id, batch)
-                batch.clear()
-        if batch:
-            s.add_results(run_id, batch)
+        def rows(modify: bool = modify):
+            for i, r in enumerate(synthetic_results(n)):
+                if modify and r.status == "ok":
+                    factor = 1.0 + rng.gauss(0, 0.01)  # between-process noise
+                    if i % SLOWED_EVERY == SLOWED_EVERY - 1:
+                        factor *= 1.5
+                        slowed.add(f"{r.model}/{r.flag_set} on {r.device}")
+                    _perturb(r, factor)
+                    if i % DRIFTED_EVERY == DRIFTED_EVERY - 1:
+                        r.drift = {**r.drift, "max_abs": r.drift["max_abs"] + 0.05}
+                        drifted.add(f"{r.model}/{r.flag_set} on {r.device}")
+                yield r
+
+        add_in_batches(s, run_id, rows())
         s.finish_run(run_id)
     s.close()
     return slowed, drifted
@@ -93,24 +88,18 @@ def main() -> int:
         for fmt in args.formats.split(","):
             out = Path(tmp) / f"compare.{fmt}"
             name = f"compare --format {fmt}"
-            load0 = c.loadavg()
-            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t0 = time.perf_counter()
-            try:
-                proc = c.run([c.HARNESS, "compare", BASE_RUN, NEW_RUN, "--store", str(store), "--format", fmt,
-                              "--max-drift-increase", "0.01", "--out", str(out)], timeout=args.timeout, check=False)
-            except subprocess.TimeoutExpired:
-                rep.add(name, None, "s", f"< {TARGET_S}", False, load=f"{load0} -> {c.loadavg()}",
+            t = c.timed_run([c.HARNESS, "compare", BASE_RUN, NEW_RUN, "--store", str(store), "--format", fmt,
+                             "--max-drift-increase", "0.01", "--out", str(out)], args.timeout)
+            if t.proc is None:
+                rep.add(name, None, "s", f"< {TARGET_S}", False, load=t.load,
                         note=f"stopped after {args.timeout:.0f} s (--timeout)")
                 continue
-            took = time.perf_counter() - t0
-            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+            proc, took = t.proc, t.wall_s
             if proc.returncode not in (0, 1):
                 rep.add(name, None, "s", f"< {TARGET_S}", False,
                         note=f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}")
                 continue
-            note = f"exit {proc.returncode}; CPU time {cpu:.2f} s (user+sys: what a quiet machine would take)"
+            note = f"exit {proc.returncode}; CPU time {t.cpu_s:.2f} s (user+sys: what a quiet machine would take)"
             if fmt == "json" and expected is not None and out.is_file():
                 rows = json.loads(out.read_text())["rows"]
                 why = {f"{r['model']}/{r['flag_set']} on {r['device']}": " ".join(r["regressions"])
@@ -121,7 +110,7 @@ def main() -> int:
                 note += (f"; flagged {len(lat)} slowed + {len(drift)} drifted rows as planted"
                          if ok else f"; FLAGGED WRONG ROWS: latency {sorted(lat ^ expected[0])[:5]}, "
                                     f"drift {sorted(drift ^ expected[1])[:5]}")
-            rep.add(name, took, "s", f"< {TARGET_S}", took < TARGET_S, load=f"{load0} -> {c.loadavg()}", note=note)
+            rep.add(name, took, "s", f"< {TARGET_S}", took < TARGET_S, load=t.load, note=note)
     return rep.finish()
 
 

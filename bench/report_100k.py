@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,21 +65,26 @@ def synthetic_results(n: int, seed: int = 0):
         )
 
 
+def add_in_batches(store, run_id: str, results) -> None:
+    """Write rows as a run writes them (`Store.add_results`), 5,000 per transaction (fast)."""
+    batch = []
+    for r in results:
+        batch.append(r)
+        if len(batch) >= 5000:
+            store.add_results(run_id, batch)
+            batch.clear()
+    if batch:
+        store.add_results(run_id, batch)
+
+
 def fill_store(path: Path, n: int) -> str:
-    """One run with n rows, written as a run writes them (`Store.add_results`), in batches (fast)."""
+    """One run with n synthetic rows."""
     from harness.store import Store
 
     s = Store(path)
     run_id = "bench-100k"
     s.start_run(run_id, campaign="bench", campaign_path=None, tool_versions={}, config={}, out_dir=str(path.parent))
-    batch = []
-    for r in synthetic_results(n):
-        batch.append(r)
-        if len(batch) >= 5000:
-            s.add_results(run_id, batch)
-            batch.clear()
-    if batch:
-        s.add_results(run_id, batch)
+    add_in_batches(s, run_id, synthetic_results(n))
     s.finish_run(run_id)
     s.close()
     return run_id
@@ -105,26 +108,20 @@ def main() -> int:
                   f"({store.stat().st_size / 1e6:.0f} MB)", flush=True)
         for fmt in args.formats.split(","):
             out = Path(tmp) / f"report.{fmt}"
-            load0 = c.loadavg()
-            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            t0 = time.perf_counter()
-            try:
-                proc = c.run([c.HARNESS, "report", "--store", str(store), "--format", fmt, "--out", str(out)],
-                             timeout=args.timeout, check=False)
-            except subprocess.TimeoutExpired:
-                rep.add(f"report --format {fmt}", None, "s", f"< {TARGET_S}", False, load=f"{load0} -> {c.loadavg()}",
+            name = f"report --format {fmt}"
+            t = c.timed_run([c.HARNESS, "report", "--store", str(store), "--format", fmt, "--out", str(out)],
+                            args.timeout)
+            if t.proc is None:
+                rep.add(name, None, "s", f"< {TARGET_S}", False, load=t.load,
                         note=f"stopped after {args.timeout:.0f} s (--timeout)")
                 continue
-            took = time.perf_counter() - t0
-            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-            if proc.returncode != 0:
-                rep.add(f"report --format {fmt}", None, "s", f"< {TARGET_S}", False,
-                        note=f"exit {proc.returncode}: {proc.stderr.strip()[-300:]}")
+            if t.proc.returncode != 0:
+                rep.add(name, None, "s", f"< {TARGET_S}", False,
+                        note=f"exit {t.proc.returncode}: {t.proc.stderr.strip()[-300:]}")
                 continue
             size = out.stat().st_size / 1e6 if out.is_file() else 0
-            rep.add(f"report --format {fmt}", took, "s", f"< {TARGET_S}", took < TARGET_S,
-                    load=f"{load0} -> {c.loadavg()}", note=f"{size:.1f} MB written; CPU time {cpu:.2f} s (user+sys: what a quiet machine would take)")
+            rep.add(name, t.wall_s, "s", f"< {TARGET_S}", t.wall_s < TARGET_S, load=t.load,
+                    note=f"{size:.1f} MB written; CPU time {t.cpu_s:.2f} s (user+sys: what a quiet machine would take)")
     return rep.finish()
 
 
