@@ -46,6 +46,7 @@ def load_arrays(path: Path, input_names: Sequence[str]) -> tuple[list[np.ndarray
         if "pickle" in str(exc).lower():
             raise SampleError(f"{path}: holds pickled objects, which are never loaded; save plain arrays ({exc})") from None
         raise SampleError(f"{path}: a member is not a valid .npy array ({_one_line(exc)}); save it again") from None
+    # NotImplementedError: zipfile raises it for a damaged .npz whose compression method it does not know
     except (OSError, zipfile.BadZipFile, EOFError, KeyError, zlib.error, NotImplementedError) as exc:
         # a damaged zip: members that do not match the directory, bad CRCs, truncated data
         raise SampleError(f"{path}: cannot read it as .npz ({_one_line(exc)}); save it again") from None
