@@ -92,6 +92,7 @@ def load_keras(path: Path) -> LoadedModel:
     except OSError:
         identity = repr((str(path), id(model)))
     exports = ExportedConverters(identity)
+    wrappers: dict[tuple, Any] = {}  # input shapes -> fixed-shape wrapper model, built once
 
     def make_converter(shapes: list[tuple[int, ...]]):
         if all(None not in s.shape for s in inputs) or any(len(shape) == 0 for shape in shapes):
@@ -100,12 +101,15 @@ def load_keras(path: Path) -> LoadedModel:
         # shapes (Keras 3 RNNs need a fixed batch). Converting a traced concrete function
         # instead left the weights as unfrozen resource variables: READ_VARIABLE in the graph,
         # outputs that ignore the input in fp32, and a crash in int8 calibration.
-        fixed_inputs = [
-            keras.Input(shape=shape[1:], batch_size=shape[0], dtype=s.dtype, name=s.name)
-            for s, shape in zip(inputs, shapes, strict=True)
-        ]
-        outputs = model(fixed_inputs if len(fixed_inputs) > 1 else fixed_inputs[0], training=False)
-        return exports.converter(keras.Model(fixed_inputs, outputs), tuple(map(tuple, shapes)))
+        key = tuple(map(tuple, shapes))
+        if key not in wrappers:
+            fixed_inputs = [
+                keras.Input(shape=shape[1:], batch_size=shape[0], dtype=s.dtype, name=s.name)
+                for s, shape in zip(inputs, shapes, strict=True)
+            ]
+            outputs = model(fixed_inputs if len(fixed_inputs) > 1 else fixed_inputs[0], training=False)
+            wrappers[key] = keras.Model(fixed_inputs, outputs)
+        return exports.converter(wrappers[key], key)
 
     def trace(shapes: list[tuple[int, ...]]):
         specs = [
