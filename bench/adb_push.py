@@ -6,7 +6,7 @@ file alternate H, D, S, H, D, S, ...:
 
   H  the harness: `RemoteFolder.push` (atomic: temp name, then mv) over the direct
      transport of `AdbDevice` (adb-shell's connection, our sync SEND in
-     harness/devices/adb_sync.py), as a campaign pushes artifacts;
+     harness/devices/adb/sync.py), as a campaign pushes artifacts;
   D  Debian `adb push` through a private adb server (own port, HOME and key) that has the
      device connected (`adb connect`);
   S  informative: the same `RemoteFolder.push` over the harness's adb-server transport
@@ -77,10 +77,10 @@ def main() -> int:
     c.header(f"adb_push: {args.mb} MB push, harness vs Debian adb")
     rep = c.Report("adb_push")
     adb = find_adb()
-    from harness.devices.adb import AdbDevice
+    from harness.devices.adb.device import AdbDevice
+    from harness.devices.adb.files import RemoteFolder
+    from harness.devices.adb.transport import DirectTransport, ServerTransport, load_signers
     from harness.devices.profiles import resolve
-    from harness.devices.remote_files import RemoteFolder
-    from harness.devices.transport import DirectTransport, ServerTransport, load_signers
 
     with tempfile.TemporaryDirectory(prefix="bench-adb-") as tmp_s:
         tmp = Path(tmp_s)

@@ -3,7 +3,7 @@
 For each model (tiny CNN, transformer, MobileNet-style; fp32 artifacts), in one run and
 interleaved A, B, C, A, B, C, ... so that drift of the machine cancels:
 
-  A  the harness: `LocalDevice.measure` (a fresh `harness/runner.py` process per job),
+  A  the harness: `LocalDevice.measure` (a fresh `harness/devices/runner.py` process per job),
      p50 of its raw samples;
   B  a bare loop in a fresh `python -I` process: Interpreter, allocate_tensors, the same
      input, the same warm-up count, then `invoke()` timed with perf_counter_ns;
@@ -82,7 +82,7 @@ def tool_path() -> Path:
 def make_inputs(artifact: Path, out: Path) -> list[str]:
     import numpy as np
 
-    from harness.tflite_file import read_tflite
+    from harness.tflite.file import read_tflite
 
     info = read_tflite(artifact)
     rng = np.random.default_rng(0)

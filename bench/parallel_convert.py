@@ -1,8 +1,8 @@
 """Cold conversion of the default matrix with --workers 2 vs --workers 1.
 
-In-process through `harness.build.Builder.build` (what `tflite-harness run` uses): prepare
+In-process through `harness.pipeline.build.Builder.build` (what `tflite-harness run` uses): prepare
 every bundled model (reference outputs) and convert every model x flag set of the default
-campaign in one pipeline (`harness/convert/schedule.py`: preparations first, conversions
+campaign in one pipeline (`harness/pipeline/schedule.py`: preparations first, conversions
 that need no representative data at once, largest model first), each time into a new,
 empty cache. The time includes starting the TensorFlow worker processes, as a real cold
 run pays it. "preparing references" is now the time until the last preparation finished,
@@ -28,10 +28,10 @@ TARGET = 0.6
 
 
 def cold_convert(workers: int, cache_dir: Path) -> dict:
-    from harness.build import Builder
-    from harness.campaign import tool_versions
     from harness.config import BUNDLED_CAMPAIGN, load_campaign
     from harness.convert.cache import Cache
+    from harness.pipeline.build import Builder
+    from harness.pipeline.campaign import tool_versions
 
     campaign = load_campaign(BUNDLED_CAMPAIGN)
     load0 = c.loadavg()

@@ -3,7 +3,7 @@
 `tflite-harness run --devices adb:127.0.0.1:PORT` (python runner) against the simulated
 ADB device (`tests/support/adb_device.py`, in-process of its own helper) with an empty
 conversion cache. Preparations and conversions share the worker pool
-(`harness/convert/schedule.py`), and remote devices start measuring as soon as an artifact
+(`harness/pipeline/schedule.py`), and remote devices start measuring as soon as an artifact
 and its model's references exist, so conversion and device work overlap.
 
 Two bounds are printed; the target (wall <= 1.15 x bound) is judged on both.
@@ -51,7 +51,7 @@ def main() -> int:
     args = ap.parse_args()
     c.header("pipelining: cold campaign on the simulated ADB device vs the ideal bound")
     rep = c.Report("pipelining")
-    from harness.devices.transport import load_signers
+    from harness.devices.adb.transport import load_signers
     from tests.support.adb_device import SimulatedAdbDevice
 
     root = c.WORK / "tmp"

@@ -36,11 +36,11 @@ def convert_on_cluster(nodes: int, models: list[str], flag_sets: list[str], work
     import ray
     from ray.cluster_utils import Cluster
 
-    from harness.campaign import tool_versions
     from harness.config import Campaign, Settings, model_from_path
     from harness.convert.cache import Cache
-    from harness.convert.flag_sets import resolve_flag_sets
+    from harness.core.flag_sets import resolve_flag_sets
     from harness.executors.ray_convert import RayBuilder, Shipper
+    from harness.pipeline.campaign import tool_versions
 
     campaign = Campaign(
         name="bench", devices=(), settings=Settings(),

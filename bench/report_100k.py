@@ -28,7 +28,7 @@ STATUSES = ["ok"] * 17 + ["unhealthy", "conversion_failed", "runtime_failed"]
 
 
 def synthetic_results(n: int, seed: int = 0):
-    from harness.result import Result
+    from harness.core.result import Result
 
     rng = random.Random(seed)
     devices = [f"adb:device{i}" for i in range(9)] + ["local"]

@@ -26,7 +26,7 @@ HEAVY = ("tensorflow", "keras", "jax", "numpy", "scipy", "matplotlib", "ai_edge_
 # Runs a CLI command in-process and reports which heavy top-level modules it imported.
 PROBE = """
 import json, sys
-from harness.cli import main_entry
+from harness.cli.main import main as main_entry
 argv = sys.argv[1:]
 code = 0
 try:
@@ -57,12 +57,12 @@ def entry_point() -> str:
     for ep in entry_points(group="console_scripts"):
         if ep.name == "tflite-harness":
             return ep.value
-    return "harness.cli:app"
+    return "harness.cli.main:main"
 
 
 def imported(args: list[str]) -> list[str]:
     mod, _, fn = entry_point().partition(":")
-    code = PROBE.format(HEAVY=HEAVY).replace("from harness.cli import main_entry", f"from {mod} import {fn} as main_entry")
+    code = PROBE.format(HEAVY=HEAVY).replace("from harness.cli.main import main as main_entry", f"from {mod} import {fn} as main_entry")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=c.ROOT, timeout=60)
     for line in proc.stdout.splitlines():
         if line.startswith("PROBE "):

@@ -8,17 +8,18 @@ well under a second before any worker starts.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.convert.flag_sets import (
+from harness.core.errors import UsageError
+from harness.core.flag_sets import (
+    BUILTIN_FLAG_SETS,
     DEFAULT_FLAG_SETS,
     FlagSet,
     parse_flag_set,
     resolve_flag_sets,
 )
-from harness.errors import UsageError
 
 MODEL_KINDS = ("keras", "saved_model", "concrete_function", "jax", "tflite")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -297,3 +298,42 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
         path=path,
         user_flag_sets=user,
     )
+
+
+def model_payload(m: ModelSpec) -> dict:
+    """A ModelSpec as plain JSON for the worker processes."""
+    return {
+        "name": m.name, "kind": m.kind, "path": str(m.path), "entry": m.entry, "signature": m.signature,
+        "samples": str(m.samples) if m.samples else None,
+        "representative": str(m.representative) if m.representative else None,
+        "input_shapes": {k: list(v) for k, v in m.input_shapes.items()},
+    }
+
+
+def campaign_from_config(config: dict) -> Campaign:
+    """Rebuild a stored run's campaign (for --resume) from what `campaign_config` wrote."""
+    models = tuple(
+        ModelSpec(name=m["name"], kind=m["kind"], path=Path(m["path"]), entry=m.get("entry"),
+                  samples=Path(m["samples"]) if m.get("samples") else None,
+                  representative=Path(m["representative"]) if m.get("representative") else None,
+                  input_shapes={k: tuple(v) for k, v in m.get("input_shapes", {}).items()},
+                  signature=m.get("signature", "serving_default"))
+        for m in config["models"]
+    )
+    flag_sets = tuple(FlagSet(n, o, n in BUILTIN_FLAG_SETS) for n, o in config["flag_sets"].items())
+    known = {f.name for f in fields(Settings)}
+    raw = {k: v for k, v in config["settings"].items() if k in known}
+    raw["threads"] = tuple(raw.get("threads", (1,)))
+    return Campaign(name=config["name"], models=models, flag_sets=flag_sets, devices=tuple(config["devices"]),
+                    settings=Settings(**raw))
+
+
+def campaign_config(c: Campaign) -> dict:
+    """A campaign as plain JSON, stored with each run so `--resume` can rebuild it."""
+    return {
+        "name": c.name,
+        "models": [model_payload(m) for m in c.models],
+        "flag_sets": {fs.name: fs.options for fs in c.flag_sets},
+        "devices": list(c.devices),
+        "settings": asdict(c.settings),
+    }

@@ -48,7 +48,7 @@ class HarnessFixture:
         from dataclasses import replace
 
         from harness.config import Campaign, Settings, model_from_path
-        from harness.convert.flag_sets import resolve_flag_sets
+        from harness.core.flag_sets import resolve_flag_sets
 
         spec = model_from_path(str(model), samples=samples, where=str(model))
         base = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples=32)
@@ -56,7 +56,7 @@ class HarnessFixture:
                         devices=("local",), settings=replace(base, **settings))
 
     def _runner(self, campaign):
-        from harness.campaign import CampaignRun, RunOptions
+        from harness.pipeline.campaign import CampaignRun, RunOptions
 
         self._count += 1
         out = self.root / f"run-{self._count}"
@@ -90,14 +90,14 @@ class HarnessFixture:
         import numpy as np
         from ai_edge_litert.interpreter import Interpreter
 
-        from harness.runner import _match_inputs, _quantize
+        from harness.devices.runner import match_inputs, quantize
 
         interp = Interpreter(model_path=str(artifact.path), num_threads=threads)
         interp.allocate_tensors()
-        details = _match_inputs(interp.get_input_details(), artifact.input_names)
+        details = match_inputs(interp.get_input_details(), artifact.input_names)
         with np.load(artifact.inputs_npz, allow_pickle=False) as data:
             for i, d in enumerate(details):
-                interp.set_tensor(d["index"], _quantize(data[str(i)][:1], d, np))
+                interp.set_tensor(d["index"], quantize(data[str(i)][:1], d, np))
         benchmark.extra_info.update({"model": artifact.model, "flag_set": artifact.flag_set,
                                      "size_bytes": artifact.size_bytes, "threads": threads})
         return benchmark(interp.invoke)

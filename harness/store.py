@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import UsageError
-from harness.result import ReportRow, Result
+from harness.core.errors import UsageError
+from harness.core.result import ReportRow, Result
 
 SCHEMA_VERSION = 3
 

@@ -34,7 +34,7 @@ def harness_adb_key(folder: Path) -> Path:
     Returns the public key's path, for a SimulatedAdbDevice's `authorized_keys`; CLI
     subprocesses get `ANDROID_USER_HOME=FOLDER` so they sign with the same key.
     """
-    from harness.devices.transport import load_signers
+    from harness.devices.adb.transport import load_signers
 
     old = os.environ.get("ANDROID_USER_HOME")
     os.environ["ANDROID_USER_HOME"] = str(folder)

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices.adb import AdbDevice
+from harness.core.errors import UsageError
+from harness.devices.adb.device import AdbDevice
+from harness.devices.adb.transport import DeviceUnreachable, load_signers
 from harness.devices.base import MeasureJob
 from harness.devices.local import LocalDevice
 from harness.devices.profiles import DeviceProfile, load_profiles, parse_device_name
-from harness.devices.transport import DeviceUnreachable, load_signers
-from harness.errors import UsageError
 from tests.support.adb_device import SimulatedAdbDevice
 from tests.test_adb_simulator import AdbCli, _free_port, adb_cli  # noqa: F401 - fixture
 

@@ -1,4 +1,4 @@
-"""Our sync SEND (harness/devices/adb_sync.py) against the simulated adbd, both transports.
+"""Our sync SEND (harness/devices/adb/sync.py) against the simulated adbd, both transports.
 
 The simulator verifies the packet checksums of a host at protocol 0x01000000 (adb-shell's
 version) and drops the connection on a wrong one, so every successful push here also checks
@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.devices.adb_sync import (
+from harness.devices.adb.files import RemoteFolder
+from harness.devices.adb.sync import (
     SYNC_DATA_MAX,
     DirectSyncPush,
     data_checksum,
@@ -24,8 +25,7 @@ from harness.devices.adb_sync import (
     push_direct,
     send_stream,
 )
-from harness.devices.remote_files import RemoteFolder
-from harness.devices.transport import (
+from harness.devices.adb.transport import (
     ConnectionLost,
     DirectTransport,
     RemoteFailure,

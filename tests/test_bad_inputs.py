@@ -254,7 +254,7 @@ def mutated_npz(draw) -> bytes:
 @given(blob=mutated_npz())
 def test_fuzz_load_arrays_gives_arrays_or_our_clear_error(tmp_path, blob):
     """Mutated bytes of a real .npz: either arrays that pass our checks, or one SampleError line."""
-    from harness.samples import SampleError, load_arrays
+    from harness.core.samples import SampleError, load_arrays
 
     path = tmp_path / "fuzz.npz"
     path.write_bytes(blob)

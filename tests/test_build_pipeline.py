@@ -1,4 +1,4 @@
-"""The pipelined build (harness/convert/schedule.py) with a fake worker pool: no TensorFlow.
+"""The pipelined build (harness/pipeline/schedule.py) with a fake worker pool: no TensorFlow.
 
 The fake pool answers jobs on its own threads in priority order, like `WorkerPool`, and
 logs what it did, so the tests assert orderings (what was handed on before what), never
@@ -13,11 +13,11 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
-from harness.build import Builder
 from harness.config import Campaign, ModelSpec, Settings
 from harness.convert.cache import Cache
-from harness.convert.flag_sets import resolve_flag_sets
 from harness.convert.pool import WorkerAnswer
+from harness.core.flag_sets import resolve_flag_sets
+from harness.pipeline.build import Builder
 
 GATE_S = 20.0  # only a guard against hanging: a staged build would wait this long, then fail the order checks
 

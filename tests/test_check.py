@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.check import _saved_model_findings, check_model, check_tflite
 from harness.config import ModelSpec, model_from_path
-from harness.convert.flag_sets import resolve_flag_sets
+from harness.core.flag_sets import resolve_flag_sets
+from harness.pipeline.check import _saved_model_findings, check_model, check_tflite
 from tests.test_inspect import cli
 
 ROOT = Path(__file__).resolve().parent.parent

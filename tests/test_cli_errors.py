@@ -61,7 +61,7 @@ def test_help_does_not_import_tensorflow_or_numpy():
     import subprocess
     import sys
 
-    code = ("import sys; from harness.cli import main\n"
+    code = ("import sys; from harness.cli.main import main\n"
             "try:\n main(['--help'])\nexcept SystemExit: pass\n"
             "print('TF' if 'tensorflow' in sys.modules else '', 'NP' if 'numpy' in sys.modules else '')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout

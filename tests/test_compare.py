@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from harness.core.result import Result
 from harness.report.compare import (
     IMPROVED,
     MISSING,
@@ -18,13 +19,11 @@ from harness.report.compare import (
     compare_results,
     median_change_ci,
 )
-from harness.result import Result
 from harness.store import Store
 
 from .conftest import MODELS, ROOT, run_cli
 
-# Run the report commands whether or not cli.py has registered them yet.
-_ENTRY = "import sys; from harness import cli, cli_report; cli_report.register(cli.app); cli.main(sys.argv[1:])"
+_ENTRY = "import sys; from harness.cli.main import main; main(sys.argv[1:])"
 
 
 def make_result(model="m", flag_set="fp32", *, p50=1000.0, n=200, noise=0.05, rng=None, status="ok",
@@ -63,12 +62,11 @@ def store_with_runs(path, *runs: list[Result]) -> tuple[Store, list[str]]:
 
 def invoke(capsys, *args: str) -> tuple[int, str, str]:
     """The CLI in-process: (exit code, stdout, stderr)."""
-    from harness import cli, cli_report
+    from harness.cli.main import main
 
-    cli_report.register(cli.app)
     code = 0
     try:
-        cli.main(list(args))
+        main(list(args))
     except SystemExit as exc:
         code = exc.code or 0
     out = capsys.readouterr()

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from harness.config import BUNDLED_CAMPAIGN, load_campaign
-from harness.convert.flag_sets import BUILTIN_FLAG_SETS, DEFAULT_FLAG_SETS
-from harness.errors import UsageError
+from harness.core.errors import UsageError
+from harness.core.flag_sets import BUILTIN_FLAG_SETS, DEFAULT_FLAG_SETS
 
 from .conftest import MODELS
 

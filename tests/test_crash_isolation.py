@@ -45,7 +45,7 @@ def processes_mentioning(text: str) -> list[tuple[int, str]]:
 
 
 def test_fixtures_are_what_they_claim():
-    from harness.tflite_file import read_tflite
+    from harness.tflite.file import read_tflite
 
     assert "WHILE" in {op.name for op in read_tflite(DATA / "hang.tflite").operators}
     assert "SIGSEGV" in (DATA / "crash.txt").read_text()

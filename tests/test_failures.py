@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from harness.convert.failures import classify
-from harness.convert.flag_sets import BUILTIN_FLAG_SETS
 from harness.convert.pool import WorkerPool
+from harness.core.flag_sets import BUILTIN_FLAG_SETS
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from harness.errors import UsageError
-from harness.inspect_tflite import inspect_tflite
+from harness.core.errors import UsageError
+from harness.tflite.inspect import inspect_tflite
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-_CLI = ("import sys; from harness.cli import app, main; from harness.cli_convert import register\n"
+_CLI = ("import sys; from harness.cli.main import app, main; from harness.cli.analyse import register\n"
         "'inspect' in app.commands or register(app)\nmain(sys.argv[1:])")
 
 
@@ -24,7 +24,7 @@ def cli(*args):
 
 @pytest.fixture(scope="module")
 def with_metadata(tmp_path_factory):
-    from harness.convert.metadata import write_metadata
+    from harness.tflite.metadata import write_metadata
     from tests.tflite_helpers import tiny_classifier_tflite
 
     d = tmp_path_factory.mktemp("inspect")
@@ -66,7 +66,7 @@ def test_inspect_never_imports_tensorflow(tmp_path):
     bad.write_bytes(b"not a model at all, just text")
     with pytest.raises(UsageError, match="not a TFLite flatbuffer"):
         inspect_tflite(bad)
-    code = ("import sys; from harness.inspect_tflite import inspect_tflite\n"
+    code = ("import sys; from harness.tflite.inspect import inspect_tflite\n"
             f"try:\n    inspect_tflite({str(bad)!r})\nexcept Exception:\n    pass\n"
             "assert 'tensorflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)

@@ -9,8 +9,8 @@ import pytest
 
 jax = pytest.importorskip("jax", reason="JAX is not installed (pip install jax jaxlib)")
 
-from harness.convert.flag_sets import BUILTIN_FLAG_SETS  # noqa: E402
 from harness.convert.pool import WorkerPool  # noqa: E402
+from harness.core.flag_sets import BUILTIN_FLAG_SETS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

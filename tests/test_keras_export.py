@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.convert.flag_sets import BUILTIN_FLAG_SETS
 from harness.convert.pool import WorkerPool
+from harness.core.flag_sets import BUILTIN_FLAG_SETS
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.measure import (
+from harness.core.stats import (
     align_outputs,
     compute_drift,
     health_problems,
@@ -113,7 +113,7 @@ def test_align_outputs_by_name_then_position():
 
 
 def test_validity_flags_few_runs_wide_spread_and_long_tail():
-    from harness.measure import ValidityBounds, validity_problems
+    from harness.core.stats import ValidityBounds, validity_problems
 
     rng = np.random.default_rng(5)
     steady = list(rng.normal(100.0, 2.0, size=200))
@@ -132,7 +132,7 @@ def test_validity_flags_few_runs_wide_spread_and_long_tail():
 
 
 def test_quantile_ci_covers_the_true_median():
-    from harness.measure import quantile_ci
+    from harness.core.stats import quantile_ci
 
     rng = np.random.default_rng(11)
     hits = 0

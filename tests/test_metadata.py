@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.convert.metadata import (
+from harness.core.errors import UsageError
+from harness.tflite.file import read_tflite
+from harness.tflite.metadata import (
     METADATA_NAME,
     associated_files,
     decode_metadata,
@@ -13,8 +15,6 @@ from harness.convert.metadata import (
     read_metadata,
     write_metadata,
 )
-from harness.errors import UsageError
-from harness.tflite_file import read_tflite
 
 
 def test_parse_metadata_validates(tmp_path):

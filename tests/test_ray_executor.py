@@ -46,7 +46,7 @@ def test_lab_resources_prints_the_ray_start_value(cli):
 
 def test_ray_executor_without_ray_says_how_to_install(tmp_path):
     code = ("import sys; sys.modules['ray'] = None\n"
-            "from harness.cli import main\n"
+            "from harness.cli.main import main\n"
             f"main(['run', '--executor', 'ray', '--model', {str(MODELS / 'digits_cnn.keras')!r}])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
@@ -63,14 +63,14 @@ def test_a_conversion_lost_with_its_node_is_a_row_resume_reruns_and_is_not_cache
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
     from concurrent.futures import Future
 
-    from harness.build import Prepared
-    from harness.campaign import retry_on_resume, tool_versions
     from harness.config import Campaign, Settings, model_from_path
     from harness.convert.cache import Cache
-    from harness.convert.flag_sets import resolve_flag_sets
     from harness.convert.pool import WorkerAnswer
+    from harness.core.flag_sets import resolve_flag_sets
+    from harness.core.result import Result
     from harness.executors.ray_convert import RayBuilder
-    from harness.result import Result
+    from harness.pipeline.artifacts import Prepared
+    from harness.pipeline.campaign import retry_on_resume, tool_versions
 
     class LostPool:
         lost_prepares: set = set()
@@ -175,7 +175,7 @@ class Events:
 
 def campaign(lab: Lab, flag_sets=("fp32", "int8"), threads=(1,), devices=None):
     from harness.config import Campaign, Settings, model_from_path
-    from harness.convert.flag_sets import resolve_flag_sets
+    from harness.core.flag_sets import resolve_flag_sets
 
     model = model_from_path(str(MODELS / "digits_cnn.keras"), where="test")
     return Campaign(name="lab", models=(model,), flag_sets=tuple(resolve_flag_sets(list(flag_sets), {})),
@@ -184,7 +184,7 @@ def campaign(lab: Lab, flag_sets=("fp32", "int8"), threads=(1,), devices=None):
 
 
 def options(lab: Lab, tag: str, executor: str = "ray", **kw):
-    from harness.campaign import RunOptions
+    from harness.pipeline.campaign import RunOptions
 
     return RunOptions(out_root=lab.tmp / tag, store_path=lab.tmp / tag / "s.sqlite", cache_dir=lab.tmp / tag / "cache",
                       executor=executor, node_cache=str(lab.tmp / "node-{node}"), workers=2, **kw)

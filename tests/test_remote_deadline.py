@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.devices.adb_runners import DEADLINE_EXIT, under_deadline
+from harness.devices.adb.runners import DEADLINE_EXIT, under_deadline
 from tests.test_adb_device import STAND_IN, direct, key, make_job, models, sim_for  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow

@@ -169,7 +169,7 @@ def test_history_and_runs(tmp_path, capsys):
 
 def test_commands_import_lazily():
     """Loading the report commands pulls in neither NumPy, SciPy nor matplotlib."""
-    code = ("import sys; from harness import cli, cli_report; cli_report.register(cli.app); "
+    code = ("import sys; import harness.cli.main; "
             "bad = [m for m in ('numpy', 'scipy', 'matplotlib', 'jinja2') if m in sys.modules]; print(bad)")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
@@ -179,7 +179,8 @@ def test_commands_import_lazily():
 
 def _reference_text(values: dict) -> dict:
     """The cell texts as comparison_rows made them before the column-wise formatter (kept as the spec)."""
-    from harness.report.table import _fmt, _sig
+    from harness.report.table import fmt as _fmt
+    from harness.report.table import sig as _sig
 
     text = {k: _fmt(v) for k, v in values.items()}
     if values["valid"] and values["valid"] != "valid":
@@ -275,8 +276,8 @@ def test_report_table_above_the_threshold_is_plain_and_complete(tmp_path, capsys
 def test_json_report_rows_one_per_line_and_non_finite_numbers_as_before():
     import math
 
+    from harness.core.result import json_safe as _json_safe
     from harness.report.export import report_json
-    from harness.result import _json_safe
 
     head = {"run": "r", "campaign": None, "baseline": "fp32"}
     rows = [{"a": 1.5, "b": [0.1, 0.2], "c": None}, {"a": math.inf, "b": [-math.inf], "c": math.nan},

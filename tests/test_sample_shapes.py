@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.samples import SampleError, check_fit, resolve_shapes
+from harness.core.samples import SampleError, check_fit, resolve_shapes
 
 from .conftest import ROOT, run_cli
 

@@ -59,7 +59,7 @@ def pickled_npz(path: Path, marker: Path) -> Path:
 
 
 def test_load_arrays_never_unpickles(tmp_path):
-    from harness.samples import SampleError, load_arrays
+    from harness.core.samples import SampleError, load_arrays
 
     marker = tmp_path / "PWNED"
     path = pickled_npz(tmp_path / "evil.npz", marker)
@@ -97,7 +97,7 @@ def _key_body(key: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_hostile_names_on_local_and_device_key_and_sandbox(tmp_path):
-    from harness.devices.transport import load_signers
+    from harness.devices.adb.transport import load_signers
 
     work = tmp_path / "work"
     work.mkdir()

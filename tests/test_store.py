@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from harness.result import Result
+from harness.core.result import Result
 from harness.store import SCHEMA_VERSION, Store
 
 SCHEMA_1 = """
@@ -63,7 +63,7 @@ def test_a_schema_1_store_is_migrated_and_its_rows_still_read(tmp_path):
 def test_a_store_from_a_newer_version_is_refused_with_one_line(tmp_path):
     import pytest
 
-    from harness.errors import UsageError
+    from harness.core.errors import UsageError
 
     path = tmp_path / "new.sqlite"
     db = sqlite3.connect(path)

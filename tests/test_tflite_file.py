@@ -1,4 +1,4 @@
-"""harness.tflite_file against real converted models and against broken bytes.
+"""harness.tflite.file against real converted models and against broken bytes.
 
 The models are converted here with TensorFlow (seconds), so those tests are marked slow; the
 reader itself must agree with what the LiteRT interpreter reports for the same file, and
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.tflite_file import TFLiteFormatError, TFLiteModel, op_names, read_tflite
+from harness.tflite.file import TFLiteFormatError, TFLiteModel, op_names, read_tflite
 
 slow = pytest.mark.slow  # everything that needs the converted models
 
@@ -102,7 +102,7 @@ def _interpreter(path: Path):
 
 def test_import_does_not_pull_in_tensorflow():
     code = (
-        "import sys, harness.tflite_file as m;"
+        "import sys, harness.tflite.file as m;"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported';"
         "m._schema();"  # the lazily imported schema must not bring it in either
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported by the schema'"

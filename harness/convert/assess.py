@@ -4,7 +4,7 @@ Runs inside a converter worker (imports TensorFlow; JAX for JAX models). It trac
 model to a concrete function with fixed shapes and lists the TensorFlow op types its graph
 (and the functions the graph calls) uses, the dynamic-shape and tensor-list constructs
 that block conversion, and the parameter count. Which ops map to TFLite builtins, Flex or
-nothing is decided on the parent side (`harness/check.py`) from real conversions that
+nothing is decided on the parent side (`harness/pipeline/check.py`) from real conversions that
 run as ordinary, crash-safe `convert` jobs.
 """
 

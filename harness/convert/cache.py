@@ -8,40 +8,17 @@ name and renamed, so a killed run never leaves a half-written file behind a vali
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from harness.core.hashing import hash_json, hash_path  # noqa: F401 - re-exported
 
 CACHE_FORMAT = 2  # bump when worker output for the same inputs would change
 # 2: Keras models with unknown dimensions convert through a fixed-shape wrapper (1 left their
 #    weights as resource variables: wrong fp32 outputs, int8 crashed), and every Keras model
 #    from a SavedModel exported once per pool (same outputs; the conversion metadata differs)
-
-
-def hash_path(path: Path, h: hashlib._Hash | None = None) -> str:
-    """sha256 of a file, or of a directory's relative names and contents."""
-    h = h or hashlib.sha256()
-    if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            if p.is_file():
-                h.update(str(p.relative_to(path)).encode())
-                _hash_file(p, h)
-    else:
-        _hash_file(path, h)
-    return h.hexdigest()
-
-
-def _hash_file(path: Path, h: Any) -> None:
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-
-
-def hash_json(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -58,7 +58,7 @@ def _input_specs(m: dict, model) -> tuple[list[str], list[str], list[tuple], lis
 
     Shared by `prepare` and by a `convert` job submitted before its model's preparation
     finished (shapes None), so both arrive at the same shapes."""
-    from harness.samples import load_arrays, resolve_shapes
+    from harness.core.samples import load_arrays, resolve_shapes
 
     names = [s.name for s in model.inputs]
     dtypes = [s.dtype for s in model.inputs]
@@ -76,7 +76,7 @@ def prepare(job: dict) -> dict:
     """Input specs, evaluation inputs, representative data and reference outputs of one model."""
     import numpy as np
 
-    from harness.samples import check_fit, check_sample_shapes, load_arrays, random_inputs
+    from harness.core.samples import check_fit, check_sample_shapes, load_arrays, random_inputs
 
     t_job = time.perf_counter()
     m = job["model"]
@@ -202,7 +202,7 @@ def convert(job: dict) -> dict:
     if isinstance(route, str):
         extra["jax_route"] = route
     if job["options"].get("metadata"):
-        from harness.convert.metadata import write_metadata
+        from harness.tflite.metadata import write_metadata
 
         blob = write_metadata(blob, job["options"]["metadata"])
         extra["metadata"] = sorted(job["options"]["metadata"])

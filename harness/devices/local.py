@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import runner as runner_module
+from harness.devices import runner as runner_module
 from harness.devices.base import MeasureJob, Measurement
 from harness.devices.hostinfo import local_info, state_now, state_warnings
 

@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 TRANSPORTS = ("auto", "server", "direct")
 RUNNERS = ("python", "benchmark_model")

@@ -3,7 +3,7 @@ and the names of profiles in `devices/*.toml` (see harness/devices/profiles.py).
 
 from __future__ import annotations
 
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 
 def validate_device_name(name: str) -> str:
@@ -24,6 +24,6 @@ def open_device(name: str):
         from harness.devices.local import LocalDevice
 
         return LocalDevice()
-    from harness.devices.adb import AdbDevice
+    from harness.devices.adb.device import AdbDevice
 
     return AdbDevice(name)

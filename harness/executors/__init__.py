@@ -8,7 +8,7 @@ write the same rows to the same store; only the driver writes.
 
 from __future__ import annotations
 
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 EXECUTORS = ("local", "ray")
 INSTALL_HINT = "the ray executor needs Ray: pip install 'tflite-harness[ray]'"
@@ -37,6 +37,6 @@ def make_run(campaign, options, events=None):
         from harness.executors.ray_run import RayCampaignRun
 
         return RayCampaignRun(campaign, options, events)
-    from harness.campaign import CampaignRun
+    from harness.pipeline.campaign import CampaignRun
 
     return CampaignRun(campaign, options, events)

@@ -18,12 +18,13 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
-from harness import statuses
-from harness.build import Artifact, Builder
-from harness.campaign import NODE_LOST
 from harness.convert.cache import hash_path
 from harness.convert.pool import WorkerAnswer
+from harness.core import statuses
 from harness.executors.ray_tasks import pack, worker_job
+from harness.pipeline.artifacts import Artifact
+from harness.pipeline.build import Builder
+from harness.pipeline.campaign import NODE_LOST
 
 LOST = "node lost"  # error prefix of a job whose node (or worker) was lost
 

@@ -22,14 +22,15 @@ from dataclasses import replace
 import ray
 from ray.exceptions import TaskCancelledError
 
-from harness import statuses
-from harness.build import Artifact, Builder
-from harness.campaign import CampaignRun, ThreadDevices
-from harness.errors import UsageError
+from harness.core import statuses
+from harness.core.errors import UsageError
+from harness.core.result import Result
 from harness.executors.ray_convert import LOST, RayBuilder, Shipper, is_lost, one_line
 from harness.executors.ray_tasks import measure_job
 from harness.executors.resources import device_resource, resources_for
-from harness.result import Result
+from harness.pipeline.artifacts import Artifact
+from harness.pipeline.build import Builder
+from harness.pipeline.campaign import CampaignRun, ThreadDevices
 
 
 def connect(address: str | None, num_cpus: int | None = None, devices: tuple[str, ...] = ()) -> bool:

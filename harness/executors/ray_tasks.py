@@ -25,7 +25,7 @@ from pathlib import Path
 
 import ray
 
-from harness import statuses
+from harness.core import statuses
 
 POOL_IDLE_S = 20.0
 NODE_CACHE_ENV = "TFLITE_HARNESS_NODE_CACHE"
@@ -166,9 +166,9 @@ def measure_job(device_name: str, art, prepared, threads: int, settings, base: d
                 cache_template: str | None) -> dict:
     """Measure one artifact on a device attached to this node (placed by the device's
     resource); the row is filled here exactly as the local executor fills it."""
+    from harness.core.result import Result
     from harness.devices.registry import open_device
-    from harness.evaluate import measure_on
-    from harness.result import Result
+    from harness.pipeline.evaluate import measure_on
 
     cache = node_cache(cache_template)
     here = node_id()
@@ -189,8 +189,8 @@ def measure_job(device_name: str, art, prepared, threads: int, settings, base: d
         if m is not None and m.outputs and result.status in (statuses.OK, statuses.UNHEALTHY):
             outputs = m.outputs
     except Exception as exc:  # noqa: BLE001 - one failing job must not stop the device
-        from harness.devices.transport import TransportError
-        from harness.errors import HarnessError
+        from harness.core.errors import HarnessError
+        from harness.devices.adb.transport import TransportError
 
         lost = isinstance(exc, (HarnessError, TransportError, OSError))
         result.status = statuses.DEVICE_LOST if lost else statuses.RUNTIME_FAILED

@@ -26,7 +26,7 @@ def host_devices(devices: tuple[str, ...] = (), *, server_host: str | None = Non
     """Device names attached to this host: adb server devices (state `device`, only when a
     server already runs), profiles in devices/, and explicit names; plus notes."""
     from harness.devices import profiles as pf
-    from harness.devices.transport import server_address, server_devices
+    from harness.devices.adb.transport import server_address, server_devices
 
     names: list[str] = []
     notes: list[str] = []

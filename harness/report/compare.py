@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from harness.core.result import Result
 from harness.report.compare_stats import latency_stats, median_change_ci  # noqa: F401 - re-exported
-from harness.result import Result
 
 REGRESSED = "REGRESSED"
 IMPROVED = "improved"

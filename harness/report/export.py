@@ -7,8 +7,8 @@ import io
 import json
 from pathlib import Path
 
+from harness.core.result import Result, json_safe
 from harness.report.table import COLUMNS, Row, comparison_rows, markdown_table
-from harness.result import Result, _json_safe
 
 
 def results_json(results: list[Result]) -> str:
@@ -63,7 +63,7 @@ def report_json(head: dict, rows: list[dict]) -> str:
 
     json.dumps with an indent runs the pure-Python encoder (seconds for 100k rows); each row
     through the C encoder, and the outer object laid out by hand, is the same JSON. +/-inf
-    and NaN become "inf"/"-inf"/null as everywhere else (`_json_safe`), row by row only when
+    and NaN become "inf"/"-inf"/null as everywhere else (`json_safe`), row by row only when
     a row has one.
     """
 
@@ -71,9 +71,9 @@ def report_json(head: dict, rows: list[dict]) -> str:
         try:
             return json.dumps(row, allow_nan=False)
         except ValueError:
-            return json.dumps(_json_safe(row))
+            return json.dumps(json_safe(row))
 
-    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(_json_safe(v))}," for k, v in head.items()]
+    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(json_safe(v))}," for k, v in head.items()]
     body = ",\n  ".join(map(dump, rows))
     lines.append(f' "rows": [\n  {body}\n ]' if rows else ' "rows": []')
     return "\n".join(lines) + "\n}"

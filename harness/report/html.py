@@ -11,8 +11,8 @@ import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.core.result import Result
 from harness.report.table import NUMERIC, Row, comparison_rows, text_columns, visible_columns
-from harness.result import Result
 from harness.store import RunInfo
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -48,9 +48,9 @@ def _escaper():
     """html.escape with a cache: model, device and status names repeat across 100k rows."""
     import html
 
-    from harness.report.table import _memo
+    from harness.report.table import memo
 
-    return _memo(html.escape)
+    return memo(html.escape)
 
 
 _HTML_SPECIAL = "<>&\"'"
@@ -143,15 +143,15 @@ HISTORY_HEADERS = ["run", "date", "git", "device", "thr", "xnn", "status", "p50 
 
 
 def history_table(points: list[dict]) -> dict:
-    from harness.report.table import _fmt, _sig
+    from harness.report.table import fmt, sig
 
     rows = []
     for p in points:
         rows.append([p["run"], p["date"], p["git_commit"], p["device"], str(p["threads"]),
                      "yes" if p["xnnpack"] else "no",
                      p["status"] + (f" ({p['reason']})" if p["status"] != "ok" and p["reason"] else ""),
-                     _sig(p["p50_ms"]), _fmt(p["max_abs"], 4), _fmt(p["cosine"], 4), _fmt(p["accuracy"], 3),
-                     _fmt(p["size_kb"], 1)])
+                     sig(p["p50_ms"]), fmt(p["max_abs"], 4), fmt(p["cosine"], 4), fmt(p["accuracy"], 3),
+                     fmt(p["size_kb"], 1)])
     return {"headers": HISTORY_HEADERS, "rows": rows}
 
 

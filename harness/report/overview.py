@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
+from harness.core.result import Result
 from harness.report.plots import FLOOR, drift_value, pareto_front
 from harness.report.table import Row
-from harness.result import Result
 
 
 def flag_set_stats(results: list[Result], rows: list[Row], metric: str) -> tuple[dict[str, dict], bool]:

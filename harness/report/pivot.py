@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.report.table import _sig
-from harness.result import Result
+from harness.core.result import Result
+from harness.report.table import sig
 
 
 @dataclass
@@ -22,7 +22,7 @@ class PivotCell:
     def text(self) -> str:
         if self.status != "ok" or self.p50_ms is None:
             return self.status
-        s = _sig(self.p50_ms)
+        s = sig(self.p50_ms)
         return s + (f" ({self.speedup:.2f}x)" if self.speedup is not None else "")
 
 

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from harness.result import Result
+from harness.core.result import Result
 
 DRIFT_METRICS = {
     "max_abs": "max abs difference from the original",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from operator import itemgetter
 
-from harness.result import Result
+from harness.core.result import Result
 
 # (key, header, description) — the README's column list is generated from the same text.
 COLUMNS: list[tuple[str, str, str]] = [
@@ -62,7 +62,7 @@ class Row:
         return f"Row({self.values!r})"
 
 
-def _fmt(value: object, digits: int = 2) -> str:
+def fmt(value: object, digits: int = 2) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -74,7 +74,7 @@ def _fmt(value: object, digits: int = 2) -> str:
     return str(value)
 
 
-def _sig(value: float | None, digits: int = 3) -> str:
+def sig(value: float | None, digits: int = 3) -> str:
     """Three significant digits: latencies span microseconds to seconds."""
     if value is None:
         return "-"
@@ -85,7 +85,7 @@ def _sig(value: float | None, digits: int = 3) -> str:
 
 
 def _valid(v: object) -> str:
-    return "warn: " + v if v and v != "valid" else _fmt(v)
+    return "warn: " + v if v and v != "valid" else fmt(v)
 
 
 def _accuracy(values: dict) -> str:
@@ -95,8 +95,8 @@ def _accuracy(values: dict) -> str:
     return f"{acc:.3f} ({ref:.3f})" if ref is not None else f"{acc:.3f}"
 
 
-# How each column's value becomes text: _sig, "1.23x", three decimals, or _fmt with these
-# digits (2 for any column not listed; text columns pass through _fmt unchanged).
+# How each column's value becomes text: sig, "1.23x", three decimals, or fmt with these
+# digits (2 for any column not listed; text columns pass through fmt unchanged).
 _SIG_KEYS = {"p50_ms", "p90_ms", "init_ms"}
 _TIMES_KEYS = {"speedup", "size_ratio"}
 _DIGITS = {"max_abs": 4, "cosine": 4, "snr_db": 1, "size_kb": 1, "peak_mb": 1}
@@ -109,7 +109,7 @@ def _column_text(key: str, values: list[dict]) -> list[str]:
         return [_accuracy(v) for v in values]
     col = list(map(itemgetter(key), values))
     if key in _SIG_KEYS:
-        return list(map(_sig, col))
+        return list(map(sig, col))
     if key in _TIMES_KEYS:
         return ["-" if v is None else f"{v:.2f}x" for v in col]
     if key == "top1":
@@ -118,9 +118,9 @@ def _column_text(key: str, values: list[dict]) -> list[str]:
         return list(map(_valid, col))
     digits = _DIGITS.get(key, 2)
     spec, small = f".{digits}f", 10 ** -digits
-    # the common cases inline (a finite float that _fmt would print fixed-point; text), the rest via _fmt
+    # the common cases inline (a finite float that fmt would print fixed-point; text), the rest via fmt
     return [format(v, spec) if type(v) is float and v - v == 0 and (v == 0 or abs(v) >= small)
-            else v if type(v) is str else _fmt(v, digits) for v in col]
+            else v if type(v) is str else fmt(v, digits) for v in col]
 
 
 def text_columns(rows: list[Row], keys: list[str]) -> list[list[str]]:
@@ -207,7 +207,7 @@ STATUS_STYLES = {"ok": "green", "unhealthy": "yellow", "unsupported": "magenta"}
 LARGE_TABLE_ROWS = 2000
 
 
-def _memo(fn):
+def memo(fn):
     """fn with a cache: names repeat thousands of times in a large run."""
     cache: dict[str, str] = {}
 
@@ -226,7 +226,7 @@ def terminal_cells(rows: list[Row], cols: list[tuple[str, str, str]], markup: bo
 
     keys = [k for k, _, _ in cols]
     columns = text_columns(rows, keys)
-    esc = _memo(escape) if markup else str
+    esc = memo(escape) if markup else str
     valid = [r.values["valid"] for r in rows]
     for i, key in enumerate(keys):
         if key == "status" and markup:
@@ -273,7 +273,7 @@ def markdown_table(rows: list[Row]) -> str:
     cols = visible_columns(rows)
     keys = [k for k, _, _ in cols]
     columns = text_columns(rows, keys)
-    esc = _memo(_md_escape)
+    esc = memo(_md_escape)
     for i, key in enumerate(keys):
         if key == "reason":
             columns[i] = ["" if t == "-" else esc(t) for t in columns[i]]

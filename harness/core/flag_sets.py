@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 OPTIMIZATIONS = ("DEFAULT", "OPTIMIZE_FOR_SIZE", "OPTIMIZE_FOR_LATENCY", "EXPERIMENTAL_SPARSITY")
 OPS_SETS = (
@@ -179,12 +179,12 @@ def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None
             raise UsageError(f"{where}: {key} must be a {expected.__name__}, got {value!r}")
         options[key] = value
     if "metadata" in options:
-        from harness.convert.metadata import parse_metadata
+        from harness.core.metadata_options import parse_metadata
 
         options["metadata"] = parse_metadata(options["metadata"], where, base)
         labels = options["metadata"].get("labels")
         if labels:  # the artifact changes when the labels file does: key the cache on its content
-            from harness.convert.cache import hash_path
+            from harness.core.hashing import hash_path
 
             options["metadata"]["labels_sha256"] = hash_path(Path(labels))
     _check_choices(where, "optimizations", options.get("optimizations", []), OPTIMIZATIONS)

@@ -84,7 +84,7 @@ def _classify(message: str) -> str:
     return "runtime_failed"
 
 
-def _quantize(x, detail, np):
+def quantize(x, detail, np):
     dtype = detail["dtype"]
     scale, zero = detail.get("quantization", (0.0, 0))
     if np.issubdtype(dtype, np.integer) and scale and np.issubdtype(x.dtype, np.floating):
@@ -94,14 +94,14 @@ def _quantize(x, detail, np):
     return x.astype(dtype)
 
 
-def _dequantize(y, detail, np):
+def dequantize(y, detail, np):
     scale, zero = detail.get("quantization", (0.0, 0))
     if np.issubdtype(y.dtype, np.integer) and scale:
         return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
     return y
 
 
-def _match_inputs(details, names):
+def match_inputs(details, names):
     """Order the interpreter's inputs like the job's arrays: by name when all match, else by position."""
     by_name = {d["name"]: d for d in details}
     if names and all(n in by_name for n in names):
@@ -146,7 +146,7 @@ def run(job: dict) -> dict:
         names_out.update({idx: n for n, idx in sig.get("outputs", {}).items()})
     for d in in_details:
         d["name"] = names_in.get(d["index"], d["name"])
-    inputs = _match_inputs(in_details, job["input_names"])
+    inputs = match_inputs(in_details, job["input_names"])
     for d, arr in zip(inputs, arrays, strict=True):
         want = (1, *arr.shape[1:])
         if tuple(d["shape"]) != want:
@@ -169,7 +169,7 @@ def run(job: dict) -> dict:
 
     def feed(i: int) -> None:
         for d, arr in zip(inputs, arrays, strict=True):
-            interpreter.set_tensor(d["index"], _quantize(arr[i : i + 1], in_details[d["index"]], np))
+            interpreter.set_tensor(d["index"], quantize(arr[i : i + 1], in_details[d["index"]], np))
 
     feed(0)
     t0 = time.perf_counter_ns()
@@ -209,7 +209,7 @@ def run(job: dict) -> dict:
         feed(i)
         interpreter.invoke()
         for k, d in enumerate(out_details):
-            collected[k].append(_dequantize(interpreter.get_tensor(d["index"]), d, np)[0])
+            collected[k].append(dequantize(interpreter.get_tensor(d["index"]), d, np)[0])
     if job.get("outputs"):
         np.savez(job["outputs"], **{str(k): np.stack(c) for k, c in enumerate(collected) if c})
     result["eval_samples"] = n

@@ -140,7 +140,7 @@ class DirectSyncPush:
     def _left(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            from harness.devices.transport import ConnectionLost
+            from harness.devices.adb.errors import ConnectionLost
 
             raise ConnectionLost(f"the device gave no answer within {self.timeout_s:.0f} s during push")
         return left
@@ -232,7 +232,7 @@ class DirectSyncPush:
 
     # ---- the push
     def run(self, local: Path, remote: str, mode: int, progress: Progress | None) -> None:
-        from harness.devices.transport import ConnectionLost, RemoteFailure
+        from harness.devices.adb.errors import ConnectionLost, RemoteFailure
 
         total = local.stat().st_size
         self.info = self.dev._open(b"sync:", self._left(), self._left(), None)
@@ -293,7 +293,7 @@ def push_server(sock, local: Path, remote: str, mode: int = 0o644,
 
     Raises `RemoteFailure` with the device's message; socket errors propagate.
     """
-    from harness.devices.transport import RemoteFailure
+    from harness.devices.adb.errors import RemoteFailure
 
     total = local.stat().st_size
     reported = -1

@@ -54,8 +54,8 @@ class Result:
 
     def to_dict(self) -> dict:
         # Not dataclasses.asdict: it deep-copies element by element, and a row carries up to
-        # ~10^5 raw samples; _json_safe already builds new containers (it is the copy).
-        return _json_safe({name: getattr(self, name) for name in self.__dataclass_fields__})
+        # ~10^5 raw samples; json_safe already builds new containers (it is the copy).
+        return json_safe({name: getattr(self, name) for name in self.__dataclass_fields__})
 
     @classmethod
     def from_dict(cls, d: dict) -> Result:
@@ -67,7 +67,7 @@ class Result:
         return cls(**data)
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON has no Infinity: write +/-inf as the strings 'inf'/'-inf', NaN as null."""
     if isinstance(obj, float):
         if math.isnan(obj):
@@ -76,11 +76,11 @@ def _json_safe(obj: Any) -> Any:
             return "inf" if obj > 0 else "-inf"
         return obj
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         if obj and type(obj[0]) is float and all(type(v) is float for v in obj) and math.isfinite(sum(obj)):
             return list(obj)  # raw samples: all finite floats (a NaN or inf anywhere makes the sum so)
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.devices.transport import Progress, RemoteFailure
+from harness.devices.adb.errors import Progress, RemoteFailure
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

@@ -19,16 +19,17 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness import statuses
-from harness.build import AS_GIVEN, Artifact, Builder, Prepared, model_payload
-from harness.config import Campaign
+from harness.config import Campaign, campaign_config, campaign_from_config  # noqa: F401 - re-exported
 from harness.convert.cache import Cache
+from harness.core import statuses
+from harness.core.result import Result
 from harness.devices.registry import open_device
-from harness.evaluate import drift_between, measure_on
-from harness.result import Result
+from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
+from harness.pipeline.build import Builder
+from harness.pipeline.evaluate import drift_between, measure_on
 from harness.store import Store, new_run_id
 
 __all__ = ["AS_GIVEN", "CampaignRun", "Events", "RunOptions", "RunSummary", "retry_on_resume"]
@@ -45,6 +46,7 @@ class RunOptions:
     workers: int = max(1, os.cpu_count() or 1)
     debug: bool = False
     run_id: str | None = None
+    baseline: str = "fp32"  # the flag set that results.md/results.csv relative columns refer to
     executor: str = "local"  # local | ray (harness/executors/)
     ray_address: str | None = None  # None: start a local Ray instance; "auto": join the running cluster
     node_cache: str | None = None  # ray: artifact cache on each node ("{node}" expands to the node id)
@@ -345,39 +347,6 @@ class CampaignRun:
             self._closed()
         from harness.report.export import write_exports
 
-        write_exports(self.out_dir, all_results, baseline="fp32")
+        write_exports(self.out_dir, all_results, baseline=self.options.baseline)
         return RunSummary(self.run_id, self.out_dir, all_results, self.builder.conversions_performed,
                           self.builder.conversions_cached, self.store_path, interrupted)
-
-
-def campaign_from_config(config: dict) -> Campaign:
-    """Rebuild a stored run's campaign (for --resume) from what `campaign_config` wrote."""
-    from dataclasses import fields
-
-    from harness.config import ModelSpec, Settings
-    from harness.convert.flag_sets import BUILTIN_FLAG_SETS, FlagSet
-
-    models = tuple(
-        ModelSpec(name=m["name"], kind=m["kind"], path=Path(m["path"]), entry=m.get("entry"),
-                  samples=Path(m["samples"]) if m.get("samples") else None,
-                  representative=Path(m["representative"]) if m.get("representative") else None,
-                  input_shapes={k: tuple(v) for k, v in m.get("input_shapes", {}).items()},
-                  signature=m.get("signature", "serving_default"))
-        for m in config["models"]
-    )
-    flag_sets = tuple(FlagSet(n, o, n in BUILTIN_FLAG_SETS) for n, o in config["flag_sets"].items())
-    known = {f.name for f in fields(Settings)}
-    raw = {k: v for k, v in config["settings"].items() if k in known}
-    raw["threads"] = tuple(raw.get("threads", (1,)))
-    return Campaign(name=config["name"], models=models, flag_sets=flag_sets, devices=tuple(config["devices"]),
-                    settings=Settings(**raw))
-
-
-def campaign_config(c: Campaign) -> dict:
-    return {
-        "name": c.name,
-        "models": [model_payload(m) for m in c.models],
-        "flag_sets": {fs.name: fs.options for fs in c.flag_sets},
-        "devices": list(c.devices),
-        "settings": asdict(c.settings),
-    }

@@ -33,7 +33,7 @@ def _start_server(host: str, port: int) -> str | None:
 def _targets(devices: tuple[str, ...], host: str, port: int, start: bool, folder: Path | None):
     """[(name, profile or None, state note)] in display order, without duplicates."""
     from harness.devices import profiles as pf
-    from harness.devices.transport import server_devices, server_running
+    from harness.devices.adb.transport import server_devices, server_running
 
     rows: list[tuple[str, object, str]] = []
     seen: set[str] = set()
@@ -62,9 +62,9 @@ def _targets(devices: tuple[str, ...], host: str, port: int, start: bool, folder
 def _probe(name: str, profile, state: str, timeout: float) -> dict:
     from dataclasses import replace
 
-    from harness.devices.adb import AdbDevice
-    from harness.devices.transport import TransportError
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
+    from harness.devices.adb.device import AdbDevice
+    from harness.devices.adb.transport import TransportError
 
     if profile is None:
         hint = {"unauthorized": "confirm the 'Allow USB debugging' prompt on the device",
@@ -111,7 +111,7 @@ def _fmt(value) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def devices_command(devices, server_host, server_port, start_server, profiles_dir, timeout, as_json):
     """List reachable devices (adb server, --device, profiles) with their info."""
-    from harness.devices.transport import server_address
+    from harness.devices.adb.transport import server_address
 
     host, port = server_address(server_host, server_port)
     targets, notes = _targets(tuple(devices), host, port, start_server, profiles_dir)

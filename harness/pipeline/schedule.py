@@ -33,8 +33,9 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.build import Artifact, Builder, Prepared
     from harness.config import ModelSpec
+    from harness.pipeline.artifacts import Artifact, Prepared
+    from harness.pipeline.build import Builder
 
 PREPARE_PRIORITY = 1e15  # above any conversion estimate (bytes on disk)
 

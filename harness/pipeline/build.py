@@ -10,57 +10,16 @@ about devices.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from harness import statuses
-from harness.config import Campaign, ModelSpec
+from harness.config import Campaign, ModelSpec, model_payload
 from harness.convert.cache import CACHE_FORMAT, Cache, hash_json, hash_path
 from harness.convert.failures import classify
-from harness.convert.flag_sets import FlagSet
-
-AS_GIVEN = "as_given"  # the flag-set column of a .tflite measured without conversion
-
-
-@dataclass
-class Prepared:
-    """A model ready to measure: its evaluation inputs, reference outputs and input specs."""
-
-    model: ModelSpec
-    ok: bool
-    reason: str = ""
-    failure_category: str | None = None
-    dir: Path | None = None
-    meta: dict = field(default_factory=dict)
-
-
-@dataclass
-class Artifact:
-    """A converted .tflite (or the reasoned failure to make one) for one model and flag set."""
-
-    model: ModelSpec
-    flag_set: str
-    ok: bool
-    sha: str | None = None
-    path: Path | None = None
-    meta: dict = field(default_factory=dict)
-    converted: bool = False
-    status: str = statuses.OK
-    reason: str = ""
-    failure_category: str | None = None
-    log: str | None = None
-
-
-def model_payload(m: ModelSpec) -> dict:
-    """A ModelSpec as plain JSON for the worker processes."""
-    return {
-        "name": m.name, "kind": m.kind, "path": str(m.path), "entry": m.entry, "signature": m.signature,
-        "samples": str(m.samples) if m.samples else None,
-        "representative": str(m.representative) if m.representative else None,
-        "input_shapes": {k: list(v) for k, v in m.input_shapes.items()},
-    }
+from harness.core import statuses
+from harness.core.flag_sets import FlagSet
+from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
 
 
 class _NoEvents:
@@ -108,7 +67,7 @@ class Builder:
     def start_workers(self) -> bool:
         """Start the converter workers now (TensorFlow's import) if the cache lacks anything;
         called as early as possible so the import overlaps the rest of the set-up."""
-        from harness.convert.schedule import needs_workers
+        from harness.pipeline.schedule import needs_workers
 
         if not self.pipelined or not needs_workers(self):
             return False
@@ -124,7 +83,7 @@ class Builder:
         if not self.pipelined:
             prepared.update(self.prepare_all())
             return self.convert_all(prepared, on_done)
-        from harness.convert.schedule import run_pipeline
+        from harness.pipeline.schedule import run_pipeline
 
         return run_pipeline(self, prepared, on_done)
 
@@ -175,14 +134,14 @@ class Builder:
     # ------------------------------------------------------------------ stage 1: prepare
     def _prepare_tflite(self, m: ModelSpec) -> Prepared:
         """An existing .tflite: inputs come from the file itself; there is no original to compare to."""
-        from harness.samples import (
+        from harness.core.samples import (
             SampleError,
             check_fit,
             load_arrays,
             random_inputs,
             resolve_shapes,
         )
-        from harness.tflite_file import TFLiteFormatError, read_tflite
+        from harness.tflite.file import TFLiteFormatError, read_tflite
 
         key = self._reference_key(m)
         folder = self.cache.reference_dir(key)
@@ -374,7 +333,7 @@ class Builder:
     @staticmethod
     def _ops(path: Path) -> list[str]:
         try:
-            from harness.tflite_file import read_tflite
+            from harness.tflite.file import read_tflite
 
             return sorted({op.name for op in read_tflite(path).operators})
         except Exception:  # noqa: BLE001 - op listing is informative only

@@ -10,67 +10,30 @@ evaluation sample once with ``--input_layer_value_files``/``--output_filepath``.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import shlex
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from harness import runner as runner_module
 from harness.devices import benchmark_model as bm
+from harness.devices import runner as runner_module
+from harness.devices.adb.drift import run_drift
+from harness.devices.adb.files import file_sha256
+from harness.devices.adb.session import (
+    DEADLINE_EXIT,
+    DriftError,
+    Session,
+    benchmark_failure,
+    deadline_reason,
+    run_bounded,
+    tail,
+    under_deadline,  # noqa: F401 - re-exported
+)
 from harness.devices.base import MeasureJob, Measurement
-from harness.devices.profiles import DeviceProfile
-from harness.devices.remote_files import RemoteFolder, file_sha256
 
 RUNNER_PATH = Path(runner_module.__file__).resolve()
-STORAGE_FULL = ("device storage is full (No space left on device); free space in "
-                "{folder}")
 DEFAULT_DEVICE_BENCHMARK_MODEL = "/data/local/tmp/benchmark_model"
-
-# A transport timeout alone would leave a hung runner running on the device, sharing its
-# CPU with every later job. So each run goes under the device's own `timeout` (toybox on
-# Android 6+, coreutils on boards), which ends it first; the transport waits a bit longer.
-DEADLINE_GRACE_S = 15.0
-DEADLINE_EXIT = 124  # what `timeout` exits with when it had to stop the command
-
-
-class Session(Protocol):
-    folder: RemoteFolder
-    profile: DeviceProfile
-    transport: Any
-    label: str
-
-    def step(self, phase: str, fn): ...
-
-
-def under_deadline(command: str, seconds: float) -> str:
-    """`command` stopped on the device after `seconds` (TERM, then KILL 5 s later).
-
-    Falls back to running it unbounded where the device has no `timeout` applet; the
-    transport's own timeout still bounds the wait then.
-    """
-    n = max(1, math.ceil(seconds))
-    inner = shlex.quote(command)
-    return (f"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 {n} sh -c {inner}; "
-            f"else exec sh -c {inner}; fi")
-
-
-def run_bounded(s: Session, command: str, seconds: float):
-    """Run `command` on the device under `under_deadline`; returns the ShellResult."""
-    return s.transport.shell(under_deadline(command, seconds), timeout_s=seconds + DEADLINE_GRACE_S)
-
-
-def deadline_reason(s: Session, seconds: float) -> str:
-    return (f"{s.label}: runner gave no result within {seconds:.0f} s (settings.timeout_s); "
-            "it was stopped on the device")
-
-
-def _tail(text: str, words: int = 40) -> str:
-    return " ".join(text.split()[-words:])
-
-
 def _parse_result(text: str) -> dict | None:
     for line in reversed(text.splitlines()):
         if line.startswith(runner_module.RESULT_PREFIX):
@@ -128,7 +91,7 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
                 return Measurement("runtime_failed", f"runner crashed with signal {r.returncode - 128}"
                                    " while running the model", raw={"stderr": r.output[-4000:]})
             return Measurement("runtime_failed",
-                               f"runner exited {r.returncode} without a result: {_tail(r.output)}"[:400],
+                               f"runner exited {r.returncode} without a result: {tail(r.output)}"[:400],
                                raw={"stderr": r.output[-4000:]})
         if raw.get("status") != "ok":
             return Measurement(raw.get("status", "runtime_failed"), raw.get("reason", ""), raw=raw)
@@ -158,18 +121,6 @@ def _binary(s: Session) -> str:
         s.step("push", lambda: s.folder.ensure(p.benchmark_model, name, mode=0o755))
         return f"./{name}"  # commands run inside the harness folder
     return p.device_benchmark_model or DEFAULT_DEVICE_BENCHMARK_MODEL
-
-
-def _failure(s: Session, text: str, rc: int | None) -> Measurement:
-    category, reason = bm.classify_failure(text, rc)
-    raw = {"runtime": "benchmark_model", "stderr": text[-4000:], "failure": category}
-    if category == "unsupported":
-        return Measurement("unsupported", reason, raw=raw)
-    if category == "out_of_space":
-        return Measurement("runtime_failed", STORAGE_FULL.format(folder=s.folder.root), raw=raw)
-    if category == "ok":
-        reason = f"benchmark_model exited {rc} without timings: {_tail(text)}"[:400]
-    return Measurement("runtime_failed", reason, raw=raw)
 
 
 def _raw_from_output(out: bm.BenchmarkOutput) -> dict:
@@ -216,11 +167,11 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
         return Measurement("timeout", deadline_reason(s, job.timeout_s),
                            raw={"runtime": "benchmark_model", "stderr": r.output[-4000:]})
     if r.returncode != 0:
-        return _failure(s, r.output, r.returncode)
+        return benchmark_failure(s, r.output, r.returncode)
     try:
         out = bm.parse_output(r.output)
     except bm.BenchmarkOutputError:
-        return _failure(s, r.output, r.returncode)
+        return benchmark_failure(s, r.output, r.returncode)
     raw = _raw_from_output(out)
     raw["command"] = argv
     warnings: list[str] = []
@@ -230,8 +181,6 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
                         "run on the default CPU kernels")
     outputs, names, meta = [], [], []
     try:
-        from harness.devices.adb_drift import run_drift
-
         outputs, names, meta = run_drift(s, job, binary, model_name)
     except DriftError as exc:
         if exc.measurement is not None:
@@ -241,12 +190,3 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
     raw["outputs"] = meta
     raw["eval_samples"] = len(outputs[0]) if outputs else 0
     return Measurement("ok", "", raw=raw, outputs=outputs, output_names=names)
-
-
-@dataclass
-class DriftError(Exception):
-    message: str
-    measurement: Measurement | None = None
-
-    def __str__(self) -> str:
-        return self.message

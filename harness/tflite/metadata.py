@@ -23,13 +23,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from harness.core.metadata_options import KNOWN_KEYS, TEXT_KEYS, parse_metadata  # noqa: F401 - re-exported
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.0.0"  # NormalizationOptions and TENSOR_AXIS_LABELS are 1.0.0 features
-TEXT_KEYS = ("name", "description", "version", "author", "license")
-KNOWN_KEYS = (*TEXT_KEYS, "labels", "mean", "std")
 
 # metadata_schema.fbs field slots (vtable index of each field).
 _MM = {"name": 0, "description": 1, "version": 2, "subgraph_metadata": 3, "author": 4,
@@ -44,42 +42,6 @@ _NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union member
 _FILE_TYPES = {0: "UNKNOWN", 1: "DESCRIPTIONS", 2: "TENSOR_AXIS_LABELS", 3: "TENSOR_VALUE_LABELS",
                4: "TENSOR_AXIS_SCORE_CALIBRATION", 5: "VOCABULARY", 6: "SCANN_INDEX_FILE"}
 TENSOR_AXIS_LABELS = 2
-
-
-def parse_metadata(raw: Any, where: str, base: Path | None = None) -> dict[str, Any]:
-    """Validate a flag set's `metadata` table; labels paths resolve against `base`."""
-    if not isinstance(raw, dict):
-        raise UsageError(f"{where}: metadata must be a table like {{ name = \"digits\", labels = \"labels.txt\" }}")
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in KNOWN_KEYS:
-            raise UsageError(f"{where}: metadata has unknown key {key!r}; use one of {', '.join(KNOWN_KEYS)}")
-        if key in TEXT_KEYS:
-            if not isinstance(value, str):
-                raise UsageError(f"{where}: metadata.{key} must be a string, got {value!r}")
-            out[key] = value
-        elif key == "labels":
-            if not isinstance(value, str) or not value:
-                raise UsageError(f"{where}: metadata.labels must be a path to a text file, one label a line")
-            p = Path(value)
-            if base is not None and not p.is_absolute():
-                p = base / p
-            if not p.is_file():
-                raise UsageError(f"{where}: metadata.labels file {p} does not exist")
-            out[key] = str(p.resolve())
-        else:
-            if not isinstance(value, list) or not value or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-            ):
-                raise UsageError(f"{where}: metadata.{key} must be a non-empty list of numbers, e.g. [127.5]")
-            if key == "std" and any(v == 0 for v in value):
-                raise UsageError(f"{where}: metadata.std must not contain 0 (values are divided by it)")
-            out[key] = [float(v) for v in value]
-    if ("mean" in out) != ("std" in out):
-        raise UsageError(f"{where}: metadata needs both mean and std for normalization, or neither")
-    if "mean" in out and len(out["mean"]) != len(out["std"]) and 1 not in (len(out["mean"]), len(out["std"])):
-        raise UsageError(f"{where}: metadata.mean and metadata.std must have the same length (or one value)")
-    return out
 
 
 # ---------------------------------------------------------------- writing
@@ -344,7 +306,7 @@ def associated_files(model: bytes) -> dict[str, bytes]:
 
 def read_metadata(model: bytes | str | Path) -> dict[str, Any] | None:
     """The decoded TFLite metadata of a model, with labels read from the zip; None if absent."""
-    from harness.tflite_file import read_tflite
+    from harness.tflite.file import read_tflite
 
     data = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
     parsed = read_tflite(data)

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from harness.devices import adb_info
-from harness.devices.base import MeasureJob, Measurement
-from harness.devices.profiles import DeviceProfile, parse_device_name, resolve
-from harness.devices.remote_files import RemoteFolder
-from harness.devices.transport import (
+from harness.core.errors import HarnessError
+from harness.devices.adb import info as adb_info
+from harness.devices.adb.files import RemoteFolder
+from harness.devices.adb.transport import (
     CommandTimeout,
     ConnectionLost,
     DeviceUnreachable,
@@ -29,7 +28,8 @@ from harness.devices.transport import (
     server_address,
     server_devices,
 )
-from harness.errors import HarnessError
+from harness.devices.base import MeasureJob, Measurement
+from harness.devices.profiles import DeviceProfile, parse_device_name, resolve
 
 BACKOFF_S = (0.5, 1.0, 2.0)
 
@@ -123,7 +123,7 @@ class AdbDevice:
             return None
         if p.benchmark_model is not None:
             return None  # pushed on first use
-        from harness.devices.adb_runners import DEFAULT_DEVICE_BENCHMARK_MODEL
+        from harness.devices.adb.runners import DEFAULT_DEVICE_BENCHMARK_MODEL
 
         return p.device_benchmark_model or DEFAULT_DEVICE_BENCHMARK_MODEL
 
@@ -147,7 +147,7 @@ class AdbDevice:
         return adb_info.parse_state(r.output)
 
     def measure(self, job: MeasureJob) -> Measurement:
-        from harness.devices.adb_runners import run_benchmark_model, run_python
+        from harness.devices.adb.runners import run_benchmark_model, run_python
 
         run = run_benchmark_model if self.runner == "benchmark_model" else run_python
         with self._lock:

@@ -11,11 +11,10 @@ import time
 
 import numpy as np
 
-from harness import statuses
-from harness.build import Artifact, Prepared
 from harness.config import Settings
-from harness.devices.base import MeasureJob, Measurement
-from harness.measure import (
+from harness.core import statuses
+from harness.core.result import Result
+from harness.core.stats import (
     FAR_COSINE,
     ValidityBounds,
     align_outputs,
@@ -27,7 +26,8 @@ from harness.measure import (
     unique_argmax,
     validity_problems,
 )
-from harness.result import Result
+from harness.devices.base import MeasureJob, Measurement
+from harness.pipeline.artifacts import Artifact, Prepared
 
 
 def measure_job(art: Artifact, prepared: Prepared, threads: int, s: Settings) -> MeasureJob:

@@ -5,7 +5,7 @@ sample's raw bytes (quantized when the input tensor is) is pushed once (content-
 a pushed shell script cuts sample i out with ``dd`` and runs the tool once
 (``--num_runs=1 --warmup_runs=0 --min_secs=0``) with ``--input_layer_value_files`` and
 ``--output_filepath``, appending each output file to one file that we pull and split.
-Shapes, dtypes and quantization come from the .tflite itself (`harness.tflite_file`).
+Shapes, dtypes and quantization come from the .tflite itself (`harness.tflite.file`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from harness.devices import benchmark_model as bm
-from harness.devices.adb_runners import (
+from harness.devices.adb.session import (
     DEADLINE_EXIT,
     DriftError,
     Session,
-    _failure,
+    benchmark_failure,
     deadline_reason,
     run_bounded,
 )
 from harness.devices.base import MeasureJob, Measurement
-from harness.tflite_file import TensorInfo, read_tflite
+from harness.tflite.file import TensorInfo, read_tflite
 
 
 def _quantize(x: np.ndarray, t: TensorInfo) -> np.ndarray:
@@ -141,7 +141,7 @@ def run_drift(s: Session, job: MeasureJob, binary: str, model_name: str):
             raise DriftError("evaluation run timed out",
                              Measurement("timeout", deadline_reason(s, job.timeout_s)))
         if r.returncode != 0:
-            raise DriftError("evaluation run failed", _failure(s, r.output, r.returncode))
+            raise DriftError("evaluation run failed", benchmark_failure(s, r.output, r.returncode))
         with tempfile.TemporaryDirectory(prefix="tflite-harness-pull-") as tmp:
             local = Path(tmp) / "outall.bin"
             s.step("pull", lambda: f.pull(out_all, local))

@@ -22,37 +22,21 @@ import shlex
 import socket
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.devices.adb_keys import default_key_path, load_signers  # noqa: F401 - re-exported
+from harness.devices.adb.errors import (  # noqa: F401 - re-exported for existing importers
+    CommandTimeout,
+    ConnectionLost,
+    DeviceUnreachable,
+    Progress,
+    RemoteFailure,
+    TransportError,
+)
+from harness.devices.adb.keys import default_key_path, load_signers  # noqa: F401 - re-exported
 
 RC_MARKER = "__HARNESS_RC="
 _RE_RC = re.compile(r"__HARNESS_RC=(\d+)\s*$")
-Progress = Callable[[int, int], None]  # (bytes done, bytes total)
-
-
-class TransportError(Exception):
-    """Base of the transport errors; the message is one line."""
-
-
-class ConnectionLost(TransportError):
-    pass
-
-
-class RemoteFailure(TransportError):
-    pass
-
-
-class DeviceUnreachable(TransportError):
-    pass
-
-
-class CommandTimeout(TransportError):
-    pass
-
-
 @dataclass
 class ShellResult:
     returncode: int
@@ -196,7 +180,7 @@ class DirectTransport:
     def push(self, local: Path, remote: str, mode: int = 0o644, progress: Progress | None = None,
              timeout_s: float = 300.0) -> None:
         """Sync SEND through `adb_sync.push_direct` (adb-shell's own push is ~3x slower)."""
-        from harness.devices.adb_sync import push_direct
+        from harness.devices.adb.sync import push_direct
 
         with self._lock:
             dev = self._device()
@@ -361,7 +345,7 @@ class ServerTransport:
         """Sync SEND by hand (`adb_sync.push_server`): adbutils drops the device's FAIL message."""
         import adbutils
 
-        from harness.devices.adb_sync import push_server
+        from harness.devices.adb.sync import push_server
 
         with self._lock:
             dev = self._device()

@@ -3,7 +3,7 @@
 Signatures, input/output and all tensors (shape, dtype, quantization, constant bytes),
 operators with versions and kinds, the model's metadata entries, and the TFLite metadata
 (`TFLITE_METADATA`, decoded, with labels from the zipped associated files) that flag sets'
-`metadata` tables write (harness/convert/metadata.py).
+`metadata` tables write (harness/tflite/metadata.py).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 
 def inspect_tflite(path: str | Path) -> dict[str, Any]:
-    from harness.check import gpu_compatibility, size_parts
-    from harness.convert.metadata import METADATA_NAME, read_metadata
-    from harness.tflite_file import TFLiteFormatError, read_tflite
+    from harness.tflite.check import gpu_compatibility, size_parts
+    from harness.tflite.file import TFLiteFormatError, read_tflite
+    from harness.tflite.metadata import METADATA_NAME, read_metadata
 
     data = Path(path).read_bytes()
     try:

@@ -149,7 +149,7 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
     _executor_options(executor, ray_address)
     if resume is not None:
         if campaign or models:
-            from harness.errors import UsageError
+            from harness.core.errors import UsageError
 
             raise UsageError("--resume takes the stored run's campaign; drop CAMPAIGN and --model")
         _resume(resume, store, cache_dir, workers, baseline)
@@ -157,8 +157,8 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
     from dataclasses import replace
 
     from harness.config import BUNDLED_CAMPAIGN, load_campaign, model_from_path
-    from harness.convert.flag_sets import resolve_flag_sets
-    from harness.errors import UsageError
+    from harness.core.errors import UsageError
+    from harness.core.flag_sets import resolve_flag_sets
 
     if campaign is None and not models:
         campaign = BUNDLED_CAMPAIGN
@@ -166,7 +166,7 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
         c = load_campaign(campaign)
     else:
         from harness.config import Campaign, Settings
-        from harness.convert.flag_sets import DEFAULT_FLAG_SETS
+        from harness.core.flag_sets import DEFAULT_FLAG_SETS
 
         c = Campaign(name="adhoc", models=(), flag_sets=tuple(resolve_flag_sets(list(DEFAULT_FLAG_SETS), {})),
                      devices=("local",), settings=Settings())
@@ -196,7 +196,7 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
 
 
 def _executor_options(executor: str, ray_address: str | None) -> None:
-    from harness.errors import UsageError
+    from harness.core.errors import UsageError
 
     if ray_address and executor != "ray":
         raise UsageError("--ray-address needs --executor ray")
@@ -210,7 +210,7 @@ def _executor_options(executor: str, ray_address: str | None) -> None:
 def _check_writable(path: Path, label: str) -> None:
     import os
 
-    from harness.errors import UsageError
+    from harness.core.errors import UsageError
 
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -231,7 +231,7 @@ def _check_writable(path: Path, label: str) -> None:
 
 
 def _resume(run_id, store, cache_dir, workers, baseline) -> None:
-    from harness.campaign import campaign_from_config
+    from harness.pipeline.campaign import campaign_from_config
     from harness.store import TRANSIENT_STATUSES, Store, default_store_path
 
     db = Store(store or default_store_path())
@@ -246,11 +246,11 @@ def _resume(run_id, store, cache_dir, workers, baseline) -> None:
 
 
 def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resume_keys=None) -> None:
-    from harness.campaign import RunOptions
     from harness.executors import make_run
+    from harness.pipeline.campaign import RunOptions
     from harness.report.table import comparison_rows, rich_table
 
-    options = RunOptions(out_dir=out, store_path=store, cache_dir=cache_dir, debug=_State.debug, run_id=run_id,
+    options = RunOptions(out_dir=out, store_path=store, cache_dir=cache_dir, debug=_State.debug, run_id=run_id, baseline=baseline,
                          executor=_State.executor, ray_address=_State.ray_address)
     if workers:
         options.workers = workers
@@ -298,9 +298,9 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
     _State.debug = _State.debug or debug
     import shutil
 
-    from harness.campaign import CampaignRun, RunOptions
     from harness.config import Campaign, Settings, model_from_path
-    from harness.convert.flag_sets import resolve_flag_sets
+    from harness.core.flag_sets import resolve_flag_sets
+    from harness.pipeline.campaign import CampaignRun, RunOptions
 
     spec = model_from_path(model, samples=samples, where=model)
     c = Campaign(name="convert", models=(spec,), flag_sets=tuple(resolve_flag_sets(_split_csv(flag_sets), {})),
@@ -335,10 +335,15 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
 
 def _register_commands() -> None:
     """Commands live in small modules of their own; each adds itself to `app`."""
-    from harness import cli_convert, cli_devices, cli_lab, cli_report
+    from harness.cli import analyse as cli_convert
+    from harness.cli import compare as cli_compare
+    from harness.cli import devices as cli_devices
+    from harness.cli import lab as cli_lab
+    from harness.cli import report as cli_report
 
     cli_convert.register(app)
     cli_report.register(app)
+    cli_compare.register(app)
     cli_devices.register(app)
     cli_lab.register(app)
 
@@ -348,7 +353,7 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors are one line and exit 2; tracebacks only with --debug."""
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     args = list(sys.argv[1:] if argv is None else argv)
     _State.debug = "--debug" in args

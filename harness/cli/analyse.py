@@ -1,6 +1,6 @@
 """CLI commands `check` and `inspect` (registered on the main group by `register(app)`).
 
-Printing only: the work is in harness/check.py and harness/inspect_tflite.py. Imports are
+Printing only: the work is in harness/pipeline/check.py and harness/tflite/inspect.py. Imports are
 lazy so that `tflite-harness --help` stays fast.
 """
 
@@ -41,9 +41,9 @@ def check(model, as_json, kind, samples, flag_sets, verify, keep, timeout) -> No
     For a .tflite: ops with versions, tensors and quantization, float ops left in a
     quantized model, Flex/custom ops, GPU delegate compatibility, size by part.
     """
-    from harness.check import check_model
     from harness.config import model_from_path
-    from harness.convert.flag_sets import resolve_flag_sets
+    from harness.core.flag_sets import resolve_flag_sets
+    from harness.pipeline.check import check_model
 
     spec = model_from_path(model, kind=kind, samples=samples, where=model)
     chosen = None
@@ -53,7 +53,7 @@ def check(model, as_json, kind, samples, flag_sets, verify, keep, timeout) -> No
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
-        from harness.check_render import print_check
+        from harness.cli.check_render import print_check
 
         print_check(report, _console())
     if report.get("error"):
@@ -66,7 +66,7 @@ def check(model, as_json, kind, samples, flag_sets, verify, keep, timeout) -> No
 @click.option("--tensors/--no-tensors", default=True, help="List every tensor (human output).")
 def inspect(file, as_json, tensors) -> None:
     """Show a .tflite's signatures, tensors, ops and metadata (no TensorFlow needed)."""
-    from harness.inspect_tflite import inspect_tflite, print_inspect
+    from harness.tflite.inspect import inspect_tflite, print_inspect
 
     info = inspect_tflite(file)
     if as_json:

@@ -1,0 +1,138 @@
+"""`tflite-harness compare BASE NEW`: the regression gate's command.
+
+Argument parsing and printing only; the verdicts are `harness/report/compare.py`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from harness.cli.output import emit, open_store, print_rich
+
+
+def _fraction(value: str | None, option: str) -> float | None:
+    """'5%' or '5' -> 0.05 (a bare number is a percentage too); 'none' -> None."""
+    if value is None or value.strip().lower() in ("none", "off", ""):
+        return None
+    text = value.strip().rstrip("%")
+    try:
+        number = float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a percentage like 5% (or none)", param_hint=option) from None
+    if number < 0:
+        raise click.BadParameter(f"{value!r}: must not be negative", param_hint=option)
+    return number / 100
+
+
+def _load_side(spec: str, store_path: Path | None, which: str):
+    """A run id (prefix, or 'latest') in the store, or a results.json file / run folder."""
+    from harness.core.errors import UsageError
+    from harness.core.result import Result
+
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "results.json"
+        if not path.is_file():
+            raise UsageError(f"{which} {spec}: folder has no results.json; give a run id or a results.json file")
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                data = data.get("results")
+            if not isinstance(data, list):
+                raise ValueError("expected a list of result objects")
+            return str(spec), [Result.from_dict(d) for d in data]
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{which} {spec}: not a results.json export ({exc}); "
+                             "give a run id or the results.json a run wrote") from None
+    if spec.endswith(".json"):
+        raise UsageError(f"{which} {spec}: no such file; give a run id or an existing results.json")
+    s = open_store(store_path)
+    run = s.run(spec)
+    # Only what compare reads: the report columns (no JSON decoding per row) and the raw
+    # samples as float64 arrays straight from their packed column (no Python float each).
+    rows = s.report_rows(run.id)
+    samples = s.sample_arrays(run.id)
+    for r in rows:
+        r.samples_us = samples.get(r.key, [])
+    return run.id, rows
+
+
+@click.command()
+@click.argument("base")
+@click.argument("new")
+@click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default results/harness.sqlite).")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "json"]), default="table", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Write the output here instead of stdout.")
+@click.option("--max-latency-regression", default="5%", show_default=True,
+              help="Largest allowed slowdown of the median (if significant).")
+@click.option("--max-drift-increase", type=click.FloatRange(0), default=None,
+              help="Largest allowed absolute increase of max_abs drift (default: not gated).")
+@click.option("--max-accuracy-drop", default=None, help="Largest allowed accuracy drop, e.g. 1% (default: not gated).")
+@click.option("--max-size-increase", default="0%", show_default=True,
+              help="Largest allowed artifact size increase ('none' to not gate).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
+              show_default=True, help="Significance level of the Mann-Whitney U test.")
+@click.option("--noise-factor", type=click.FloatRange(0), default=3.0, show_default=True,
+              help="Latency changes must also exceed this many times the run-to-run noise (0: off).")
+@click.option("--ignore", "ignore", multiple=True, type=click.Choice(["device", "threads", "xnnpack"]),
+              help="Match rows without this setting, e.g. --ignore xnnpack to compare delegate on vs off.")
+def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increase, max_accuracy_drop,
+            max_size_increase, alpha, noise_factor, ignore) -> None:
+    """Compare run NEW against run BASE; exit 1 on any regression.
+
+    BASE and NEW are run ids (or unique prefixes, or 'latest') or results.json files.
+    """
+    from harness.core.errors import UsageError
+    from harness.report.compare import Thresholds, compare_results
+    from harness.report.compare_render import (
+        comparison_dict,
+        comparison_json,
+        comparison_markdown,
+        comparison_plain,
+        comparison_rich,
+    )
+    from harness.report.table import LARGE_TABLE_ROWS
+    from harness.store import gc_paused
+
+    thresholds = Thresholds(
+        max_latency_regression=_fraction(max_latency_regression, "--max-latency-regression") or 0.0,
+        max_drift_increase=max_drift_increase,
+        max_accuracy_drop=_fraction(max_accuracy_drop, "--max-accuracy-drop"),
+        max_size_increase=_fraction(max_size_increase, "--max-size-increase"),
+        alpha=alpha,
+        noise_factor=noise_factor or None,
+    )
+    with gc_paused():  # 2 x 100k rows are millions of acyclic objects: no cyclic GC rescans
+        base_name, base_results = _load_side(base, store, "BASE")
+        new_name, new_results = _load_side(new, store, "NEW")
+        try:
+            c = compare_results(base_results, new_results, thresholds, ignore=tuple(ignore))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if not c.rows:
+        raise UsageError(f"{base_name} and {new_name} have no result rows to compare")
+    large = len(c.rows) > LARGE_TABLE_ROWS
+    if fmt == "md":
+        emit(comparison_markdown(c, base_name, new_name), out)
+    elif fmt == "json":
+        emit(comparison_json(c, base_name, new_name) if large
+              else json.dumps(comparison_dict(c, base_name, new_name), indent=1), out)
+    else:
+        if large:  # rich lays out 100k rows in minutes: the same table as aligned plain text
+            emit(comparison_plain(c, base_name, new_name), out)
+        else:
+            print_rich(comparison_rich(c, base_name, new_name), out)
+        click.echo(c.summary())
+        for r in c.regressed:
+            click.echo(f"REGRESSED {r.label}: {'; '.join(r.regressions)}")
+    if c.regressed:
+        sys.exit(1)
+
+
+def register(app: click.Group) -> None:
+    app.add_command(compare)
