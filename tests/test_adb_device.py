@@ -148,8 +148,8 @@ def test_direct_info_cache_and_python_runner(models: Path, key: Path, tmp_path: 
             job = make_job(models)
             m = dev.measure(job)
             assert_matches_local(m, models, "fp32.tflite")
-            assert len(m.raw["samples_us"]) >= 5 and m.raw["runtime"] == "ai_edge_litert"
-            assert set(m.raw["device_state"]) == {"before", "after"}
+            assert len(m.report.samples_us) >= 5 and m.report.runtime == "ai_edge_litert"
+            assert set(m.report.device_state) == {"before", "after"}
             first = list(dev.folder.pushed_names)
             assert f"{job.artifact_sha}.tflite" in first
             size = job.artifact.stat().st_size
@@ -196,10 +196,10 @@ def test_benchmark_model_runner(models: Path, key: Path, tmp_path: Path, model: 
         try:
             m = dev.measure(make_job(models, model))
             assert_matches_local(m, models, model)
-            agg = m.raw["latency_aggregate"]
+            agg = m.report.latency_aggregate
             assert agg["count"] >= 5 and agg["min"] <= agg["avg"] <= agg["max"]
-            assert m.raw["samples_us"] == [] and m.raw["init_us"] > 0
-            assert m.raw["outputs"][0]["shape"] == [1, 3]
+            assert m.report.samples_us == [] and m.report.init_us > 0
+            assert m.report.outputs[0]["shape"] == [1, 3]
         finally:
             dev.close()
 

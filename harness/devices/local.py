@@ -13,12 +13,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from harness.devices import runner as runner_module
-from harness.devices.base import MeasureJob, Measurement
+from harness.devices.base import MeasureJob, Measurement, RunnerReport
 from harness.devices.hostinfo import local_info, state_now, state_warnings
 
 RUNNER_PATH = Path(runner_module.__file__).resolve()
@@ -63,16 +64,16 @@ class LocalDevice:
             parts.append(m)
         after = state_now()
         first = parts[0]
-        raw = dict(first.raw)
+        report = replace(first.report)
         if len(parts) > 1:
-            raw["samples_us"] = [x for p in parts for x in p.raw.get("samples_us", [])]
-            raw["process_medians_us"] = [float(np.median(p.raw["samples_us"])) for p in parts if p.raw.get("samples_us")]
-            raw["peak_rss_delta_kb"] = max((p.raw.get("peak_rss_delta_kb") or 0) for p in parts)
-            raw["timed_s"] = sum(p.raw.get("timed_s", 0.0) for p in parts)
-        raw["processes"] = len(parts)
-        raw["device_state"] = {"before": before, "after": after}
-        raw["warnings"] = state_warnings(before, after)
-        return Measurement("ok", "", raw=raw, outputs=first.outputs, output_names=first.output_names)
+            report.samples_us = [x for p in parts for x in p.report.samples_us]
+            report.process_medians_us = [float(np.median(p.report.samples_us)) for p in parts if p.report.samples_us]
+            report.peak_rss_delta_kb = max((p.report.peak_rss_delta_kb or 0) for p in parts)
+            report.timed_s = sum(p.report.timed_s or 0.0 for p in parts)
+        report.processes = len(parts)
+        report.device_state = {"before": before, "after": after}
+        report.warnings = state_warnings(before, after)
+        return Measurement("ok", "", report=report, outputs=first.outputs, output_names=first.output_names)
 
     def _measure_once(self, job: MeasureJob, outputs: bool) -> Measurement:
         with tempfile.TemporaryDirectory(prefix="tflite-harness-") as tmp:
@@ -109,19 +110,20 @@ class LocalDevice:
             if proc.returncode < 0:
                 name = signal_name(-proc.returncode)
                 return Measurement("runtime_failed", f"runner crashed with {name} while running the model",
-                                   raw={"stderr": proc.stderr[-4000:]})
+                                   report=RunnerReport(stderr=proc.stderr[-4000:]))
             if raw is None:
                 tail = " ".join(proc.stderr.split()[-40:])
                 return Measurement("runtime_failed", f"runner exited {proc.returncode} without a result: {tail}"[:400],
-                                   raw={"stderr": proc.stderr[-4000:]})
+                                   report=RunnerReport(stderr=proc.stderr[-4000:]))
+            report = RunnerReport.from_dict({k: v for k, v in raw.items() if k not in ("status", "reason")})
             if raw.get("status") != "ok":
-                return Measurement(raw.get("status", "runtime_failed"), raw.get("reason", ""), raw=raw)
+                return Measurement(raw.get("status", "runtime_failed"), raw.get("reason", ""), report=report)
             arrays: list[np.ndarray] = []
             if outputs and out_npz.is_file():
                 with np.load(out_npz, allow_pickle=False) as data:
                     arrays = [data[str(k)] for k in range(len(raw.get("outputs", []))) if str(k) in data.files]
             names = [o["name"] for o in raw.get("outputs", [])]
-            return Measurement("ok", "", raw=raw, outputs=arrays, output_names=names)
+            return Measurement("ok", "", report=report, outputs=arrays, output_names=names)
 
     def close(self) -> None:
         pass

@@ -26,7 +26,7 @@ from harness.core.stats import (
     unique_argmax,
     validity_problems,
 )
-from harness.devices.base import MeasureJob, Measurement
+from harness.devices.base import MeasureJob, Measurement, RunnerReport
 from harness.pipeline.artifacts import Artifact, Prepared
 
 
@@ -54,7 +54,7 @@ def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Setti
     return result, m
 
 
-def judge_validity(result: Result, raw: dict, s: Settings) -> None:
+def judge_validity(result: Result, report: RunnerReport, s: Settings) -> None:
     """`valid`, or the reasons not to trust the numbers; plus 95% intervals for p50 and p90."""
     if result.samples_us:
         for q, key in ((0.5, "p50_ci"), (0.9, "p90_ci")):
@@ -62,26 +62,26 @@ def judge_validity(result: Result, raw: dict, s: Settings) -> None:
             if ci is not None and result.latency_us is not None:
                 result.latency_us[key] = list(ci)
         problems = validity_problems(
-            result.samples_us, runs=s.runs * max(1, raw.get("processes", 1)), min_seconds=s.min_seconds,
-            timed_s=raw.get("timed_s"), bounds=ValidityBounds(s.max_cv, s.max_tail_ratio),
+            result.samples_us, runs=s.runs * max(1, report.processes), min_seconds=s.min_seconds,
+            timed_s=report.timed_s, bounds=ValidityBounds(s.max_cv, s.max_tail_ratio),
         )
     else:
         problems = ["no raw samples (aggregates only): spread not checked"]
-    if raw.get("measured_during_conversion"):
+    if report.measured_during_conversion:
         problems.append("measured while conversions were running")
-    problems += [w for w in raw.get("warnings", []) if "throttl" in w or "temperature" in w or "hot" in w]
+    problems += [w for w in report.warnings if "throttl" in w or "temperature" in w or "hot" in w]
     result.validity = "valid" if not problems else "; ".join(problems)
 
 
 def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings | None = None) -> None:
-    raw = m.raw
-    result.runtime = raw.get("runtime")
-    result.runtime_version = raw.get("runtime_version")
-    result.warnings.extend(raw.get("warnings", []))
-    if raw.get("device_state"):
-        result.device_info = {**result.device_info, "state": raw["device_state"]}
-    if raw.get("delegate"):
-        result.device_info = {**result.device_info, "delegate": raw["delegate"]}
+    rep = m.report
+    result.runtime = rep.runtime
+    result.runtime_version = rep.runtime_version
+    result.warnings.extend(rep.warnings)
+    if rep.device_state:
+        result.device_info = {**result.device_info, "state": rep.device_state}
+    if rep.delegate:
+        result.device_info = {**result.device_info, "delegate": rep.delegate}
     if m.status != statuses.OK:
         result.status, result.reason = m.status, m.reason
         if m.status == statuses.UNSUPPORTED:
@@ -93,27 +93,26 @@ def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings 
             elif custom:
                 result.reason = f"custom ops {', '.join(custom)} have no registered kernel here"
         return
-    result.init_us = raw.get("init_us")
-    result.first_us = raw.get("first_us")
-    warm = raw.get("warmup_us") or []
-    result.warmup_us = float(np.mean(warm)) if isinstance(warm, list) and warm else raw.get("warmup_avg_us")
-    samples = raw.get("samples_us") or []
+    result.init_us = rep.init_us
+    result.first_us = rep.first_us
+    result.warmup_us = float(np.mean(rep.warmup_us)) if rep.warmup_us else rep.warmup_avg_us
     # numpy, not a Python loop: a fast model gives ~10^5 samples per row
-    result.samples_us = np.round(np.asarray(samples, dtype=np.float64), 3).tolist() if samples else []
+    result.samples_us = (np.round(np.asarray(rep.samples_us, dtype=np.float64), 3).tolist()
+                         if rep.samples_us else [])
     stats = latency_stats(result.samples_us)
     if stats:
         result.latency_us = stats.to_dict()
-    elif raw.get("latency_aggregate"):
+    elif rep.latency_aggregate:
         # benchmark_model prints aggregates only: keep what it gives, say that it is not ours
-        result.latency_us = {k: v for k, v in raw["latency_aggregate"].items() if v is not None}
+        result.latency_us = {k: v for k, v in rep.latency_aggregate.items() if v is not None}
         result.warnings.append("latency from benchmark_model aggregates (no raw samples)")
     if s is not None:
-        judge_validity(result, raw, s)
-    if raw.get("peak_rss_delta_kb") is not None:
-        result.peak_rss_mb = raw["peak_rss_delta_kb"] / 1024.0
-    elif raw.get("peak_memory_mb") is not None:
-        result.peak_rss_mb = raw["peak_memory_mb"]
-    coverage = raw.get("delegate_coverage")
+        judge_validity(result, rep, s)
+    if rep.peak_rss_delta_kb is not None:
+        result.peak_rss_mb = rep.peak_rss_delta_kb / 1024.0
+    elif rep.peak_memory_mb is not None:
+        result.peak_rss_mb = rep.peak_memory_mb
+    coverage = rep.delegate_coverage
     if coverage is not None and coverage < 1.0:
         result.warnings.append(f"delegate ran {coverage:.0%} of the nodes; the rest fell back to the CPU")
     judge_outputs(result, m.outputs, m.output_names, prepared)

@@ -28,7 +28,7 @@ from harness.devices.adb.transport import (
     server_address,
     server_devices,
 )
-from harness.devices.base import MeasureJob, Measurement
+from harness.devices.base import MeasureJob, Measurement, RunnerReport
 from harness.devices.profiles import DeviceProfile, parse_device_name, resolve
 
 BACKOFF_S = (0.5, 1.0, 2.0)
@@ -159,7 +159,7 @@ class AdbDevice:
             except DeviceUnreachable as exc:
                 return Measurement("device_lost", str(exc))
             except DeviceLost as exc:
-                return Measurement("device_lost", str(exc), raw={"detail": exc.detail[:500]})
+                return Measurement("device_lost", str(exc), report=RunnerReport(extra={"detail": exc.detail[:500]}))
             except CommandTimeout:
                 self.transport.close()
                 return Measurement("timeout", f"{self.label}: runner gave no result within "
@@ -170,12 +170,10 @@ class AdbDevice:
                 return Measurement("runtime_failed", f"{self.label}: {exc}"[:400])
             finally:
                 self._last_job_end = time.monotonic()
-            m.raw = dict(m.raw)
-            m.raw["device_state"] = {"before": before, "after": after}
-            warnings = list(m.raw.get("warnings", []))
-            warnings += adb_info.state_warnings(before, after, self.profile.temperature_limit_c)
-            m.raw["warnings"] = warnings
-            m.raw.setdefault("transport", self.transport.kind)
+            m.report.device_state = {"before": before, "after": after}
+            m.report.warnings = [*m.report.warnings,
+                                 *adb_info.state_warnings(before, after, self.profile.temperature_limit_c)]
+            m.report.transport = m.report.transport or self.transport.kind
             return m
 
     def _remote_reason(self, message: str) -> str:

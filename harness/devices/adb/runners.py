@@ -30,7 +30,7 @@ from harness.devices.adb.session import (
     tail,
     under_deadline,  # noqa: F401 - re-exported
 )
-from harness.devices.base import MeasureJob, Measurement
+from harness.devices.base import MeasureJob, Measurement, RunnerReport
 
 RUNNER_PATH = Path(runner_module.__file__).resolve()
 DEFAULT_DEVICE_BENCHMARK_MODEL = "/data/local/tmp/benchmark_model"
@@ -81,20 +81,21 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
     raw = _parse_result(r.output)
     try:
         if raw is None and r.returncode == DEADLINE_EXIT:
-            return Measurement("timeout", deadline_reason(s, job.timeout_s), raw={"stderr": r.output[-4000:]})
+            return Measurement("timeout", deadline_reason(s, job.timeout_s), report=RunnerReport(stderr=r.output[-4000:]))
         if raw is None:
             if r.returncode == 127 or "not found" in r.output and s.profile.python in r.output:
                 return Measurement("runtime_failed", f"{s.profile.python} not found on the device; "
                                    "install Python 3 with ai-edge-litert, or use runner = "
-                                   "\"benchmark_model\"", raw={"stderr": r.output[-4000:]})
+                                   "\"benchmark_model\"", report=RunnerReport(stderr=r.output[-4000:]))
             if r.returncode > 128:
                 return Measurement("runtime_failed", f"runner crashed with signal {r.returncode - 128}"
-                                   " while running the model", raw={"stderr": r.output[-4000:]})
+                                   " while running the model", report=RunnerReport(stderr=r.output[-4000:]))
             return Measurement("runtime_failed",
                                f"runner exited {r.returncode} without a result: {tail(r.output)}"[:400],
-                               raw={"stderr": r.output[-4000:]})
+                               report=RunnerReport(stderr=r.output[-4000:]))
+        report = RunnerReport.from_dict({k: v for k, v in raw.items() if k not in ("status", "reason")})
         if raw.get("status") != "ok":
-            return Measurement(raw.get("status", "runtime_failed"), raw.get("reason", ""), raw=raw)
+            return Measurement(raw.get("status", "runtime_failed"), raw.get("reason", ""), report=report)
         outputs: list = []
         if raw.get("outputs") and raw.get("eval_samples"):
             with tempfile.TemporaryDirectory(prefix="tflite-harness-pull-") as tmp:
@@ -103,7 +104,7 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
                 with np.load(local, allow_pickle=False) as data:
                     outputs = [data[str(k)] for k in range(len(raw["outputs"])) if str(k) in data.files]
         names = [o["name"] for o in raw.get("outputs", [])]
-        return Measurement("ok", "", raw=raw, outputs=outputs, output_names=names)
+        return Measurement("ok", "", report=report, outputs=outputs, output_names=names)
     finally:
         f.remove(f"job-{jid}.json", f"job-{jid}-out.npz")
 
@@ -123,7 +124,7 @@ def _binary(s: Session) -> str:
     return p.device_benchmark_model or DEFAULT_DEVICE_BENCHMARK_MODEL
 
 
-def _raw_from_output(out: bm.BenchmarkOutput) -> dict:
+def _report_from_output(out: bm.BenchmarkOutput) -> RunnerReport:
     agg = None
     if out.inference is not None:
         i = out.inference
@@ -132,20 +133,16 @@ def _raw_from_output(out: bm.BenchmarkOutput) -> dict:
                "p95": i.p95_us}
     elif out.inference_avg_us is not None:
         agg = {"count": None, "avg": out.inference_avg_us}
-    raw: dict = {
-        "runtime": "benchmark_model", "runtime_version": None,
-        "init_us": out.init_us, "first_us": out.first_us,
-        "warmup_us": [], "samples_us": [], "latency_aggregate": agg,
-        "warmup_aggregate": ({"count": out.warmup.count, "avg": out.warmup.avg_us}
-                             if out.warmup else None),
-        "peak_memory_mb": out.peak_memory_mb, "init_memory_mb": out.init_memory_mb,
-        "delegate": out.delegate, "delegated_nodes": out.delegated_nodes,
-        "total_nodes": out.total_nodes, "delegate_partitions": out.partitions,
-        "delegate_coverage": out.delegate_coverage, "num_threads": out.num_threads,
-    }
+    report = RunnerReport(
+        runtime="benchmark_model", init_us=out.init_us, first_us=out.first_us, latency_aggregate=agg,
+        warmup_aggregate=({"count": out.warmup.count, "avg": out.warmup.avg_us} if out.warmup else None),
+        peak_memory_mb=out.peak_memory_mb, init_memory_mb=out.init_memory_mb,
+        delegate=out.delegate, delegated_nodes=out.delegated_nodes, total_nodes=out.total_nodes,
+        delegate_partitions=out.partitions, delegate_coverage=out.delegate_coverage, num_threads=out.num_threads,
+    )
     if out.overall_memory_mb is not None:
-        raw["peak_rss_delta_kb"] = round(out.overall_memory_mb * 1024)
-    return raw
+        report.peak_rss_delta_kb = round(out.overall_memory_mb * 1024)
+    return report
 
 
 def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
@@ -165,15 +162,15 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
     r = s.step("run", lambda: run_bounded(s, cmd, job.timeout_s))
     if r.returncode == DEADLINE_EXIT:
         return Measurement("timeout", deadline_reason(s, job.timeout_s),
-                           raw={"runtime": "benchmark_model", "stderr": r.output[-4000:]})
+                           report=RunnerReport(runtime="benchmark_model", stderr=r.output[-4000:]))
     if r.returncode != 0:
         return benchmark_failure(s, r.output, r.returncode)
     try:
         out = bm.parse_output(r.output)
     except bm.BenchmarkOutputError:
         return benchmark_failure(s, r.output, r.returncode)
-    raw = _raw_from_output(out)
-    raw["command"] = argv
+    report = _report_from_output(out)
+    report.command = list(argv)
     warnings: list[str] = []
     if job.xnnpack and out.delegated_nodes is not None and out.total_nodes and \
             out.delegated_nodes < out.total_nodes:
@@ -186,7 +183,7 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
         if exc.measurement is not None:
             return exc.measurement
         warnings.append(f"no on-device outputs: {exc}")
-    raw["warnings"] = warnings
-    raw["outputs"] = meta
-    raw["eval_samples"] = len(outputs[0]) if outputs else 0
-    return Measurement("ok", "", raw=raw, outputs=outputs, output_names=names)
+    report.warnings = warnings
+    report.outputs = meta
+    report.eval_samples = len(outputs[0]) if outputs else 0
+    return Measurement("ok", "", report=report, outputs=outputs, output_names=names)

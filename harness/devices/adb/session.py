@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from harness.devices import benchmark_model as bm
 from harness.devices.adb.files import RemoteFolder
-from harness.devices.base import Measurement
+from harness.devices.base import Measurement, RunnerReport
 from harness.devices.profiles import DeviceProfile
 
 STORAGE_FULL = ("device storage is full (No space left on device); free space in "
@@ -65,14 +65,14 @@ def tail(text: str, words: int = 40) -> str:
 def benchmark_failure(s: Session, text: str, rc: int | None) -> Measurement:
     """A benchmark_model run that gave no timings, classified (unsupported, out of space, error)."""
     category, reason = bm.classify_failure(text, rc)
-    raw = {"runtime": "benchmark_model", "stderr": text[-4000:], "failure": category}
+    raw = RunnerReport(runtime="benchmark_model", stderr=text[-4000:], extra={"failure": category})
     if category == "unsupported":
-        return Measurement("unsupported", reason, raw=raw)
+        return Measurement("unsupported", reason, report=raw)
     if category == "out_of_space":
-        return Measurement("runtime_failed", STORAGE_FULL.format(folder=s.folder.root), raw=raw)
+        return Measurement("runtime_failed", STORAGE_FULL.format(folder=s.folder.root), report=raw)
     if category == "ok":
         reason = f"benchmark_model exited {rc} without timings: {tail(text)}"[:400]
-    return Measurement("runtime_failed", reason, raw=raw)
+    return Measurement("runtime_failed", reason, report=raw)
 
 
 
