@@ -36,7 +36,7 @@ KNOWN_KEYS = {
     "allow_custom_ops": bool,
     "representative_data": str,
     "representative_count": int,
-    "metadata": dict,  # name, description, version, author, license, labels, mean, std (see convert/metadata.py)
+    "metadata": dict,  # name, description, version, author, license, labels, mean, std (see tflite/metadata.py)
 }
 
 

@@ -2,7 +2,7 @@
 
 Preparing a model computes its evaluation inputs, representative data and reference
 outputs; converting applies each flag set. Both run in TensorFlow worker processes
-(`convert/pool.py`), as one pipeline (`build`, `convert/schedule.py`), and are cached by
+(`convert/pool.py`), as one pipeline (`build`, `pipeline/schedule.py`), and are cached by
 content (`convert/cache.py`), so a warm run starts no worker at all. Nothing here knows
 about devices.
 """
@@ -79,7 +79,7 @@ class Builder:
     def build(self, prepared: dict[str, Prepared], on_done: Callable[[Artifact], None]) -> list[Artifact]:
         """Prepare and convert every model; PREPARED fills in as preparations finish.
 
-        Pipelined (`convert/schedule.py`) unless a subclass customises the staged steps."""
+        Pipelined (`schedule.py`) unless a subclass customises the staged steps."""
         if not self.pipelined:
             prepared.update(self.prepare_all())
             return self.convert_all(prepared, on_done)

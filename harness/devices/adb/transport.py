@@ -179,7 +179,7 @@ class DirectTransport:
 
     def push(self, local: Path, remote: str, mode: int = 0o644, progress: Progress | None = None,
              timeout_s: float = 300.0) -> None:
-        """Sync SEND through `adb_sync.push_direct` (adb-shell's own push is ~3x slower)."""
+        """Sync SEND through `sync.push_direct` (adb-shell's own push is ~3x slower)."""
         from harness.devices.adb.sync import push_direct
 
         with self._lock:
@@ -342,7 +342,7 @@ class ServerTransport:
 
     def push(self, local: Path, remote: str, mode: int = 0o644, progress: Progress | None = None,
              timeout_s: float = 300.0) -> None:
-        """Sync SEND by hand (`adb_sync.push_server`): adbutils drops the device's FAIL message."""
+        """Sync SEND by hand (`sync.push_server`): adbutils drops the device's FAIL message."""
         import adbutils
 
         from harness.devices.adb.sync import push_server
