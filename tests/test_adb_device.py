@@ -125,7 +125,7 @@ def test_device_names_and_profiles(tmp_path: Path) -> None:
     for bad in ("adb:host:", "adb:a b", "adb:1.2.3.4:99999", "pixel"):
         with pytest.raises(UsageError):
             parse_device_name(bad)
-    profiles = load_profiles(ROOT / "devices")
+    profiles = load_profiles(ROOT / "devices" / "examples")  # named explicitly, they load
     assert {"example-phone", "example-edge-board"} <= set(profiles)
     (tmp_path / "p.toml").write_text('[device]\nname="x"\naddress="adb:1.2.3.4:5555"\n'
                                      'remote_dir="/data/local/tmp/../../etc"\n')

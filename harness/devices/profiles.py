@@ -5,6 +5,10 @@ Names: ``adb`` (ANDROID_SERIAL, else the only device of the adb server), ``adb:S
 lists that serial), ``adb:usb`` / ``adb:usb:SERIAL`` (adb-shell over USB). A profile is a
 TOML file in ``devices/`` whose ``[device]`` table names the address and adds settings;
 ``--devices pixel7`` picks the profile whose ``name`` is ``pixel7``.
+
+Only profiles the user wrote are loaded: the ``*.toml`` files directly in the profile folder
+(``--profiles DIR``, else ``$TFLITE_HARNESS_DEVICES``, else ``./devices``), never a subfolder,
+so ``devices/examples/`` stays a set of templates that nothing reads or connects to unasked.
 """
 
 from __future__ import annotations
@@ -159,10 +163,13 @@ def load_profile(path: Path) -> DeviceProfile:
 
 
 def profiles_dir() -> Path:
+    """The user's profile folder: ``$TFLITE_HARNESS_DEVICES``, else ``devices`` here."""
     return Path(os.environ.get("TFLITE_HARNESS_DEVICES", "devices"))
 
 
 def load_profiles(folder: Path | None = None) -> dict[str, DeviceProfile]:
+    """The profiles the user wrote: ``*.toml`` directly in FOLDER (not its subfolders, so
+    ``examples/`` is never read), keyed by name. Reads files only; contacts nothing."""
     folder = folder or profiles_dir()
     found: dict[str, DeviceProfile] = {}
     if not folder.is_dir():

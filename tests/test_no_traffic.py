@@ -1,0 +1,193 @@
+"""Nothing leaves the machine unasked: the CLI run with its defaults, and the suite's own
+device tests, connect to nothing outside loopback; the example profiles stay examples.
+
+Each command runs from the project folder (so `devices/` is the real one, examples and
+all) under `strace -f` (tests/support/netwatch.py); every Internet address any of its
+processes tried to reach must be loopback. The detector itself is proven first: a tiny
+program that tries 192.0.2.1 (RFC 5737 TEST-NET-1) must be flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.core.errors import UsageError
+from harness.devices.profiles import load_profile, load_profiles, parse_device_name, resolve
+from tests.conftest import MODELS, ROOT, harness_adb_key
+from tests.support import netwatch
+from tests.support.adb_device import SimulatedAdbDevice
+
+EXAMPLES = ROOT / "devices" / "examples"
+CLI = [sys.executable, "-m", "harness.cli"]
+
+# Reaches for TEST-NET-1 four ways (TCP connect, UDP connect, sendto, sendmsg) and for
+# IPv6 documentation space, plus loopback and AF_UNIX, which must not be flagged.
+# Non-blocking and closed at once: nothing waits for an answer.
+TRY_OUTSIDE = r"""
+import socket
+def attempt(family, kind, how, addr):
+    s = socket.socket(family, kind)
+    s.setblocking(False)
+    try:
+        getattr(s, how)(*([b"x", addr] if how == "sendto" else [[b"x"], [], 0, addr] if how == "sendmsg" else [addr]))
+    except OSError:
+        pass
+    s.close()
+attempt(socket.AF_INET, socket.SOCK_STREAM, "connect", ("192.0.2.1", 9))
+attempt(socket.AF_INET, socket.SOCK_DGRAM, "connect", ("192.0.2.1", 9))
+attempt(socket.AF_INET, socket.SOCK_DGRAM, "sendto", ("192.0.2.1", 9))
+attempt(socket.AF_INET, socket.SOCK_DGRAM, "sendmsg", ("192.0.2.1", 9))
+attempt(socket.AF_INET6, socket.SOCK_DGRAM, "connect", ("2001:db8::1", 9))
+attempt(socket.AF_INET, socket.SOCK_STREAM, "connect", ("127.0.0.1", 9))
+attempt(socket.AF_INET6, socket.SOCK_STREAM, "connect", ("::1", 9))
+attempt(socket.AF_UNIX, socket.SOCK_STREAM, "connect", "/nonexistent/tflite-harness.sock")
+"""
+
+
+@pytest.fixture(scope="module")
+def strace() -> str:
+    path = netwatch.strace_path()
+    if path is None:
+        pytest.skip("strace is not installed: `make test` installs it (scripts/system-deps.sh), "
+                    "or apt-get install strace")
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> dict[str, str]:
+    """Keys in a temp folder; everything else as the user has it (the adb server, if one
+    runs, is asked on its default loopback port)."""
+    android = tmp_path / "android"
+    android.mkdir()
+    return {"ANDROID_USER_HOME": str(android), "COLUMNS": "200"}
+
+
+def _traced(args: list[str], tmp_path: Path, env: dict[str, str], name: str,
+            timeout: float = 300) -> netwatch.Traced:
+    t = netwatch.run_traced(args, tmp_path / f"{name}.strace", cwd=ROOT, env=env, timeout=timeout)
+    if t.outside:
+        pytest.fail(f"{name} reached outside this machine:\n{t.report()}", pytrace=False)
+    return t
+
+
+# -------------------------------------------------------------------------------- the detector
+
+
+def test_detector_flags_a_connect_outside(strace: str, tmp_path: Path) -> None:
+    t = netwatch.run_traced([sys.executable, "-c", TRY_OUTSIDE], tmp_path / "try.strace")
+    assert t.proc.returncode == 0, t.proc.stderr
+    flagged = {(c.call, c.address, c.port) for c in t.outside}
+    assert {("connect", "192.0.2.1", 9), ("sendto", "192.0.2.1", 9), ("sendmsg", "192.0.2.1", 9),
+            ("connect", "2001:db8::1", 9)} <= flagged, t.report()
+    assert not {c.address for c in t.outside} & {"127.0.0.1", "::1"}
+    assert {"127.0.0.1", "::1"} <= {c.address for c in t.contacts if c.on_this_machine}
+
+
+def test_parser_reads_every_strace_form() -> None:
+    trace = "\n".join([
+        '41 connect(3, {sa_family=AF_INET, sin_port=htons(5555), sin_addr=inet_addr("192.0.2.50")}, 16)'
+        ' = -1 EINPROGRESS (Operation now in progress)',
+        '42 connect(5, {sa_family=AF_INET6, sin6_port=htons(53), sin6_flowinfo=htonl(0), '
+        'inet_pton(AF_INET6, "::ffff:10.0.0.1", &sin6_addr), sin6_scope_id=0}, 28 <unfinished ...>',
+        '42 <... connect resumed>) = 0',
+        '43 connect(4, {sa_family=AF_INET, sin_port=htons(5037), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
+        '43 connect(4, {sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(0), '
+        'inet_pton(AF_INET6, "::ffff:127.0.0.1", &sin6_addr), sin6_scope_id=0}, 28) = 0',
+        '44 connect(6, {sa_family=AF_UNIX, sun_path="/tmp/x.sock"}, 110) = 0',
+        '45 sendto(7, "x", 1, 0, {sa_family=AF_INET, sin_port=htons(1234), garbled}, 16) = 1',
+    ])
+    got = netwatch.parse(trace)
+    assert [(c.pid, c.address, c.port) for c in netwatch.outside(got)] == [
+        (41, "192.0.2.50", 5555), (42, "::ffff:10.0.0.1", 53), (45, "?", 0)]
+    assert [c.address for c in got if c.on_this_machine] == ["127.0.0.1", "::ffff:127.0.0.1"]
+
+
+# ------------------------------------------------------------------- the commands, by default
+
+
+def test_device_commands_reach_nothing_outside(strace: str, tmp_path: Path, home) -> None:
+    for name, args in {"devices": ["devices"], "devices-json": ["devices", "--json"],
+                       "lab-resources": ["lab", "resources"],
+                       "lab-resources-json": ["lab", "resources", "--json"]}.items():
+        t = _traced(CLI + args, tmp_path, home, name)
+        assert t.proc.returncode == 0, f"{name}: {t.proc.stderr[-500:]}"
+        assert "example" not in t.proc.stdout, f"{name} lists an example profile:\n{t.proc.stdout}"
+    listed = json.loads(t.proc.stdout)  # lab resources --json: the user wrote no profiles here
+    assert not any("example" in k for k in listed)
+
+
+@pytest.mark.slow
+def test_run_report_compare_reach_nothing_outside(strace: str, tmp_path: Path, home) -> None:
+    store, cache = str(tmp_path / "h.sqlite"), str(tmp_path / "cache")
+    run = ["run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
+           "--runs", "2", "--warmup-runs", "0", "--min-seconds", "0", "--eval-samples", "2",
+           "--workers", "1", "--store", store, "--cache-dir", cache]
+    for i in (1, 2):  # the second run is a cache hit; two runs make a comparison
+        t = _traced(CLI + run + ["--out", str(tmp_path / f"run{i}")], tmp_path, home, f"run{i}")
+        assert t.proc.returncode == 0, t.proc.stderr[-800:]
+    t = _traced(CLI + ["report", "--store", store], tmp_path, home, "report")
+    assert t.proc.returncode == 0 and "digits_cnn" in t.proc.stdout, t.proc.stderr[-500:]
+    t = _traced(CLI + ["compare", "--store", store, str(tmp_path / "run1" / "results.json"),
+                       str(tmp_path / "run2" / "results.json")], tmp_path, home, "compare")
+    assert t.proc.returncode in (0, 1) and "digits_cnn" in t.proc.stdout, t.proc.stderr[-500:]
+
+
+@pytest.mark.slow
+def test_device_tests_reach_nothing_outside(strace: str, tmp_path: Path) -> None:
+    """The suite's own device tests (simulated adbd, the real Debian adb server, adb-shell,
+    sync) talk to loopback only."""
+    files = ["tests/test_adb_simulator.py", "tests/test_adb_sync.py"]
+    t = _traced([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
+                 *files], tmp_path, {}, "device-tests", timeout=600)
+    assert t.proc.returncode == 0, t.proc.stdout[-1500:]
+    assert any(c.on_this_machine for c in t.contacts), "the device tests reached no device at all"
+
+
+# ------------------------------------------------------------------------ the example profiles
+
+
+def test_examples_are_examples() -> None:
+    examples = {p.name: load_profile(p) for p in sorted(EXAMPLES.glob("*.toml"))}
+    assert len(examples) >= 2
+    for profile in examples.values():
+        addr = parse_device_name(profile.address)
+        if addr.kind == "tcp":
+            assert addr.host.startswith("192.0.2."), f"{profile.source}: not an RFC 5737 address"
+        else:
+            assert "EXAMPLE" in (addr.serial or ""), f"{profile.source}: not an obviously fake serial"
+    assert not list((ROOT / "devices").glob("example*.toml")), "an example sits where profiles load"
+    loaded = load_profiles(ROOT / "devices")
+    assert not {p.name for p in examples.values()} & set(loaded)
+    for profile in examples.values():
+        with pytest.raises(UsageError, match="unknown device"):
+            resolve(profile.name, ROOT / "devices")
+
+
+def test_copied_example_lists_the_device(tmp_path: Path, cli) -> None:
+    """The README's steps: copy an example into devices/, edit name and address; `devices` lists it."""
+    android = tmp_path / "android"
+    android.mkdir()
+    pub = harness_adb_key(android)
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "examples").mkdir()
+    for example in EXAMPLES.glob("*.toml"):  # a copy of the examples folder stays unread
+        shutil.copy(example, tmp_path / "devices" / "examples" / example.name)
+    with SimulatedAdbDevice(authorized_keys=[pub], python=sys.executable) as dev:
+        text = (EXAMPLES / "example-edge-board.toml").read_text()
+        assert 'address = "adb:192.0.2.50:5555"' in text
+        text = text.replace('name = "example-edge-board"', 'name = "my-board"')
+        text = text.replace("adb:192.0.2.50:5555", f"adb:127.0.0.1:{dev.port}")
+        (tmp_path / "devices" / "my-board.toml").write_text(text)
+        env = {"ANDROID_USER_HOME": str(android), "ANDROID_ADB_SERVER_PORT": "9",
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        r = cli("devices", "--json", "--timeout", "5", cwd=tmp_path, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        found = json.loads(r.stdout)["devices"]
+        assert [d["device"] for d in found] == ["my-board"], found
+        assert found[0]["state"] == "device" and "python" in found[0]["runners"], found[0]
