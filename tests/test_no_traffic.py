@@ -94,7 +94,7 @@ def test_parser_reads_every_strace_form() -> None:
         '41 connect(3, {sa_family=AF_INET, sin_port=htons(5555), sin_addr=inet_addr("192.0.2.50")}, 16)'
         ' = -1 EINPROGRESS (Operation now in progress)',
         '42 connect(5, {sa_family=AF_INET6, sin6_port=htons(53), sin6_flowinfo=htonl(0), '
-        'inet_pton(AF_INET6, "::ffff:10.0.0.1", &sin6_addr), sin6_scope_id=0}, 28 <unfinished ...>',
+        'inet_pton(AF_INET6, "::ffff:198.51.100.7", &sin6_addr), sin6_scope_id=0}, 28 <unfinished ...>',
         '42 <... connect resumed>) = 0',
         '43 connect(4, {sa_family=AF_INET, sin_port=htons(5037), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
         '43 connect(4, {sa_family=AF_INET6, sin6_port=htons(80), sin6_flowinfo=htonl(0), '
@@ -104,7 +104,7 @@ def test_parser_reads_every_strace_form() -> None:
     ])
     got = netwatch.parse(trace)
     assert [(c.pid, c.address, c.port) for c in netwatch.outside(got)] == [
-        (41, "192.0.2.50", 5555), (42, "::ffff:10.0.0.1", 53), (45, "?", 0)]
+        (41, "192.0.2.50", 5555), (42, "::ffff:198.51.100.7", 53), (45, "?", 0)]
     assert [c.address for c in got if c.on_this_machine] == ["127.0.0.1", "::ffff:127.0.0.1"]
 
 
@@ -124,18 +124,21 @@ def test_device_commands_reach_nothing_outside(strace: str, tmp_path: Path, home
 
 @pytest.mark.slow
 def test_run_report_compare_reach_nothing_outside(strace: str, tmp_path: Path, home) -> None:
-    store, cache = str(tmp_path / "h.sqlite"), str(tmp_path / "cache")
-    run = ["run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
-           "--runs", "2", "--warmup-runs", "0", "--min-seconds", "0", "--eval-samples", "2",
-           "--workers", "1", "--store", store, "--cache-dir", cache]
-    for i in (1, 2):  # the second run is a cache hit; two runs make a comparison
-        t = _traced(CLI + run + ["--out", str(tmp_path / f"run{i}")], tmp_path, home, f"run{i}")
-        assert t.proc.returncode == 0, t.proc.stderr[-800:]
-    t = _traced(CLI + ["report", "--store", store], tmp_path, home, "report")
-    assert t.proc.returncode == 0 and "digits_cnn" in t.proc.stdout, t.proc.stderr[-500:]
-    t = _traced(CLI + ["compare", "--store", store, str(tmp_path / "run1" / "results.json"),
-                       str(tmp_path / "run2" / "results.json")], tmp_path, home, "compare")
-    assert t.proc.returncode in (0, 1) and "digits_cnn" in t.proc.stdout, t.proc.stderr[-500:]
+    store, cache, out = str(tmp_path / "h.sqlite"), tmp_path / "cache", tmp_path / "run"
+    t = _traced(CLI + ["run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
+                       "--runs", "2", "--warmup-runs", "0", "--min-seconds", "0", "--eval-samples", "2",
+                       "--workers", "1", "--store", store, "--cache-dir", str(cache), "--out", str(out)],
+                tmp_path, home, "run")
+    assert t.proc.returncode == 0, t.proc.stderr[-800:]
+    results = str(out / "results.json")
+    artifact = next(cache.rglob("*.tflite"))
+    for name, args in {"report": ["report", "--store", store],
+                       "compare": ["compare", "--store", store, results, results],
+                       "history": ["history", "digits_cnn", "fp32", "--store", store],
+                       "inspect": ["inspect", str(artifact)]}.items():
+        t = _traced(CLI + args, tmp_path, home, name)
+        assert t.proc.returncode == 0, f"{name}: {t.proc.stderr[-500:]}"
+        assert t.proc.stdout.strip(), f"{name} printed nothing"
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """`tflite-harness devices`: which devices are reachable, and what they are.
 
 Lists the adb server's devices (only when a server already runs, unless --start-server),
-every `--device` given, and the profiles in `devices/`, each with its info (model, OS,
+every `--device` given, and the profiles the user wrote in `devices/` (never the templates
+in `devices/examples/`), each with its info (model, OS,
 ABI, SoC, cores, frequency, governor, temperature, usable runners) or the one-line reason
 it cannot be reached. Argument parsing and printing only; imports lazily.
 """
@@ -105,7 +106,7 @@ def _fmt(value) -> str:
               help="adb server port (ANDROID_ADB_SERVER_PORT, default 5037).")
 @click.option("--start-server", is_flag=True, help="Start an adb server when none runs.")
 @click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of device profiles (default: devices/).")
+              help="Folder of your device profiles, *.toml directly in it (default: devices/; its subfolders, e.g. examples/, are not read).")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds to wait for each device to accept our key.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -25,7 +25,7 @@ def lab() -> None:
 @click.option("--no-server", is_flag=True, help="Leave out the adb server's devices.")
 @click.option("--no-profiles", is_flag=True, help="Leave out the profiles in devices/.")
 @click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of device profiles (default: devices/).")
+              help="Folder of your device profiles, *.toml directly in it (default: devices/; its subfolders, e.g. examples/, are not read).")
 @click.option("-H", "server_host", default=None, help="adb server host (ANDROID_ADB_SERVER_HOST).")
 @click.option("-P", "server_port", type=int, default=None, help="adb server port (default 5037).")
 @click.option("--head", default="HEAD:6379", show_default=True, help="Head node address for the printed command.")
