@@ -89,6 +89,17 @@ def test_detector_flags_a_connect_outside(strace: str, tmp_path: Path) -> None:
     assert {"127.0.0.1", "::1"} <= {c.address for c in t.contacts if c.on_this_machine}
 
 
+def test_an_address_the_user_names_is_probed(strace: str, tmp_path: Path, home) -> None:
+    """`--device adb:HOST:PORT` is contacted as given, and the detector sees it in the CLI too
+    (192.0.2.1 is TEST-NET-1: refused or unanswered; --timeout bounds the wait)."""
+    t = netwatch.run_traced(CLI + ["devices", "--json", "--device", "adb:192.0.2.1:5555", "--timeout", "1"],
+                            tmp_path / "named.strace", cwd=ROOT, env=home, timeout=120)
+    assert t.proc.returncode == 0, t.proc.stderr[-500:]
+    assert ("192.0.2.1", 5555) in {(c.address, c.port) for c in t.outside}, t.report()
+    found = {d["device"]: d for d in json.loads(t.proc.stdout)["devices"]}
+    assert found["adb:192.0.2.1:5555"]["state"] == "unreachable"
+
+
 def test_parser_reads_every_strace_form() -> None:
     trace = "\n".join([
         '41 connect(3, {sa_family=AF_INET, sin_port=htons(5555), sin_addr=inet_addr("192.0.2.50")}, 16)'
