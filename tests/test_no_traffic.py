@@ -28,14 +28,18 @@ CLI = [sys.executable, "-m", "harness.cli"]
 
 # Reaches for TEST-NET-1 four ways (TCP connect, UDP connect, sendto, sendmsg) and for
 # IPv6 documentation space, plus loopback and AF_UNIX, which must not be flagged.
-# Non-blocking and closed at once: nothing waits for an answer.
+# Non-blocking and closed at once: nothing waits for an answer. Only the TCP connect sends
+# a packet (one SYN): a UDP connect sends nothing, and the datagrams are too big for UDP, so
+# the kernel refuses them (EMSGSIZE) after strace has seen the address.
 TRY_OUTSIDE = r"""
 import socket
+TOO_BIG = b"x" * 70000
 def attempt(family, kind, how, addr):
     s = socket.socket(family, kind)
     s.setblocking(False)
+    args = {"sendto": [TOO_BIG, addr], "sendmsg": [[TOO_BIG], [], 0, addr]}.get(how, [addr])
     try:
-        getattr(s, how)(*([b"x", addr] if how == "sendto" else [[b"x"], [], 0, addr] if how == "sendmsg" else [addr]))
+        getattr(s, how)(*args)
     except OSError:
         pass
     s.close()
