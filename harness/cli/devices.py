@@ -129,7 +129,7 @@ def devices_command(devices, server_host, server_port, start_server, profiles_di
         console.print(f"[yellow]note:[/] {note}")
     if not found:
         console.print(f"no devices: no adb server devices on {host}:{port}, no --device, no "
-                      "profiles in devices/ (see docs/devices.md)")
+                      "profiles in devices/ (copy a template from devices/examples/; see docs/devices.md)")
         return
     table = Table(title="devices")
     for col in ("device", "transport", "model", "os", "abi", "soc", "cores", "max MHz",

@@ -45,7 +45,8 @@ def resources_command(devices, devices_csv, no_server, no_profiles, profiles_dir
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if not found:
-        click.echo("no devices attached here: no adb server devices, no --device, no profiles in devices/; "
+        click.echo("no devices attached here: no adb server devices, no --device, no profiles in devices/ "
+                   "(templates: devices/examples/); "
                    "a worker without devices needs no --resources (it converts)")
         return
     for name in found:
