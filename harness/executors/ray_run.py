@@ -10,6 +10,9 @@
 - The driver is the one writer: rows stream back (`ray.wait`) and are committed to the
   store one by one as they arrive, exactly as the local executor does.
 - `local` in a ray campaign means the driver's host, measured as today, after conversions.
+
+`RayExecutor` is the `Executor` protocol (`base.py`): `CampaignRun` plans and writes rows,
+this module only says where the jobs run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import ray
 from ray.exceptions import TaskCancelledError
@@ -25,12 +29,15 @@ from ray.exceptions import TaskCancelledError
 from harness.core import statuses
 from harness.core.errors import UsageError
 from harness.core.result import Result
+from harness.executors.base import Record
+from harness.executors.local import ThreadDevices
 from harness.executors.ray_convert import LOST, RayBuilder, Shipper, is_lost, one_line
 from harness.executors.ray_tasks import measure_job
 from harness.executors.resources import device_resource, resources_for
-from harness.pipeline.artifacts import Artifact
-from harness.pipeline.build import Builder
-from harness.pipeline.campaign import CampaignRun, ThreadDevices
+from harness.pipeline.artifacts import Artifact, Prepared
+
+if TYPE_CHECKING:
+    from harness.pipeline.campaign import CampaignRun, RunOptions
 
 
 def connect(address: str | None, num_cpus: int | None = None, devices: tuple[str, ...] = ()) -> bool:
@@ -59,8 +66,10 @@ def connect(address: str | None, num_cpus: int | None = None, devices: tuple[str
 class RayDevices:
     """Device jobs as Ray tasks placed by the device's resource; `local` stays on the driver."""
 
-    def __init__(self, run: RayCampaignRun, names: list[str], record, prepared: dict, gate: threading.Event):
+    def __init__(self, run: CampaignRun, shipper: Shipper, names: list[str], record: Record,
+                 prepared: dict[str, Prepared], gate: threading.Event):
         self.run = run
+        self.shipper = shipper
         self.record = record
         self.prepared = prepared
         self.local = ThreadDevices(run, [n for n in names if n == "local"], record, prepared, gate)
@@ -91,7 +100,7 @@ class RayDevices:
         if name == "local":
             self.local.put(name, art, threads)
             return
-        base = self.run._base_result(art, name, threads, self._runner(name))
+        base = self.run.base_result(art, name, threads, self._runner(name))
         with self._cond:
             if name in self.lost:
                 base.status = statuses.DEVICE_LOST
@@ -100,7 +109,7 @@ class RayDevices:
             self.record(base)
             return
         p = self.prepared[art.model.name]
-        shipper = self.run.shipper
+        shipper = self.shipper
         blobs = {
             "artifact": shipper.blob(art.path, key=art.sha),
             "prepared_key": p.dir.name,
@@ -147,8 +156,7 @@ class RayDevices:
             return
         result = Result.from_dict(out["result"])
         if out["outputs"] and result.artifact:
-            with self.run._lock:
-                self.run._outputs[(result.artifact, name, result.threads)] = out["outputs"]
+            self.run.keep_outputs(result.artifact, name, result.threads, out["outputs"])
         if out.get("harness") != self.run.versions.get("tflite-harness") and not self._warned_version:
             self._warned_version = True
             self.run.events.note(f"{name}: its node runs tflite-harness {out.get('harness')}, the driver "
@@ -224,31 +232,35 @@ class RayDevices:
         self.local.stop()
 
 
-class RayCampaignRun(CampaignRun):
-    """CampaignRun whose conversions and device jobs run on a Ray cluster."""
+class RayExecutor:
+    """Conversions and device jobs on a Ray cluster (the `Executor` protocol).
 
-    def __init__(self, campaign, options, events=None):
-        self.shipper = None
-        self._owns_ray = False
-        super().__init__(campaign, options, events)
-        self._owns_ray = connect(options.ray_address, options.workers, campaign.devices)
+    Joins (or starts) Ray when made; `close()` shuts down only an instance it started.
+    """
+
+    name = "ray"
+
+    def __init__(self, options: RunOptions, devices: tuple[str, ...] = ()):
+        self.options = options
+        self.owns_ray = connect(options.ray_address, options.workers, devices)
         self.shipper = Shipper()
-        self.builder.shipper = self.shipper
 
-    def _make_builder(self) -> Builder:
+    def make_builder(self, run: CampaignRun) -> RayBuilder:
         o = self.options
-        return RayBuilder(self.campaign, self.cache, self.versions, self.out_dir, o.workers, self.events,
+        return RayBuilder(run.campaign, run.cache, run.versions, run.out_dir, o.workers, run.events,
                           shipper=self.shipper, cache_template=o.node_cache)
 
-    def _devices(self, names, record, prepared, gate):
+    def device_dispatch(self, run: CampaignRun, names: list[str], record: Record,
+                        prepared: dict[str, Prepared], gate: threading.Event) -> RayDevices:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         offered = set(ray.cluster_resources())
         where = ", ".join(f"{n}{'' if device_resource(n) in offered else ' (no node offers it yet)'}"
                           for n in names if n != "local")
-        self.events.note(f"ray: {len(nodes)} node(s), {int(ray.cluster_resources().get('CPU', 0))} CPU(s)"
-                         + (f"; devices {where}" if where else ""))
-        return RayDevices(self, names, record, prepared, gate)
+        run.events.note(f"ray: {len(nodes)} node(s), {int(ray.cluster_resources().get('CPU', 0))} CPU(s)"
+                        + (f"; devices {where}" if where else ""))
+        return RayDevices(run, self.shipper, names, record, prepared, gate)
 
-    def _closed(self) -> None:
-        if self._owns_ray:
+    def close(self) -> None:
+        if self.owns_ray:
             ray.shutdown()
+            self.owns_ray = False

@@ -1,36 +1,30 @@
 """Config -> plan -> execution.
 
-Conversions (and reference outputs) run in TensorFlow worker processes in parallel
-(`build.py`). Each device has one thread that runs its jobs one at a time; remote
-devices start as soon as their first artifact exists, so conversions pipeline ahead
-of device work, while the local device waits until the converter workers are gone,
-so no local measurement shares the CPU with a conversion. Every job ends as a result
-row committed to the store the moment it exists.
-
-This is the `local` executor. `harness/executors/ray_run.py` subclasses it through two
-seams, `_make_builder` (where conversions run) and `_devices` (where device jobs run),
-to spread the same jobs over a Ray cluster; the store is written here either way.
+A run plans its jobs (models x flag sets x devices x settings), hands conversions and
+device jobs to its executor (`harness/executors/`: local threads and worker processes,
+or a Ray cluster; one small protocol in `executors/base.py`), and writes every job's
+row to the store the moment it exists. Only this driver writes, whatever the executor.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.config import Campaign, campaign_config, campaign_from_config  # noqa: F401 - re-exported
 from harness.convert.cache import Cache
 from harness.core import statuses
 from harness.core.result import Result
-from harness.devices.registry import open_device
 from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
-from harness.pipeline.build import Builder
-from harness.pipeline.evaluate import drift_between, measure_on
+from harness.pipeline.evaluate import drift_between
 from harness.store import Store, new_run_id
+
+if TYPE_CHECKING:
+    from harness.executors.base import Executor
 
 __all__ = ["AS_GIVEN", "CampaignRun", "Events", "RunOptions", "RunSummary", "retry_on_resume"]
 
@@ -89,72 +83,38 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-_DONE = object()
-
-
 def retry_on_resume(result: Result) -> bool:
     """Rows that `--resume` runs again: a lost device, or a conversion whose node was lost."""
     return result.status == statuses.DEVICE_LOST or (
         result.status == statuses.CONVERSION_FAILED and result.failure_category == NODE_LOST)
 
 
-class ThreadDevices:
-    """Today's device dispatch: one thread and one queue per device, one job at a time.
+class CampaignRun:
+    """One run of a campaign: its id, folder, store and cache, and the executor its jobs go to.
 
-    The local device waits for `gate` (conversions done) so no local measurement shares
-    the CPU with a conversion.
+    `executor` defaults to `LocalExecutor` (this host); `harness.executors.make_run` picks
+    one from `options.executor`.
     """
 
-    def __init__(self, run: CampaignRun, names: list[str], record, prepared: dict, gate: threading.Event):
-        self.queues = {name: queue.Queue() for name in names}
-        self.threads = [
-            threading.Thread(target=run._device_loop,
-                             args=(name, self.queues[name], gate if name == "local" else None, record, prepared),
-                             name=f"device-{name}", daemon=True)
-            for name in names
-        ]
+    def __init__(self, campaign: Campaign, options: RunOptions, events: Events | None = None,
+                 executor: Executor | None = None):
+        if executor is None:
+            from harness.executors.local import LocalExecutor
 
-    def start(self) -> None:
-        for t in self.threads:
-            t.start()
-
-    def put(self, name: str, art: Artifact, threads: int) -> None:
-        self.queues[name].put((art, threads))
-
-    def finish(self) -> None:
-        for q in self.queues.values():
-            q.put(_DONE)
-        for t in self.threads:
-            while t.is_alive():
-                t.join(timeout=0.5)
-
-    def stop(self) -> None:
-        """Ctrl-C: the device loops see `_stopping` and end after their current job."""
-
-
-class CampaignRun:
-    def __init__(self, campaign: Campaign, options: RunOptions, events: Events | None = None):
+            executor = LocalExecutor()
         self.campaign = campaign
         self.options = options
         self.events = events or Events()
+        self.executor = executor
         self.run_id = options.run_id or new_run_id()
         self.out_dir = options.out_dir or options.out_root / self.run_id
         self.store_path = options.store_path or options.out_root / "harness.sqlite"
         self.cache = Cache(options.cache_dir or options.out_root / "cache")
         self.versions = tool_versions()
-        self.builder = self._make_builder()
+        self.builder = executor.make_builder(self)
+        self.stopping = threading.Event()  # Ctrl-C or closing: a job that ends now is not a result
         self._lock = threading.Lock()
-        self._stopping = threading.Event()  # Ctrl-C: a job cut short is not a result
         self._outputs: dict[tuple, list] = {}  # (artifact sha, device, threads) -> outputs, for device-vs-local drift
-
-    # ------------------------------------------------------------------ executor seams
-    def _make_builder(self) -> Builder:
-        o = self.options
-        return Builder(self.campaign, self.cache, self.versions, self.out_dir, o.workers, self.events)
-
-    def _devices(self, names: list[str], record, prepared: dict, gate: threading.Event):
-        """Where device jobs go: `put(name, art, threads)`, then `finish()` waits for them all."""
-        return ThreadDevices(self, names, record, prepared, gate)
 
     # ------------------------------------------------------------------ rows
     def _plan_index(self, art: Artifact, device: str, threads: int) -> int:
@@ -167,7 +127,9 @@ class CampaignRun:
         idx = idx * max(1, len(devices)) + (devices.index(device) if device in devices else 0)
         return idx * len(s.threads) + (s.threads.index(threads) if threads in s.threads else 0)
 
-    def _base_result(self, art: Artifact, device: str, threads: int, runner: str = "python") -> Result:
+    def base_result(self, art: Artifact, device: str, threads: int, runner: str = "python") -> Result:
+        """The row of ART on DEVICE before it is measured: what conversion knows, the artifact's
+        status and reason, its place in the plan. Executors fill in the measurement."""
         return Result(
             plan_index=self._plan_index(art, device, threads),
             model=art.model.name, flag_set=art.flag_set, device=device, threads=threads,
@@ -178,59 +140,11 @@ class CampaignRun:
             representative=art.meta.get("representative"), tool_versions=self.versions, log=art.log,
         )
 
-    # ------------------------------------------------------------------ devices
-    def _device_loop(self, name: str, jobs: queue.Queue, gate: threading.Event | None, record, prepared) -> None:
-        """One device, one job at a time; a lost device turns its remaining jobs into rows that say so."""
-        s = self.campaign.settings
-        device = None
-        lost_reason = None
-        try:
-            device = open_device(name)
-        except Exception as exc:  # noqa: BLE001 - an unreachable device is a row, not a crash
-            lost_reason = " ".join(str(exc).split())
-            self.events.note(f"{name}: {lost_reason}")
-        if gate is not None:
-            gate.wait()
-        first = True
-        while True:
-            item = jobs.get()
-            if item is _DONE:
-                break
-            art, threads = item
-            runner = getattr(device, "runner", "python")
-            result = self._base_result(art, name, threads, runner)
-            if lost_reason is not None:
-                result.status = statuses.DEVICE_LOST
-                result.reason = lost_reason if device is None else f"device lost earlier in this run: {lost_reason}"
-                record(result)
-                continue
-            if not first and s.cooldown_s:
-                time.sleep(s.cooldown_s)
-            first = False
-            self.events.measuring(f"{art.model.name}/{art.flag_set} on {name}, {threads} thread(s)")
-            overlapped = name == "local" and self.builder.busy
-            try:
-                result, m = measure_on(device, art, prepared[art.model.name], threads, s, result)
-                if overlapped or (name == "local" and self.builder.busy):
-                    result.validity = "; ".join(x for x in (result.validity if result.validity != "valid" else None,
-                                                             "measured while conversions were running") if x)
-            except Exception as exc:  # noqa: BLE001 - one failing job must not stop the device
-                result.status = statuses.RUNTIME_FAILED
-                result.reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:400]
-                m = None
-            if self._stopping.is_set():
-                break
-            if m is not None and m.outputs and result.status in (statuses.OK, statuses.UNHEALTHY):
-                with self._lock:
-                    self._outputs[(art.sha, name, threads)] = m.outputs
-            if result.status == statuses.DEVICE_LOST:
-                lost_reason = result.reason
-            record(result)
-        if device is not None:
-            try:
-                device.close()
-            except Exception:  # noqa: BLE001
-                pass
+    # ------------------------------------------------------------------ outputs
+    def keep_outputs(self, sha: str, device: str, threads: int, outputs: list) -> None:
+        """Keep a measurement's outputs for the device-vs-local drift at the end of the run."""
+        with self._lock:
+            self._outputs[(sha, device, threads)] = outputs
 
     def _device_vs_local(self, results: list[Result], store: Store) -> None:
         """For rows of remote devices: drift against the local runtime on the same artifact.
@@ -261,9 +175,6 @@ class CampaignRun:
         path.write_text(json.dumps({"jobs": b.timeline, "worker_imports": b.worker_imports}, indent=1),
                         encoding="utf-8")
 
-    def _closed(self) -> None:
-        """After the store is closed (an executor disconnects here)."""
-
     # ------------------------------------------------------------------ run
     def execute(self, resume_keys: set | None = None) -> RunSummary:
         s = self.campaign.settings
@@ -293,7 +204,7 @@ class CampaignRun:
 
         def record(result: Result) -> None:
             with self._lock:
-                if result.key in done_keys or self._stopping.is_set():
+                if result.key in done_keys or self.stopping.is_set():
                     return  # Ctrl-C or closing: a job that ends now is not a result (the files may be closed)
                 store.add_result(self.run_id, result)
                 jsonl.write(json.dumps(result.to_dict()) + "\n")
@@ -309,7 +220,7 @@ class CampaignRun:
             # TensorFlow's import in the workers (~6 s) overlaps the rest of the set-up; a run the
             # cache covers starts no worker at all.
             self.builder.start_workers()
-            devices = self._devices(names, record, prepared, conversions_done)
+            devices = self.executor.device_dispatch(self, names, record, prepared, conversions_done)
             devices.start()  # remote devices take each artifact as soon as it and its model's references exist
 
             def converted(art: Artifact) -> None:
@@ -321,7 +232,7 @@ class CampaignRun:
                         if art.ok:
                             devices.put(name, art, th)
                         else:
-                            record(self._base_result(art, name, th))
+                            record(self.base_result(art, name, th))
 
             self.builder.build(prepared, converted)
             self.builder.close()
@@ -331,12 +242,12 @@ class CampaignRun:
         except KeyboardInterrupt:
             interrupted = True
             with self._lock:
-                self._stopping.set()
+                self.stopping.set()
             if devices is not None:
                 devices.stop()
         finally:
             with self._lock:
-                self._stopping.set()  # no row after this point: the files close below
+                self.stopping.set()  # no row after this point: the files close below
             self.builder.close(kill=True)
             conversions_done.set()
             jsonl.close()
@@ -344,7 +255,7 @@ class CampaignRun:
             store.finish_run(self.run_id, "interrupted" if interrupted else "done")
             all_results = store.results(self.run_id)
             store.close()
-            self._closed()
+            self.executor.close()
         from harness.report.export import write_exports
 
         write_exports(self.out_dir, all_results, baseline=self.options.baseline)
