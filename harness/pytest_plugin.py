@@ -5,7 +5,7 @@
         tflite_harness.assert_ok(r, max_abs=0.05, min_top1=0.95, max_size_bytes=30_000)
 
     def test_int8_latency(tflite_harness, benchmark):   # pytest-benchmark's fixture
-        art = tflite_harness.convert("models/digits_cnn.keras", "int8")
+        art = tflite_harness.convert_model("models/digits_cnn.keras", "int8")
         tflite_harness.benchmark(benchmark, art)
 
 `run` converts (cached by content, like the CLI) and measures in a fresh process on the
@@ -44,44 +44,32 @@ class HarnessFixture:
         self.cache_dir = cache_dir
         self._count = 0
 
-    def _campaign(self, model: str | os.PathLike, flag_set: str, samples, settings: dict[str, Any]):
-        from dataclasses import replace
+    BASE_SETTINGS = {"runs": 20, "warmup_runs": 2, "min_seconds": 0.1, "eval_samples": 32}
 
-        from harness.config import Campaign, Settings, model_from_path
-        from harness.core.flag_sets import resolve_flag_sets
-
-        spec = model_from_path(str(model), samples=samples, where=str(model))
-        base = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples=32)
-        return Campaign(name="pytest", models=(spec,), flag_sets=tuple(resolve_flag_sets([flag_set], {})),
-                        devices=("local",), settings=replace(base, **settings))
-
-    def _runner(self, campaign):
-        from harness.pipeline.campaign import CampaignRun, RunOptions
-
+    def _out(self) -> Path:
         self._count += 1
-        out = self.root / f"run-{self._count}"
-        return CampaignRun(campaign, RunOptions(out_dir=out, store_path=self.root / "harness.sqlite",
-                                                cache_dir=self.cache_dir, workers=1))
+        return self.root / f"run-{self._count}"
 
     def run(self, model: str | os.PathLike, flag_set: str = "fp32", *, samples: str | None = None,
             threads: int = 1, **settings: Any):
         """Convert MODEL with FLAG_SET and measure it locally; returns the result row."""
-        campaign = self._campaign(model, flag_set, samples, {"threads": (threads,), **settings})
-        summary = self._runner(campaign).execute()
+        from harness.api import run_model
+
+        summary = run_model(model, [flag_set], ["local"], samples=samples, out=self._out(),
+                            store=self.root / "harness.sqlite", cache_dir=self.cache_dir, workers=1,
+                            **{**self.BASE_SETTINGS, "threads": (threads,), **settings})
         return summary.results[0]
 
     def convert(self, model: str | os.PathLike, flag_set: str = "fp32", *, samples: str | None = None
                 ) -> ConvertedArtifact:
         """Convert only; fails the test with the converter's reason when conversion fails."""
-        campaign = self._campaign(model, flag_set, samples, {})
-        runner = self._runner(campaign)
-        prepared = runner.builder.prepare_all()
-        artifacts = runner.builder.convert_all(prepared, lambda a: None)
-        runner.builder.close()
-        art = artifacts[0]
+        from harness.api import convert_model
+
+        done = convert_model(model, [flag_set], samples=samples, out=self._out(), cache_dir=self.cache_dir, workers=1)
+        art = done.artifacts[0]
         if not art.ok:
             pytest.fail(f"{art.model.name}/{flag_set}: {art.status}: {art.reason}", pytrace=False)
-        p = prepared[art.model.name]
+        p = done.prepared[art.model.name]
         return ConvertedArtifact(art.model.name, flag_set, art.path, art.meta["size_bytes"], art.meta.get("ops", []),
                                  [i["name"] for i in p.meta["inputs"]], p.dir / "eval.npz")
 

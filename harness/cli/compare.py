@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.output import emit, open_store, print_rich
+from harness.cli.output import emit, print_rich
 
 
 def _fraction(value: str | None, option: str) -> float | None:
@@ -26,40 +26,6 @@ def _fraction(value: str | None, option: str) -> float | None:
     if number < 0:
         raise click.BadParameter(f"{value!r}: must not be negative", param_hint=option)
     return number / 100
-
-
-def _load_side(spec: str, store_path: Path | None, which: str):
-    """A run id (prefix, or 'latest') in the store, or a results.json file / run folder."""
-    from harness.core.errors import UsageError
-    from harness.core.result import Result
-
-    path = Path(spec)
-    if path.is_dir():
-        path = path / "results.json"
-        if not path.is_file():
-            raise UsageError(f"{which} {spec}: folder has no results.json; give a run id or a results.json file")
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                data = data.get("results")
-            if not isinstance(data, list):
-                raise ValueError("expected a list of result objects")
-            return str(spec), [Result.from_dict(d) for d in data]
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{which} {spec}: not a results.json export ({exc}); "
-                             "give a run id or the results.json a run wrote") from None
-    if spec.endswith(".json"):
-        raise UsageError(f"{which} {spec}: no such file; give a run id or an existing results.json")
-    s = open_store(store_path)
-    run = s.run(spec)
-    # Only what compare reads: the report columns (no JSON decoding per row) and the raw
-    # samples as float64 arrays straight from their packed column (no Python float each).
-    rows = s.report_rows(run.id)
-    samples = s.sample_arrays(run.id)
-    for r in rows:
-        r.samples_us = samples.get(r.key, [])
-    return run.id, rows
 
 
 @click.command()
@@ -87,6 +53,7 @@ def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increa
 
     BASE and NEW are run ids (or unique prefixes, or 'latest') or results.json files.
     """
+    from harness.api import read_run
     from harness.core.errors import UsageError
     from harness.report.compare import Thresholds, compare_results
     from harness.report.compare_render import (
@@ -108,8 +75,8 @@ def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increa
         noise_factor=noise_factor or None,
     )
     with gc_paused():  # 2 x 100k rows are millions of acyclic objects: no cyclic GC rescans
-        base_name, base_results = _load_side(base, store, "BASE")
-        new_name, new_results = _load_side(new, store, "NEW")
+        base_name, base_results = read_run(base, store, which="BASE", for_compare=True)
+        new_name, new_results = read_run(new, store, which="NEW", for_compare=True)
         try:
             c = compare_results(base_results, new_results, thresholds, ignore=tuple(ignore))
         except ValueError as exc:

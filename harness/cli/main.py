@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from harness import __version__
+from harness.core.version import __version__
 
 
 def _split_csv(value: str | None) -> list[str] | None:
@@ -154,44 +154,12 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
             raise UsageError("--resume takes the stored run's campaign; drop CAMPAIGN and --model")
         _resume(resume, store, cache_dir, workers, baseline)
         return
-    from dataclasses import replace
+    from harness.api import make_campaign
 
-    from harness.config import BUNDLED_CAMPAIGN, load_campaign, model_from_path
-    from harness.core.errors import UsageError
-    from harness.core.flag_sets import resolve_flag_sets
-
-    if campaign is None and not models:
-        campaign = BUNDLED_CAMPAIGN
-    if campaign is not None:
-        c = load_campaign(campaign)
-    else:
-        from harness.config import Campaign, Settings
-        from harness.core.flag_sets import DEFAULT_FLAG_SETS
-
-        c = Campaign(name="adhoc", models=(), flag_sets=tuple(resolve_flag_sets(list(DEFAULT_FLAG_SETS), {})),
-                     devices=("local",), settings=Settings())
-    if samples is not None and not models:
-        raise UsageError("--samples applies to --model models; give --model PATH too (campaign models set samples in TOML)")
-    if models:
-        c = replace(c, models=tuple(model_from_path(m, samples=samples, where=f"--model {m}") for m in models))
-    if not c.models:
-        raise UsageError("the campaign has no models; add [[models]] tables or pass --model PATH")
-    if flag_sets:
-        c = replace(c, flag_sets=tuple(resolve_flag_sets(_split_csv(flag_sets), c.user_flag_sets)))
-    if devices:
-        from harness.devices.registry import validate_device_name
-
-        c = replace(c, devices=tuple(validate_device_name(d) for d in _split_csv(devices)))
-    overrides = {k: v for k, v in {
-        "threads": _threads(threads), "runs": runs, "warmup_runs": warmup_runs, "min_seconds": min_seconds,
-        "eval_samples": eval_samples, "xnnpack": xnnpack, "timeout_s": timeout, "repeat": repeat,
-        "pin_cpu": pin_cpu,
-    }.items() if v is not None}
-    c = replace(c, settings=replace(c.settings, **overrides))
-    for d in c.devices:
-        from harness.devices.registry import validate_device_name
-
-        validate_device_name(d)
+    c = make_campaign(campaign, models=models, samples=samples, flag_sets=_split_csv(flag_sets),
+                      devices=_split_csv(devices), threads=_threads(threads), runs=runs, warmup_runs=warmup_runs,
+                      min_seconds=min_seconds, eval_samples=eval_samples, xnnpack=xnnpack, timeout_s=timeout,
+                      repeat=repeat, pin_cpu=pin_cpu)
     _run_campaign(c, out, store, cache_dir, workers, baseline)
 
 
@@ -205,29 +173,6 @@ def _executor_options(executor: str, ray_address: str | None) -> None:
 
         require_ray()
     _State.executor, _State.ray_address = executor, ray_address
-
-
-def _check_writable(path: Path, label: str) -> None:
-    import os
-
-    from harness.core.errors import UsageError
-
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if probe.is_file() and probe != path:
-        raise UsageError(f"{label} {path}: {probe} is a file, not a folder; choose another with {label}")
-    folder = probe if probe.is_dir() else probe.parent
-    try:  # os.access says yes to root everywhere, and /proc refuses anyway: try for real
-        import tempfile
-
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-        ok = os.access(folder, os.W_OK)
-    except OSError:
-        ok = False
-    if not ok:
-        raise UsageError(f"{label} {path} is not writable; choose another with {label}")
 
 
 def _resume(run_id, store, cache_dir, workers, baseline) -> None:
@@ -246,20 +191,12 @@ def _resume(run_id, store, cache_dir, workers, baseline) -> None:
 
 
 def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resume_keys=None) -> None:
-    from harness.executors import make_run
-    from harness.pipeline.campaign import RunOptions
+    from harness.api import open_run
     from harness.report.table import comparison_rows, rich_table
 
-    options = RunOptions(out_dir=out, store_path=store, cache_dir=cache_dir, debug=_State.debug, run_id=run_id, baseline=baseline,
-                         executor=_State.executor, ray_address=_State.ray_address)
-    if workers:
-        options.workers = workers
-    for path, label in ((out, "--out"), (store, "--store"), (cache_dir, "--cache-dir"),
-                        (None if out else options.out_root, "--out")):
-        if path is not None:
-            _check_writable(path, label)
+    runner = open_run(c, out=out, store=store, cache_dir=cache_dir, workers=workers, baseline=baseline,
+                      executor=_State.executor, ray_address=_State.ray_address, run_id=run_id, debug=_State.debug)
     console = _console()
-    runner = make_run(c, options)
     if resume_keys is not None:
         console.print(f"resuming run [bold]{runner.run_id}[/]: {len(resume_keys)} row(s) already stored")
     console.print(f"run [bold]{runner.run_id}[/]: {len(c.models)} model(s) x {len(c.flag_sets)} flag set(s) x "
@@ -293,37 +230,24 @@ def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resu
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Conversion cache (default results/cache).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Converter processes (default: number of cores).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
-def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
+def convert_model(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
     """Convert MODEL under each flag set and write MODEL-FLAGSET.tflite files to --out."""
     _State.debug = _State.debug or debug
     import shutil
 
-    from harness.config import Campaign, Settings, model_from_path
-    from harness.core.flag_sets import resolve_flag_sets
-    from harness.pipeline.campaign import CampaignRun, RunOptions
+    from harness import api
 
-    spec = model_from_path(model, samples=samples, where=model)
-    c = Campaign(name="convert", models=(spec,), flag_sets=tuple(resolve_flag_sets(_split_csv(flag_sets), {})),
-                 devices=(), settings=Settings())
-    _check_writable(out, "--out")
+    done = api.convert_model(model, _split_csv(flag_sets), samples=samples, out=out / ".logs", cache_dir=cache_dir,
+                       workers=workers)
     out.mkdir(parents=True, exist_ok=True)
-    options = RunOptions(out_dir=out / ".logs", cache_dir=cache_dir)
-    if workers:
-        options.workers = workers
-    runner = CampaignRun(c, options)
-    runner.builder.start_workers()
-    try:
-        artifacts = runner.builder.build({}, lambda a: None)
-    finally:
-        runner.builder.close()
     from rich.table import Table
 
     table = Table(header_style="bold")
     for h in ("flag set", "status", "file", "size KB", "convert s", "ops / reason"):
         table.add_column(h)
-    for a in artifacts:
+    for a in done.artifacts:
         if a.ok:
-            dest = out / f"{spec.name}-{a.flag_set}.tflite"
+            dest = out / f"{a.model.name}-{a.flag_set}.tflite"
             shutil.copyfile(a.path, dest)
             table.add_row(a.flag_set, "ok", str(dest), f"{a.meta['size_bytes'] / 1024:.1f}",
                           f"{a.meta.get('convert_s', 0):.2f}" + ("" if a.converted else " (cached)"),

@@ -23,13 +23,9 @@ def console(file=None):
 
 
 def open_store(path: Path | None):
-    from harness.core.errors import UsageError
-    from harness.store import Store, default_store_path
+    from harness.api import open_store as api_open_store
 
-    path = path or default_store_path()
-    if not path.is_file():
-        raise UsageError(f"no results store at {path}; run `tflite-harness run` first or pass --store PATH")
-    return Store(path)
+    return api_open_store(path)
 
 
 def emit(text: str, out: Path | None) -> None:

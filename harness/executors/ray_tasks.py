@@ -205,6 +205,6 @@ def measure_job(device_name: str, art, prepared, threads: int, settings, base: d
     result.device_info = {**result.device_info, "ray_node_id": here,
                           "ray_node_ip": ray.util.get_node_ip_address(),
                           "ray_worker_pid": os.getpid(), "ray_job": str(ctx.get_job_id())}
-    import harness
+    from harness.core.version import __version__
 
-    return {"result": result.to_dict(), "outputs": outputs, "node_id": here, "harness": harness.__version__}
+    return {"result": result.to_dict(), "outputs": outputs, "node_id": here, "harness": __version__}

@@ -72,9 +72,9 @@ def tool_versions() -> dict[str, str]:
     """Versions that decide conversion output, read without importing TensorFlow."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import harness
+    from harness.core.version import __version__
 
-    out = {"tflite-harness": harness.__version__}
+    out = {"tflite-harness": __version__}
     for dist in ("tensorflow", "tensorflow-cpu", "ai-edge-litert", "keras", "numpy"):
         try:
             out[dist.replace("-cpu", "")] = version(dist)

@@ -156,7 +156,7 @@ def history_table(points: list[dict]) -> dict:
 
 
 def _render(**ctx) -> str:
-    from harness import __version__
+    from harness.core.version import __version__
 
     base = {"version": __version__, "generated": _when(dt.datetime.now().timestamp()), "run": None, "table": None,
             "pivot": None, "failures": None, "models": [], "overview": None, "history": [], "baseline": None, "drift_label": ""}
