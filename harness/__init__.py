@@ -5,7 +5,7 @@ The Python API (harness/api.py; docs in README "Python API"):
     import harness
     run = harness.run_model("models/digits_cnn.keras", ["fp32", "int8"], runs=20)
     harness.rows(run).to_dataframe()           # a run's rows; the DataFrame needs pandas
-    harness.compare("latest", run.run_id)      # the regression gate between two runs
+    harness.compare(base_run_id, run)         # the regression gate between two runs
 
 - `run_campaign(path_or_campaign, **overrides)` and `run_model(model, flag_sets, devices,
   **settings)` run to the end and return a `RunSummary` (run_id, out_dir, results);

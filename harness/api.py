@@ -1,10 +1,10 @@
 """The Python API: what a notebook needs, and what the CLI and the pytest plugin call.
 
     import harness
-    run = harness.run_model("models/digits_cnn.keras", ["fp32", "int8"], runs=20)
-    df = harness.rows(run).to_dataframe()          # needs pandas
-    gate = harness.compare("latest", run.run_id, max_latency_regression=0.10)
-    print(gate.summary())
+    base = harness.run_model("models/digits_cnn.keras", ["fp32", "int8"], runs=20)
+    df = harness.rows(base).to_dataframe()          # needs pandas
+    new = harness.run_model("models/digits_cnn.keras", ["fp32", "int8"], runs=20)
+    print(harness.compare(base, new, max_latency_regression=0.10).summary())
 
 One way to do each thing: `tflite-harness run` builds its campaign with `make_campaign`
 and its run with `open_run`; `tflite-harness convert` and the plugin's `convert` call
