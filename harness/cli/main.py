@@ -230,7 +230,7 @@ def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resu
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Conversion cache (default results/cache).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Converter processes (default: number of cores).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
-def convert_model(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
+def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
     """Convert MODEL under each flag set and write MODEL-FLAGSET.tflite files to --out."""
     _State.debug = _State.debug or debug
     import shutil
