@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from harness.core import statuses
+
 
 @dataclass
 class ConvertedArtifact:
@@ -96,7 +98,7 @@ class HarnessFixture:
                   max_size_bytes: int | None = None, max_p50_us: float | None = None) -> None:
         """Fail with one line per broken bound (status first)."""
         problems = []
-        if result.status != "ok":
+        if result.status != statuses.OK:
             problems.append(f"status {result.status}: {result.reason}")
         d = result.drift or {}
         checks = [

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core import statuses
 from harness.core.errors import UsageError
 from harness.core.result import ReportRow, Result
 
@@ -31,7 +32,7 @@ LATENCY_KEYS = ("mean", "std", "min", "p50", "p90", "p99", "max", "n")
 DRIFT_KEYS = ("max_abs", "rmse", "cosine", "snr_db", "top1_agreement", "accuracy", "reference_accuracy")
 
 # Statuses that `--resume` runs again: the next attempt may well succeed.
-TRANSIENT_STATUSES = ("device_lost", "timeout")
+TRANSIENT_STATUSES = (statuses.DEVICE_LOST, statuses.TIMEOUT)
 
 # Report columns (schema 3): (column, Result attribute, key inside that attribute or None).
 # The columns carry no declared type, so SQLite keeps ints as ints and floats as floats.

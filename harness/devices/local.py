@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core import statuses
 from harness.devices import runner as runner_module
 from harness.devices.base import MeasureJob, Measurement, RunnerReport
 from harness.devices.hostinfo import local_info, state_now, state_warnings
@@ -59,7 +60,7 @@ class LocalDevice:
         parts = []
         for i in range(max(1, job.repeat)):
             m = self._measure_once(job, outputs=(i == 0))
-            if m.status != "ok":
+            if m.status != statuses.OK:
                 return m
             parts.append(m)
         after = state_now()
@@ -73,7 +74,7 @@ class LocalDevice:
         report.processes = len(parts)
         report.device_state = {"before": before, "after": after}
         report.warnings = state_warnings(before, after)
-        return Measurement("ok", "", report=report, outputs=first.outputs, output_names=first.output_names)
+        return Measurement(statuses.OK, "", report=report, outputs=first.outputs, output_names=first.output_names)
 
     def _measure_once(self, job: MeasureJob, outputs: bool) -> Measurement:
         with tempfile.TemporaryDirectory(prefix="tflite-harness-") as tmp:
@@ -105,25 +106,25 @@ class LocalDevice:
                     timeout=job.timeout_s,
                 )
             except subprocess.TimeoutExpired:
-                return Measurement("timeout", f"runner gave no result within {job.timeout_s:.0f} s (settings.timeout_s)")
+                return Measurement(statuses.TIMEOUT, f"runner gave no result within {job.timeout_s:.0f} s (settings.timeout_s)")
             raw = parse_runner_stdout(proc.stdout)
             if proc.returncode < 0:
                 name = signal_name(-proc.returncode)
-                return Measurement("runtime_failed", f"runner crashed with {name} while running the model",
+                return Measurement(statuses.RUNTIME_FAILED, f"runner crashed with {name} while running the model",
                                    report=RunnerReport(stderr=proc.stderr[-4000:]))
             if raw is None:
                 tail = " ".join(proc.stderr.split()[-40:])
-                return Measurement("runtime_failed", f"runner exited {proc.returncode} without a result: {tail}"[:400],
+                return Measurement(statuses.RUNTIME_FAILED, f"runner exited {proc.returncode} without a result: {tail}"[:400],
                                    report=RunnerReport(stderr=proc.stderr[-4000:]))
             report = RunnerReport.from_dict({k: v for k, v in raw.items() if k not in ("status", "reason")})
-            if raw.get("status") != "ok":
-                return Measurement(raw.get("status", "runtime_failed"), raw.get("reason", ""), report=report)
+            if raw.get("status") != statuses.OK:
+                return Measurement(raw.get("status", statuses.RUNTIME_FAILED), raw.get("reason", ""), report=report)
             arrays: list[np.ndarray] = []
             if outputs and out_npz.is_file():
                 with np.load(out_npz, allow_pickle=False) as data:
                     arrays = [data[str(k)] for k in range(len(raw.get("outputs", []))) if str(k) in data.files]
             names = [o["name"] for o in raw.get("outputs", [])]
-            return Measurement("ok", "", report=report, outputs=arrays, output_names=names)
+            return Measurement(statuses.OK, "", report=report, outputs=arrays, output_names=names)
 
     def close(self) -> None:
         pass

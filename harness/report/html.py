@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.core import statuses
 from harness.core.result import Result
 from harness.report.table import NUMERIC, Row, comparison_rows, text_columns, visible_columns
 from harness.store import RunInfo
@@ -33,7 +34,7 @@ def _when(ts: float | None) -> str:
 
 
 def _status_class(status: str | None) -> str:
-    return {"ok": "ok", "unhealthy": "warn", "unsupported": "warn", None: "warn"}.get(status, "bad")
+    return {statuses.OK: "ok", statuses.UNHEALTHY: "warn", statuses.UNSUPPORTED: "warn", None: "warn"}.get(status, "bad")
 
 
 def run_context(run: RunInfo | None) -> dict | None:
@@ -89,7 +90,7 @@ def failures_context(results: list[Result]):
     esc = _escaper()
     items = []
     for r in results:
-        if r.status == "ok":
+        if r.status == statuses.OK:
             continue
         category = f" [{esc(r.failure_category)}]" if r.failure_category else ""
         reason = f"&mdash; {esc(r.reason)}" if r.reason else ""
@@ -128,7 +129,7 @@ def history_points(pairs: Iterable[tuple[RunInfo, Result]]) -> list[dict]:
             "series": series, "when": run.started_at, "run": run.id, "date": _when(run.started_at),
             "git_commit": (run.git_commit or "")[:10] or "-", "device": r.device, "threads": r.threads,
             "xnnpack": r.xnnpack, "status": r.status, "reason": r.reason,
-            "p50_ms": lat["p50"] / 1000 if r.status == "ok" and lat.get("p50") is not None else None,
+            "p50_ms": lat["p50"] / 1000 if r.status == statuses.OK and lat.get("p50") is not None else None,
             "q1_ms": q1, "q3_ms": q3,
             "max_abs": drift.get("max_abs") if isinstance(drift.get("max_abs"), (int, float)) else None,
             "cosine": drift.get("cosine") if isinstance(drift.get("cosine"), (int, float)) else None,
@@ -149,7 +150,7 @@ def history_table(points: list[dict]) -> dict:
     for p in points:
         rows.append([p["run"], p["date"], p["git_commit"], p["device"], str(p["threads"]),
                      "yes" if p["xnnpack"] else "no",
-                     p["status"] + (f" ({p['reason']})" if p["status"] != "ok" and p["reason"] else ""),
+                     p["status"] + (f" ({p['reason']})" if p["status"] != statuses.OK and p["reason"] else ""),
                      sig(p["p50_ms"]), fmt(p["max_abs"], 4), fmt(p["cosine"], 4), fmt(p["accuracy"], 3),
                      fmt(p["size_kb"], 1)])
     return {"headers": HISTORY_HEADERS, "rows": rows}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from harness.core import statuses
 from harness.core.result import Result
 from harness.report.plots import FLOOR, drift_value, pareto_front
 from harness.report.table import Row
@@ -32,7 +33,7 @@ def flag_set_stats(results: list[Result], rows: list[Row], metric: str) -> tuple
         size = v["size_ratio"] if relative else v["size_kb"]
         if size is not None:
             s["size"].append(size)
-        if r.status != "ok" or not v["p50_ms"]:
+        if r.status != statuses.OK or not v["p50_ms"]:
             continue
         if relative:
             if v["speedup"]:

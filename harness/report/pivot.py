@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.core import statuses
 from harness.core.result import Result
 from harness.report.table import sig
 
@@ -20,7 +21,7 @@ class PivotCell:
 
     @property
     def text(self) -> str:
-        if self.status != "ok" or self.p50_ms is None:
+        if self.status != statuses.OK or self.p50_ms is None:
             return self.status
         s = sig(self.p50_ms)
         return s + (f" ({self.speedup:.2f}x)" if self.speedup is not None else "")
@@ -64,13 +65,13 @@ def pivot(results: list[Result], baseline: str | None = "fp32") -> Pivot:
         col = (r.device, r.threads, r.xnnpack)
         if col not in columns:
             columns.append(col)
-        if r.flag_set == baseline and r.status == "ok" and r.latency_us:
+        if r.flag_set == baseline and r.status == statuses.OK and r.latency_us:
             base[(r.model, *col)] = r.latency_us["p50"]
     for r in results:
         col = (r.device, r.threads, r.xnnpack)
         p50 = (r.latency_us or {}).get("p50")
         b = base.get((r.model, *col))
-        speedup = b / p50 if (b and p50 and r.status == "ok") else None
+        speedup = b / p50 if (b and p50 and r.status == statuses.OK) else None
         cell = PivotCell(p50 / 1000 if p50 is not None else None, speedup, r.status)
         rows.setdefault((r.model, r.flag_set), {})[col] = cell
     return Pivot(columns, [(m, f, cells) for (m, f), cells in rows.items()])

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from harness.core import statuses
 from harness.core.errors import HarnessError
 from harness.devices.adb import info as adb_info
 from harness.devices.adb.files import RemoteFolder
@@ -157,17 +158,17 @@ class AdbDevice:
                 m = run(self, job)
                 after = self.state()
             except DeviceUnreachable as exc:
-                return Measurement("device_lost", str(exc))
+                return Measurement(statuses.DEVICE_LOST, str(exc))
             except DeviceLost as exc:
-                return Measurement("device_lost", str(exc), report=RunnerReport(extra={"detail": exc.detail[:500]}))
+                return Measurement(statuses.DEVICE_LOST, str(exc), report=RunnerReport(extra={"detail": exc.detail[:500]}))
             except CommandTimeout:
                 self.transport.close()
-                return Measurement("timeout", f"{self.label}: runner gave no result within "
+                return Measurement(statuses.TIMEOUT, f"{self.label}: runner gave no result within "
                                    f"{job.timeout_s:.0f} s (settings.timeout_s)")
             except RemoteFailure as exc:
-                return Measurement("runtime_failed", self._remote_reason(str(exc)))
+                return Measurement(statuses.RUNTIME_FAILED, self._remote_reason(str(exc)))
             except ValueError as exc:  # a remote name we refused, a tensor name benchmark_model can't take
-                return Measurement("runtime_failed", f"{self.label}: {exc}"[:400])
+                return Measurement(statuses.RUNTIME_FAILED, f"{self.label}: {exc}"[:400])
             finally:
                 self._last_job_end = time.monotonic()
             m.report.device_state = {"before": before, "after": after}

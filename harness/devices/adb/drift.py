@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core import statuses
 from harness.devices import benchmark_model as bm
 from harness.devices.adb.session import (
     DEADLINE_EXIT,
@@ -139,7 +140,7 @@ def run_drift(s: Session, job: MeasureJob, binary: str, model_name: str):
                                               job.timeout_s))
         if r.returncode == DEADLINE_EXIT:
             raise DriftError("evaluation run timed out",
-                             Measurement("timeout", deadline_reason(s, job.timeout_s)))
+                             Measurement(statuses.TIMEOUT, deadline_reason(s, job.timeout_s)))
         if r.returncode != 0:
             raise DriftError("evaluation run failed", benchmark_failure(s, r.output, r.returncode))
         with tempfile.TemporaryDirectory(prefix="tflite-harness-pull-") as tmp:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.core import statuses
 from harness.devices import benchmark_model as bm
 from harness.devices import runner as runner_module
 from harness.devices.adb.drift import run_drift
@@ -81,21 +82,21 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
     raw = _parse_result(r.output)
     try:
         if raw is None and r.returncode == DEADLINE_EXIT:
-            return Measurement("timeout", deadline_reason(s, job.timeout_s), report=RunnerReport(stderr=r.output[-4000:]))
+            return Measurement(statuses.TIMEOUT, deadline_reason(s, job.timeout_s), report=RunnerReport(stderr=r.output[-4000:]))
         if raw is None:
             if r.returncode == 127 or "not found" in r.output and s.profile.python in r.output:
-                return Measurement("runtime_failed", f"{s.profile.python} not found on the device; "
+                return Measurement(statuses.RUNTIME_FAILED, f"{s.profile.python} not found on the device; "
                                    "install Python 3 with ai-edge-litert, or use runner = "
                                    "\"benchmark_model\"", report=RunnerReport(stderr=r.output[-4000:]))
             if r.returncode > 128:
-                return Measurement("runtime_failed", f"runner crashed with signal {r.returncode - 128}"
+                return Measurement(statuses.RUNTIME_FAILED, f"runner crashed with signal {r.returncode - 128}"
                                    " while running the model", report=RunnerReport(stderr=r.output[-4000:]))
-            return Measurement("runtime_failed",
+            return Measurement(statuses.RUNTIME_FAILED,
                                f"runner exited {r.returncode} without a result: {tail(r.output)}"[:400],
                                report=RunnerReport(stderr=r.output[-4000:]))
         report = RunnerReport.from_dict({k: v for k, v in raw.items() if k not in ("status", "reason")})
-        if raw.get("status") != "ok":
-            return Measurement(raw.get("status", "runtime_failed"), raw.get("reason", ""), report=report)
+        if raw.get("status") != statuses.OK:
+            return Measurement(raw.get("status", statuses.RUNTIME_FAILED), raw.get("reason", ""), report=report)
         outputs: list = []
         if raw.get("outputs") and raw.get("eval_samples"):
             with tempfile.TemporaryDirectory(prefix="tflite-harness-pull-") as tmp:
@@ -104,7 +105,7 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
                 with np.load(local, allow_pickle=False) as data:
                     outputs = [data[str(k)] for k in range(len(raw["outputs"])) if str(k) in data.files]
         names = [o["name"] for o in raw.get("outputs", [])]
-        return Measurement("ok", "", report=report, outputs=outputs, output_names=names)
+        return Measurement(statuses.OK, "", report=report, outputs=outputs, output_names=names)
     finally:
         f.remove(f"job-{jid}.json", f"job-{jid}-out.npz")
 
@@ -150,7 +151,7 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
     try:
         binary = _binary(s)
     except FileNotFoundError as exc:
-        return Measurement("runtime_failed", str(exc))
+        return Measurement(statuses.RUNTIME_FAILED, str(exc))
     model_name = f"{job.artifact_sha}.tflite"
     s.step("push", lambda: f.ensure(job.artifact, model_name))
     settings = bm.BenchmarkSettings(
@@ -161,7 +162,7 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
     cmd = f"cd {shlex.quote(f.root)} && {bm.shell_command(argv)}"
     r = s.step("run", lambda: run_bounded(s, cmd, job.timeout_s))
     if r.returncode == DEADLINE_EXIT:
-        return Measurement("timeout", deadline_reason(s, job.timeout_s),
+        return Measurement(statuses.TIMEOUT, deadline_reason(s, job.timeout_s),
                            report=RunnerReport(runtime="benchmark_model", stderr=r.output[-4000:]))
     if r.returncode != 0:
         return benchmark_failure(s, r.output, r.returncode)
@@ -186,4 +187,4 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
     report.warnings = warnings
     report.outputs = meta
     report.eval_samples = len(outputs[0]) if outputs else 0
-    return Measurement("ok", "", report=report, outputs=outputs, output_names=names)
+    return Measurement(statuses.OK, "", report=report, outputs=outputs, output_names=names)

@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from harness.core import statuses
 from harness.devices import benchmark_model as bm
 from harness.devices.adb.files import RemoteFolder
 from harness.devices.base import Measurement, RunnerReport
@@ -67,12 +68,12 @@ def benchmark_failure(s: Session, text: str, rc: int | None) -> Measurement:
     category, reason = bm.classify_failure(text, rc)
     raw = RunnerReport(runtime="benchmark_model", stderr=text[-4000:], extra={"failure": category})
     if category == "unsupported":
-        return Measurement("unsupported", reason, report=raw)
+        return Measurement(statuses.UNSUPPORTED, reason, report=raw)
     if category == "out_of_space":
-        return Measurement("runtime_failed", STORAGE_FULL.format(folder=s.folder.root), report=raw)
+        return Measurement(statuses.RUNTIME_FAILED, STORAGE_FULL.format(folder=s.folder.root), report=raw)
     if category == "ok":
         reason = f"benchmark_model exited {rc} without timings: {tail(text)}"[:400]
-    return Measurement("runtime_failed", reason, report=raw)
+    return Measurement(statuses.RUNTIME_FAILED, reason, report=raw)
 
 
 
