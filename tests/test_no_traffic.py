@@ -1,5 +1,6 @@
-"""Nothing leaves the machine unasked: the CLI run with its defaults, and the suite's own
-device tests, connect to nothing outside loopback; the example profiles stay examples.
+"""Nothing leaves the machine unasked: the CLI run with its defaults (also `run --executor
+ray` with its private Ray instance), and the suite's own device tests, connect to nothing
+outside loopback; the example profiles stay examples.
 
 Each command runs from the project folder (so `devices/` is the real one, examples and
 all) under `strace -f` (tests/support/netwatch.py); every Internet address any of its
@@ -155,6 +156,27 @@ def test_run_report_compare_reach_nothing_outside(strace: str, tmp_path: Path, h
         t = _traced(CLI + args, tmp_path, home, name)
         assert t.proc.returncode == 0, f"{name}: {t.proc.stderr[-500:]}"
         assert t.proc.stdout.strip(), f"{name} printed nothing"
+
+
+@pytest.mark.slow
+def test_a_private_ray_run_reaches_nothing_outside(strace: str, tmp_path: Path, home) -> None:
+    """`run --executor ray` without --ray-address starts a private Ray instance; all of it
+    (driver, GCS, raylet, dashboard, agents, workers) stays on loopback: no route lookup
+    towards 8.8.8.8, no cloud-metadata probe, no DNS (harness/executors/ray_loopback.py)."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
+    out = tmp_path / "run"
+    env = {**home, "TFLITE_HARNESS_NODE_CACHE": str(tmp_path / "node")}
+    t = _traced(CLI + ["run", "--executor", "ray", "--model", str(MODELS / "digits_cnn.keras"),
+                       "--flag-sets", "fp32", "--runs", "2", "--warmup-runs", "0", "--min-seconds", "0",
+                       "--eval-samples", "2", "--workers", "1", "--store", str(tmp_path / "h.sqlite"),
+                       "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
+                tmp_path, env, "ray-run", timeout=600)
+    assert t.proc.returncode == 0, t.proc.stderr[-1500:]
+    assert "ray: 1 node(s)" in t.proc.stdout, t.proc.stdout[-800:]
+    (row,) = json.loads((out / "results.json").read_text())
+    assert row["status"] == "ok", row["reason"]
+    ray_ports = {c.port for c in t.contacts if c.on_this_machine and c.address != "::1"}
+    assert len(ray_ports) >= 3, "Ray's processes did not talk to each other at all?"  # GCS, raylet, workers
 
 
 @pytest.mark.slow

@@ -112,7 +112,11 @@ class Lab:
         return f"adb:{self.devices[which].serial}"
 
     def add_node(self, **kw):
-        node = self.cluster.add_node(object_store_memory=100 * MB, **kw)
+        from harness.executors.ray_loopback import NO_ACCELERATORS, loopback_only
+
+        kw["resources"] = {**NO_ACCELERATORS, **kw.get("resources", {})}
+        with loopback_only():  # a private lab: every process of every node on 127.0.0.1
+            node = self.cluster.add_node(object_store_memory=100 * MB, **kw)
         self.cluster.wait_for_nodes()
         return node
 
@@ -122,6 +126,7 @@ def lab(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
     from ray.cluster_utils import Cluster
 
+    from harness.executors.ray_loopback import NO_ACCELERATORS, loopback_only
     from tests.support.adb_device import SimulatedAdbDevice
 
     tmp = tmp_path_factory.mktemp("lab")
@@ -130,16 +135,18 @@ def lab(tmp_path_factory):
     pub_key = harness_adb_key(tmp / "android")  # the env var above stays set for the nodes
     devices = {w: SimulatedAdbDevice(root=tmp / f"phone-{w}", authorized_keys=[str(pub_key)]).__enter__()
                for w in "AB"}
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "object_store_memory": 100 * MB,
-        # notice a dead node within ~2 s instead of ~30 s
-        "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
-                           "health_check_failure_threshold": 3},
-    })
+    with loopback_only():  # as the harness's private instance: nothing leaves this machine
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "object_store_memory": 100 * MB, "resources": dict(NO_ACCELERATORS),
+            # notice a dead node within ~2 s instead of ~30 s
+            "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
+                               "health_check_failure_threshold": 3},
+        })
     lab = Lab(cluster, devices, {"head": cluster.head_node}, tmp)
     for w in "AB":
         lab.nodes[w] = lab.add_node(num_cpus=1, resources={device_resource(lab.name(w)): 1})
-    ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+    with loopback_only():
+        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
     try:
         yield lab
     finally:
@@ -218,6 +225,7 @@ def test_campaign_spreads_over_the_lab_and_matches_the_local_executor(lab):
     for w in "AB":
         nodes = {r.device_info["ray_node_id"] for r in summary.results if r.device == lab.name(w)}
         assert nodes == {lab.nodes[w].node_id}, w
+    assert {r.device_info["ray_node_ip"] for r in summary.results} == {"127.0.0.1"}  # a private lab
     # artifacts travelled by content hash into each node's own cache
     for w in "AB":
         cached = list((lab.tmp / f"node-{lab.nodes[w].node_id[:12]}" / "blobs").glob("*/*.tflite"))
@@ -345,5 +353,6 @@ def test_cli_run_with_a_private_ray_instance_and_local(tmp_path):
     local, remote = rows["local"], rows[f"adb:{dev.serial}"]
     assert local["status"] == remote["status"] == "ok", (local["reason"], remote["reason"])
     assert remote["artifact"] == local["artifact"] and remote["device_info"]["ray_node_id"]
+    assert remote["device_info"]["ray_node_ip"] == "127.0.0.1"  # a private instance stays on loopback
     assert remote["drift"]["vs_local"]["max_abs"] == 0.0
     assert list((tmp_path / "node" / "blobs").glob("*/*.tflite"))

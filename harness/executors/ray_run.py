@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,7 @@ from harness.core.result import Result
 from harness.executors.base import Record
 from harness.executors.local import ThreadDevices
 from harness.executors.ray_convert import LOST, RayBuilder, Shipper, is_lost, one_line
+from harness.executors.ray_loopback import NO_ACCELERATORS, loopback_only
 from harness.executors.ray_tasks import measure_job
 from harness.executors.resources import device_resource, resources_for
 from harness.pipeline.artifacts import Artifact, Prepared
@@ -44,18 +46,22 @@ def connect(address: str | None, num_cpus: int | None = None, devices: tuple[str
     """Join (or start) Ray; True when this call initialized it (and so shuts it down).
 
     A private instance (no address) is this host alone: it offers the resources of every
-    device the campaign names, since they can only be attached here.
+    device the campaign names, since they can only be attached here, and nothing of it
+    leaves the machine (`ray_loopback`). A cluster the user names is joined as Ray does.
     """
     if ray.is_initialized():
         return False
     kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False}
+    where = nullcontext()
     if address:
         kwargs["address"] = address
     else:
-        kwargs.update(address="local", num_cpus=num_cpus, include_dashboard=False,
-                      resources=resources_for([d for d in devices if d != "local"]))
+        kwargs.update(address="local", num_cpus=num_cpus, num_gpus=0, include_dashboard=False,
+                      resources={**NO_ACCELERATORS, **resources_for([d for d in devices if d != "local"])})
+        where = loopback_only()
     try:
-        ray.init(**kwargs)
+        with where:
+            ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "locally"
         raise UsageError(f"cannot reach a Ray cluster {where}: {' '.join(str(exc).split())[:200]}; "
