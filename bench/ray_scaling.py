@@ -40,17 +40,20 @@ def convert_on_cluster(nodes: int, models: list[str], flag_sets: list[str], work
     from harness.convert.cache import Cache
     from harness.core.flag_sets import resolve_flag_sets
     from harness.executors.ray_convert import RayBuilder, Shipper
+    from harness.executors.ray_loopback import NO_ACCELERATORS, loopback_only
     from harness.pipeline.campaign import tool_versions
 
     campaign = Campaign(
         name="bench", devices=(), settings=Settings(),
         models=tuple(model_from_path(str(c.MODELS / f"{m}.keras"), where=m) for m in models),
         flag_sets=tuple(resolve_flag_sets(flag_sets, {})))
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 * MB})
-    for _ in range(nodes - 1):
-        cluster.add_node(num_cpus=1, object_store_memory=100 * MB)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+    node = {"num_cpus": 1, "object_store_memory": 100 * MB, "resources": dict(NO_ACCELERATORS)}
+    with loopback_only():  # a private cluster: every process on 127.0.0.1, nothing leaves the machine
+        cluster = Cluster(initialize_head=True, head_node_args=node)
+        for _ in range(nodes - 1):
+            cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
     try:
         load0 = c.loadavg()
         t0 = time.perf_counter()

@@ -53,6 +53,28 @@ def test_ray_executor_without_ray_says_how_to_install(tmp_path):
     assert proc.stderr.strip().splitlines() == ["error: the ray executor needs Ray: pip install 'tflite-harness[ray]'"]
 
 
+def test_a_private_instance_starts_on_loopback_and_the_environment_is_put_back(monkeypatch):
+    """What `loopback_only` gives the Ray processes it starts, without starting any: the
+    node address is 127.0.0.1 (no route lookup), the cloud probe's `requests` goes to a
+    dead loopback proxy, loopback itself goes direct; afterwards all is as before."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
+    from ray._private import services
+    from requests.utils import get_environ_proxies
+
+    from harness.executors.ray_loopback import DEAD_PROXY, loopback_only
+
+    monkeypatch.setenv("http_proxy", "http://192.0.2.9:3128")  # the user's own proxy comes back after
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    before = dict(os.environ)
+    with loopback_only():
+        assert services.get_node_ip_address() == "127.0.0.1"
+        assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
+        assert get_environ_proxies("http://169.254.169.254/latest/meta-data/")["http"] == DEAD_PROXY
+        assert get_environ_proxies("http://metadata.google.internal/computeMetadata/v1")["http"] == DEAD_PROXY
+        assert not get_environ_proxies("http://127.0.0.1:8265/")
+    assert dict(os.environ) == before
+
+
 def test_ray_address_needs_the_ray_executor(cli):
     proc = cli("run", "--ray-address", "auto", "--model", str(MODELS / "digits_cnn.keras"))
     assert proc.returncode == 2 and "--ray-address needs --executor ray" in proc.stderr

@@ -58,13 +58,16 @@ def loopback_only() -> Iterator[None]:
     from ray._private import ray_constants
 
     saved = {k: os.environ.get(k) for k in ENV}
-    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    cluster_mode = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)  # Ray 2.x; the test notices if it goes
     os.environ.update(ENV)
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
-        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
+        if cluster_mode is None:
+            del ray_constants.ENABLE_RAY_CLUSTER
+        else:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

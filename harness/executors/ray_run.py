@@ -52,15 +52,15 @@ def connect(address: str | None, num_cpus: int | None = None, devices: tuple[str
     if ray.is_initialized():
         return False
     kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False}
-    where = nullcontext()
+    scope = nullcontext()
     if address:
         kwargs["address"] = address
     else:
         kwargs.update(address="local", num_cpus=num_cpus, num_gpus=0, include_dashboard=False,
                       resources={**NO_ACCELERATORS, **resources_for([d for d in devices if d != "local"])})
-        where = loopback_only()
+        scope = loopback_only()
     try:
-        with where:
+        with scope:
             ray.init(**kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "locally"
