@@ -288,6 +288,7 @@ def read_run(spec: PathLike | RunSummary, store: PathLike | None = None, *, whic
         # samples as float64 arrays straight from their packed column (no Python float each).
         found = s.report_rows(run.id)
         samples = s.sample_arrays(run.id)
+        s.fill_identity(run.id, found)  # artifact path, settings, inputs: compare's identity and confirmation
     finally:
         s.close()
     for r in found:

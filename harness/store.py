@@ -188,7 +188,6 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    # runs
     def start_run(self, run_id: str, *, campaign: str, campaign_path: str | None, tool_versions: dict,
                   config: dict, out_dir: str) -> None:
         self.db.execute(
@@ -229,7 +228,6 @@ class Store:
             config=json.loads(row[9] or "{}"), out_dir=row[10],
         )
 
-    # results
     def add_result(self, run_id: str, result: Result) -> None:
         """Commit one row in its own transaction (replacing an earlier row for the same key)."""
         self.add_results(run_id, [result])
@@ -311,8 +309,16 @@ class Store:
                 out[(model, flag_set, device, threads, bool(xnnpack))] = values
         return out
 
-    def model_count(self, run_id: str) -> int:
-        """How many models the run has (the HTML report picks per-model or aggregated plots by it)."""
+    def fill_identity(self, run_id: str, rows: list) -> None:
+        """Set artifact_path, settings, inputs_dir (compare's identity and re-measuring) from the row JSON."""
+        by_key = {r.key: r for r in rows}
+        for *key, path, settings, inputs in self.db.execute(
+                "SELECT model, flag_set, device, threads, xnnpack, json_extract(data, '$.artifact_path'), json_extract("
+                "data, '$.settings'), json_extract(data, '$.inputs_dir') FROM results WHERE run_id = ?", (run_id,)):
+            if (r := by_key.get((*key[:4], bool(key[4])))) is not None:
+                r.artifact_path, r.inputs_dir, r.settings = path, inputs, json.loads(settings) if settings else None
+
+    def model_count(self, run_id: str) -> int:  # the HTML report picks per-model or aggregated plots by it
         return self.db.execute("SELECT COUNT(DISTINCT model) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0]
 
     def result_keys(self, run_id: str, exclude_statuses: Iterable[str] = ()) -> set[tuple]:

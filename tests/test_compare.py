@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import astuple
 import sys
 
 import numpy as np
@@ -15,6 +16,7 @@ from harness.report.compare import (
     MISSING,
     REGRESSED,
     SAME,
+    UNCONFIRMED,
     Thresholds,
     compare_results,
     median_change_ci,
@@ -28,11 +30,19 @@ _ENTRY = "import sys; from harness.cli.main import main; main(sys.argv[1:])"
 
 def make_result(model="m", flag_set="fp32", *, p50=1000.0, n=200, noise=0.05, rng=None, status="ok",
                 reason="", size=50_000, max_abs=1e-6, cosine=0.9999, accuracy=0.9, xnnpack=True,
-                device="local", threads=1, peak=4.0) -> Result:
-    """A row whose raw samples are lognormal around p50 (spread `noise`)."""
+                device="local", threads=1, peak=4.0, artifact=None) -> Result:
+    """A row whose raw samples are lognormal around p50 (spread `noise`).
+
+    Its artifact id follows what would change the .tflite (model, flag set, p50 as "the work it
+    does", size): rows planted slower or bigger are other artifacts, identical ones the same.
+    """
+    import hashlib
+
     rng = rng if rng is not None else np.random.default_rng()
+    artifact = artifact or hashlib.sha256(f"{model}/{flag_set}/{p50}/{size}".encode()).hexdigest()
     r = Result(model=model, flag_set=flag_set, device=device, threads=threads, status=status, reason=reason,
-               xnnpack=xnnpack, size_bytes=size, runtime="ai_edge_litert", artifact="a" * 64)
+               xnnpack=xnnpack, size_bytes=size, runtime="ai_edge_litert", runtime_version="1.0",
+               artifact=artifact)
     if status == "ok":
         s = p50 * np.exp(noise * rng.standard_normal(n))
         r.samples_us = [float(v) for v in s]
@@ -83,15 +93,20 @@ def test_identical_distributions_are_not_flagged():
         assert not c.regressed
 
 
-def test_twenty_percent_slowdown_is_flagged():
+def test_twenty_percent_slowdown_of_stored_results_is_unconfirmed():
+    """Verdict class `unconfirmed`: stored samples alone never fail by default; --unconfirmed fail does."""
     rng = np.random.default_rng()
     c = compare_results([make_result(rng=rng, noise=0.1)], [make_result(rng=rng, noise=0.1, p50=1200.0)])
     row = c.rows[0]
-    assert row.verdict == REGRESSED
+    assert row.verdict == UNCONFIRMED and row.slower_unconfirmed and not c.regressed and not c.failed
+    assert "unconfirmed: stored results only" in row.why
+    strict = compare_results([make_result(rng=rng, noise=0.1)], [make_result(rng=rng, noise=0.1, p50=1200.0)],
+                             Thresholds(unconfirmed="fail"))
+    assert strict.failed and not strict.regressed and "FAILED (unconfirmed slowdown)" in strict.summary()
     assert row.latency.significant and row.latency.p_value < 0.01
     assert row.latency.ci_low < 0.20 < row.latency.ci_high or abs(row.latency.change - 0.2) < 0.05
     assert row.latency.ci_low > 0.05
-    assert "latency p50 +" in row.regressions[0]
+    assert "latency p50 +" in row.unconfirmed[0]
 
 
 def _noisy_runs(rng, rows=20, process_noise=0.05, shift=None):
@@ -110,32 +125,34 @@ def test_run_to_run_noise_raises_the_limit_so_identical_runs_do_not_alarm():
     rng = np.random.default_rng(7)
     base, new = _noisy_runs(rng)
     without = compare_results(base, new, Thresholds(noise_factor=None))
-    assert without.regressed  # tight samples: Mann-Whitney calls process noise significant
+    assert without.unconfirmed  # tight samples: Mann-Whitney calls process noise significant
     c = compare_results(base, new)
-    assert not c.regressed and c.noise is not None and 0.02 < c.noise < 0.1
-    assert c.latency_limit > 0.05 and "run-to-run noise" in c.summary()
+    assert not c.unconfirmed and not c.regressed and c.noise is not None and 0.02 < c.noise < 0.1
+    assert c.latency_limit > 0.05
 
 
 def test_a_real_regression_stands_out_of_the_noise():
     rng = np.random.default_rng(8)
     base, new = _noisy_runs(rng, shift=lambda i: 1.5 if i == 3 else 1.0)
     c = compare_results(base, new)
-    assert [r.key[0] for r in c.regressed] == ["m3"]
+    assert [r.key[0] for r in c.unconfirmed] == ["m3"]
     # a slowdown of every row moves the centre of the changes, not their scatter
     base, new = _noisy_runs(rng, shift=lambda i: 1.4)
-    assert len(compare_results(base, new).regressed) >= 18
+    assert len(compare_results(base, new).unconfirmed) >= 18
 
 
 def test_speedup_is_an_improvement_and_small_changes_are_not_regressions():
     rng = np.random.default_rng(1)
     c = compare_results([make_result(rng=rng)], [make_result(rng=rng, p50=700.0)])
-    assert c.rows[0].verdict == IMPROVED and not c.regressed
+    assert c.rows[0].verdict == UNCONFIRMED and not c.rows[0].slower_unconfirmed
+    assert not c.regressed and not compare_results([make_result(rng=rng)], [make_result(rng=rng, p50=700.0)],
+                                                   Thresholds(unconfirmed="fail")).failed
     # 3 % slower, significant with many samples, but under the 5 % threshold
     c = compare_results([make_result(rng=rng, n=20_000)], [make_result(rng=rng, n=20_000, p50=1030.0)])
     assert c.rows[0].latency.significant and c.rows[0].verdict == SAME
     c = compare_results([make_result(rng=rng, n=20_000)], [make_result(rng=rng, n=20_000, p50=1030.0)],
                         Thresholds(max_latency_regression=0.02))
-    assert c.rows[0].verdict == REGRESSED
+    assert c.rows[0].verdict == UNCONFIRMED
 
 
 def test_bootstrap_ci_matches_brute_force_resampling():
@@ -181,7 +198,7 @@ def test_ignore_matches_rows_across_a_setting():
     new = [make_result(rng=rng, xnnpack=False, p50=2000.0)]
     assert {r.verdict for r in compare_results(base, new).rows} == {MISSING, "new"}
     c = compare_results(base, new, ignore=("xnnpack",))
-    assert [r.verdict for r in c.rows] == [REGRESSED]
+    assert [r.verdict for r in c.rows] == [UNCONFIRMED]
     with pytest.raises(ValueError, match="several rows"):
         compare_results(base + [make_result(rng=rng, xnnpack=False)], new, ignore=("xnnpack",))
 
@@ -201,27 +218,32 @@ def test_compare_cli_exit_codes_and_formats(tmp_path, capsys):
     assert code == 0, out + err
     assert "no regressions" in out
 
-    code, out, _ = invoke(capsys, "compare", a, c[:17], "--store", str(db), "--format", "md")
-    assert code == 1
+    # stored results only (the synthetic artifacts are nowhere): a slowdown is unconfirmed, a warning
+    code, out, err = invoke(capsys, "compare", a, c[:17], "--store", str(db), "--format", "md")
+    assert code == 0, out + err
     first = out.splitlines()[0]
-    assert "REGRESSED" in first and "1 regressed" in first
-    assert "| cnn | int8 |" in out and "**REGRESSED**" in out and "latency p50 +3" in out, out
+    assert "no regressions" in first and "1 unconfirmed" in first, first
+    assert "| cnn | int8 |" in out and "latency p50 +3" in out and "not at hand" in out, out
+    code, out, _ = invoke(capsys, "compare", a, c[:17], "--store", str(db), "--format", "md",
+                          "--unconfirmed", "fail", "--no-confirm")
+    assert code == 1 and "FAILED (unconfirmed slowdown)" in out.splitlines()[0]
+    assert "stored results only" in out
 
     code, out, _ = invoke(capsys, "compare", a, c, "--store", str(db), "--max-latency-regression", "40%")
     assert code == 0, out
 
-    code, out, _ = invoke(capsys, "compare", a, c, "--store", str(db), "--format", "json")
+    code, out, _ = invoke(capsys, "compare", a, c, "--store", str(db), "--format", "json", "--unconfirmed", "fail")
     assert code == 1
     data = json.loads(out)
-    assert data["regressed"] is True
+    assert data["regressed"] is False and data["failed"] is True and data["exit_code"] == 1
     row = next(r for r in data["rows"] if r["flag_set"] == "int8")
-    assert row["verdict"] == REGRESSED and row["latency"]["p_value"] < 0.01
+    assert row["verdict"] == UNCONFIRMED and row["latency"]["p_value"] < 0.01 and row["identity"] == "changed"
     assert len(row["latency"]["ci95"]) == 2
 
     # exported results.json files work as BASE / NEW
     f = tmp_path / "results.json"
     f.write_text(json.dumps([r.to_dict() for r in slow]))
-    code, out, _ = invoke(capsys, "compare", a, str(f), "--store", str(db), "--format", "md")
+    code, out, _ = invoke(capsys, "compare", a, str(f), "--store", str(db), "--format", "md", "--unconfirmed", "fail")
     assert code == 1 and str(f) in out.splitlines()[0]
     code, out, _ = invoke(capsys, "compare", str(tmp_path), str(f))  # a run folder holding results.json
     assert code == 0
@@ -323,18 +345,18 @@ def test_compare_on_a_store_gives_the_verdicts_of_full_results(tmp_path, capsys,
                            Thresholds(max_drift_increase=0.01 if extra else None, noise_factor=None if extra else 3.0))
     s.close()
     expected = json.loads(json.dumps(comparison_dict(full, a, b)))
-    code, out, err = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "json", *extra)
-    assert code == (1 if full.regressed else 0) == 1, err
+    code, out, err = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "json", "--no-confirm", *extra)
+    assert code == (1 if full.failed else 0) == 1, err
     assert json.loads(out) == expected
     verdicts = {r["model"]: r["verdict"] for r in expected["rows"]}
-    assert verdicts["m2"] == REGRESSED and verdicts["m5"] == IMPROVED and verdicts["gone"] == MISSING
+    assert verdicts["m2"] == UNCONFIRMED and verdicts["m5"] == UNCONFIRMED and verdicts["gone"] == MISSING
     assert verdicts["broke"] == REGRESSED and verdicts["fixed"] == IMPROVED and verdicts["added"] == "new"
-    assert verdicts["bm1"] == SAME  # no samples: no test, never a latency regression
+    assert verdicts["bm1"] == UNCONFIRMED  # aggregates only: a stored change, never a verdict alone
     assert verdicts["m3"] == (REGRESSED if extra else SAME)
     rows = {r["model"]: r for r in expected["rows"]}
     assert rows["bm1"]["latency"]["p_value"] is None and rows["small0"]["latency"]["p_value"] is not None
     # md and table read the same
-    code, out, _ = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "md", *extra)
+    code, out, _ = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "md", "--no-confirm", *extra)
     from harness.report.compare_render import comparison_markdown
 
     assert code == 1 and out == comparison_markdown(full, a, b)
@@ -352,7 +374,7 @@ def test_latency_stats_equal_the_row_by_row_statistics():
     for (b, a), got in zip(pairs, latency_stats(pairs), strict=True):
         change, low, high = median_change_ci(b, a)
         p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
-        assert got == (float(np.median(b)), float(np.median(a)), change, low, high, p)
+        assert astuple(got) == (float(np.median(b)), float(np.median(a)), change, low, high, p)
 
 
 def test_large_comparisons_use_the_plain_table_and_one_json_row_per_line(tmp_path, capsys, monkeypatch):

@@ -35,7 +35,8 @@ class Result:
     warmup_us: float | None = None  # mean of warm-up runs
     latency_us: dict[str, float] | None = None  # mean std min p50 p90 p99 max n
     samples_us: list[float] = field(default_factory=list)
-    peak_rss_mb: float | None = None
+    peak_rss_mb: float | None = None  # the model's peak memory above the runner's baseline
+    init_memory_mb: float | None = None  # memory above the baseline once the interpreter is allocated
     drift: dict[str, Any] | None = None
     representative: str | None = None  # samples | random | none
     eval_source: str | None = None  # samples | random
@@ -43,6 +44,8 @@ class Result:
     device_info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     validity: str | None = None  # "valid", or why the measurement should not be trusted
+    settings: dict[str, Any] | None = None  # how it was measured (warmup, runs, seconds, repeat): compare's identity
+    inputs_dir: str | None = None  # folder of the eval.npz it was measured on: compare re-measures with it
     log: str | None = None  # path of the full log for this job, when kept
     plan_index: int | None = None  # position in the campaign's plan, for stable table order
     started_at: float | None = None
@@ -103,7 +106,8 @@ class ReportRow:
 
     __slots__ = ("model", "flag_set", "device", "threads", "xnnpack", "status", "reason", "artifact", "plan_index",
                  "runtime", "runtime_version", "size_bytes", "convert_s", "failure_category", "init_us", "first_us",
-                 "peak_rss_mb", "representative", "validity", "latency_us", "drift", "samples_us")
+                 "peak_rss_mb", "representative", "validity", "latency_us", "drift", "samples_us",
+                 "artifact_path", "settings", "inputs_dir")  # the last three: Store.fill_identity
     HEAD = __slots__[:19]  # the leading fields, in this order, as one tuple
 
     def __init__(self, head: tuple, latency_us: dict | None, drift: dict | None):
@@ -116,6 +120,7 @@ class ReportRow:
         self.latency_us = latency_us
         self.drift = drift
         self.samples_us: list[float] = []
+        self.artifact_path = self.settings = self.inputs_dir = None
 
     @property
     def key(self) -> tuple:

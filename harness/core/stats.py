@@ -197,30 +197,75 @@ def quantile_ci(samples_us: list[float] | np.ndarray, q: float, confidence: floa
 
 @dataclass(frozen=True)
 class ValidityBounds:
-    max_cv: float = 0.15  # coefficient of variation of the timed runs up to their p99
-    max_tail_ratio: float = 3.0  # p99 / p50
+    """What makes a row's latency untrustworthy. The spread bounds (CV, tail) are information:
+    a wide but well-sampled distribution still has a precise median."""
+
+    max_cv: float = 0.15  # information: coefficient of variation of the timed runs up to their p99
+    max_tail_ratio: float = 3.0  # information: p99 / p50
     max_temperature_rise_c: float = 10.0
+    max_p50_ci: float = 0.05  # the p50's 95 % CI half-width, relative: wider than a 5 % gate threshold
+    max_process_spread: float = 0.10  # with --repeat: (max - min) / median of the processes' medians
+
+
+def spread_figures(samples_us: list[float] | np.ndarray) -> dict[str, float]:
+    """CV of the body (samples up to p99: one preempted run of 100x the median would otherwise
+    dominate std) and the tail ratio p99/p50; kept with the row as information."""
+    a = np.asarray(samples_us, dtype=np.float64)
+    if a.size < 2:
+        return {}
+    p50, p99 = np.percentile(a, [50, 99])
+    body = a[a <= p99]
+    cv = float(body.std(ddof=1) / body.mean()) if body.size >= 2 and body.mean() > 0 else 0.0
+    return {"cv": cv, "tail_ratio": float(p99 / p50) if p50 > 0 else 0.0}
 
 
 def validity_problems(
     samples_us: list[float], *, runs: int, min_seconds: float, timed_s: float | None,
-    bounds: ValidityBounds = ValidityBounds(),
+    bounds: ValidityBounds = ValidityBounds(), process_medians: list[float] | None = None,
 ) -> list[str]:
-    """Why a measurement should not be trusted (empty when it is valid), in the spirit of MLPerf."""
+    """Why a row's latency should not be trusted (empty when it is valid): too few runs or
+    seconds, an unstable p50 (its CI, or processes that disagree). The spread is not a reason."""
     problems = []
     a = np.asarray(samples_us, dtype=np.float64)
     if a.size < runs:
         problems.append(f"only {a.size} of {runs} runs (max_seconds reached)")
     if timed_s is not None and timed_s + 1e-9 < min_seconds:
         problems.append(f"timed for {timed_s:.2f} s, below min_seconds {min_seconds:g}")
-    if a.size >= 2:
-        p50, p99 = np.percentile(a, [50, 99])
-        # CV of the body (samples up to p99): one preempted run of 100x the median would
-        # otherwise dominate std; the tail has its own check (p99/p50) just below.
-        body = a[a <= p99]
-        cv = float(body.std(ddof=1) / body.mean()) if body.size >= 2 and body.mean() > 0 else 0.0
-        if cv > bounds.max_cv:
-            problems.append(f"spread too wide: CV {cv:.0%} > {bounds.max_cv:.0%}")
-        if p50 > 0 and p99 / p50 > bounds.max_tail_ratio:
-            problems.append(f"long tail: p99/p50 {p99 / p50:.1f} > {bounds.max_tail_ratio:g}")
+    ci = quantile_ci(a, 0.5) if a.size >= 2 else None
+    p50 = float(np.median(a)) if a.size else 0.0
+    if ci is not None and p50 > 0:
+        half = (ci[1] - ci[0]) / 2 / p50
+        if half > bounds.max_p50_ci:
+            problems.append(f"p50 unstable: 95% CI +/-{half:.1%} > {bounds.max_p50_ci:.0%}")
+    problems += process_problems(process_medians or [], bounds)
+    return problems
+
+
+def process_problems(medians: list[float], bounds: ValidityBounds = ValidityBounds()) -> list[str]:
+    m = [x for x in medians if x > 0]
+    if len(m) < 2:
+        return []
+    span = (max(m) - min(m)) / float(np.median(m))
+    if span > bounds.max_process_spread:
+        return [f"processes disagree: their medians span {span:.0%} > {bounds.max_process_spread:.0%}"]
+    return []
+
+
+def aggregate_problems(agg: dict, *, runs: int, bounds: ValidityBounds = ValidityBounds()) -> list[str]:
+    """`validity_problems` from benchmark_model's aggregates (count, std, p5, median, p95).
+
+    The p50's standard error is ~1.2533 sigma / sqrt(n) (normal approximation); sigma is
+    taken robustly from p5..p95 (3.29 sigma wide) when the tool printed them, else std.
+    """
+    problems = []
+    count = agg.get("count")
+    median = agg.get("median") or agg.get("avg")
+    if isinstance(count, (int, float)) and count < runs:
+        problems.append(f"only {int(count)} of {runs} runs")
+    p5, p95, std = agg.get("p5"), agg.get("p95"), agg.get("std")
+    sigma = (p95 - p5) / 3.29 if p5 is not None and p95 is not None else std
+    if sigma is not None and count and median:
+        half = 1.96 * 1.2533 * sigma / math.sqrt(count) / median
+        if half > bounds.max_p50_ci:
+            problems.append(f"p50 unstable: ~95% CI +/-{half:.1%} > {bounds.max_p50_ci:.0%} (from aggregates)")
     return problems

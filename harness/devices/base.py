@@ -29,6 +29,7 @@ class MeasureJob:
     timeout_s: float
     repeat: int = 1
     pin_cpu: int | None = None
+    collect_outputs: bool = True  # False: latency only (compare's confirmation), no evaluation pass
 
 
 @dataclass
@@ -55,6 +56,7 @@ class RunnerReport:
     baseline_rss_kb: int | None = None
     peak_rss_kb: int | None = None
     peak_rss_delta_kb: int | None = None  # peak RSS above the baseline before the model was loaded
+    init_rss_delta_kb: int | None = None  # RSS above the baseline once the interpreter is allocated
     peak_memory_mb: float | None = None  # benchmark_model's own figures
     init_memory_mb: float | None = None
     delegate: str | None = None

@@ -59,7 +59,7 @@ class LocalDevice:
         before = state_now()
         parts = []
         for i in range(max(1, job.repeat)):
-            m = self._measure_once(job, outputs=(i == 0))
+            m = self._measure_once(job, outputs=(i == 0 and job.collect_outputs))
             if m.status != statuses.OK:
                 return m
             parts.append(m)

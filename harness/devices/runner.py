@@ -154,6 +154,7 @@ def run(job: dict) -> dict:
     interpreter.allocate_tensors()
     t1 = time.perf_counter_ns()
     result["init_us"] = (t1 - t0) / 1000.0
+    init_kb = _proc_status_kb("VmRSS")
     in_details = {d["index"]: d for d in interpreter.get_input_details()}
     out_details = interpreter.get_output_details()
     result["inputs"] = [
@@ -182,28 +183,41 @@ def run(job: dict) -> dict:
         warmup.append((time.perf_counter_ns() - t0) / 1000.0)
     result["warmup_us"] = warmup
 
+    # Memory measures the model, not the harness: the peak is read here, after loading, the
+    # first inference and the warm-up, before the timed loop, whose samples would otherwise
+    # count (a list of 3 million floats is ~100 MB). The samples go into preallocated int64
+    # storage, sized from the warm-up; it doubles only if the estimate was short.
+    peak_kb = _proc_status_kb("VmHWM") or _maxrss_kb()
+    result["baseline_rss_kb"] = baseline_kb
+    result["peak_rss_kb"] = peak_kb
+    if peak_kb is not None and baseline_kb is not None:
+        result["peak_rss_delta_kb"] = max(0, peak_kb - baseline_kb)
+    if init_kb is not None and baseline_kb is not None:
+        result["init_rss_delta_kb"] = max(0, init_kb - baseline_kb)
+
     runs, min_s = int(job.get("runs", 50)), float(job.get("min_seconds", 0.0))
     max_s = float(job.get("max_seconds", 150.0))
-    samples = []
+    per_run_s = max(min(warmup) if warmup else result["first_us"], 0.5) / 1e6
+    buf = np.empty(max(runs, min(int(1.2 * min_s / per_run_s) + 64, 50_000_000)), dtype=np.int64)
+    count = 0
     clock = time.perf_counter_ns
     start = clock()
     while True:
         t0 = clock()
         interpreter.invoke()
         t1 = clock()
-        samples.append((t1 - t0) / 1000.0)
+        if count == len(buf):
+            buf = np.concatenate([buf, np.empty_like(buf)])
+        buf[count] = t1 - t0
+        count += 1
         elapsed = (t1 - start) / 1e9
-        if (len(samples) >= runs and elapsed >= min_s) or elapsed >= max_s:
+        if (count >= runs and elapsed >= min_s) or elapsed >= max_s:
             break
-    result["samples_us"] = samples
     result["timed_s"] = (clock() - start) / 1e9
-    peak_kb = _proc_status_kb("VmHWM") or _maxrss_kb()
-    result["baseline_rss_kb"] = baseline_kb
-    result["peak_rss_kb"] = peak_kb
-    if peak_kb is not None and baseline_kb is not None:
-        result["peak_rss_delta_kb"] = max(0, peak_kb - baseline_kb)
+    result["samples_us"] = (buf[:count] / 1000.0).tolist()
+    del buf
 
-    n = len(arrays[0]) if arrays else 0
+    n = len(arrays[0]) if arrays and job.get("outputs") else 0  # no evaluation pass for latency-only jobs
     collected: list[list] = [[] for _ in out_details]
     for i in range(n):
         feed(i)

@@ -17,12 +17,14 @@ from harness.core.result import Result
 from harness.core.stats import (
     FAR_COSINE,
     ValidityBounds,
+    aggregate_problems,
     align_outputs,
     compute_drift,
     health_problems,
     is_classifier_like,
     latency_stats,
     quantile_ci,
+    spread_figures,
     unique_argmax,
     validity_problems,
 )
@@ -39,10 +41,21 @@ def measure_job(art: Artifact, prepared: Prepared, threads: int, s: Settings) ->
     )
 
 
+# The settings that decide a latency figure besides threads and xnnpack (which are in a row's key):
+# compare calls two rows "the same artifact" only when these are equal too.
+MEASUREMENT_SETTINGS = ("warmup_runs", "runs", "min_seconds", "max_seconds", "repeat", "pin_cpu")
+
+
+def measurement_settings(s: Settings) -> dict:
+    return {name: getattr(s, name) for name in MEASUREMENT_SETTINGS}
+
+
 def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Settings,
                result: Result) -> tuple[Result, Measurement]:
     """Run the job on DEVICE and fill RESULT; returns the raw measurement too (its outputs)."""
     result.eval_source = prepared.meta.get("eval_source")
+    result.settings = measurement_settings(s)
+    result.inputs_dir = str(prepared.dir) if prepared.dir else None
     result.started_at = time.time()
     try:
         result.device_info = device.info()
@@ -55,18 +68,30 @@ def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Setti
 
 
 def judge_validity(result: Result, report: RunnerReport, s: Settings) -> None:
-    """`valid`, or the reasons not to trust the numbers; plus 95% intervals for p50 and p90."""
+    """`valid`, or the reasons not to trust the p50: too few runs or seconds, an unstable
+    estimate (its 95 % CI, processes that disagree under --repeat), throttling. The spread
+    (CV, tail) is kept with the latency figures as information, not as a reason."""
+    bounds = ValidityBounds(s.max_cv, s.max_tail_ratio)
+    runs = s.runs * max(1, report.processes)
     if result.samples_us:
         for q, key in ((0.5, "p50_ci"), (0.9, "p90_ci")):
             ci = quantile_ci(result.samples_us, q)
             if ci is not None and result.latency_us is not None:
                 result.latency_us[key] = list(ci)
+        spread = spread_figures(result.samples_us)
+        if result.latency_us is not None:
+            result.latency_us.update(spread)
+        if spread.get("cv", 0) > bounds.max_cv or spread.get("tail_ratio", 0) > bounds.max_tail_ratio:
+            result.warnings.append(f"wide spread (CV {spread['cv']:.0%}, p99/p50 {spread['tail_ratio']:.1f}): "
+                                   "information only, the p50 CI decides validity")
         problems = validity_problems(
-            result.samples_us, runs=s.runs * max(1, report.processes), min_seconds=s.min_seconds,
-            timed_s=report.timed_s, bounds=ValidityBounds(s.max_cv, s.max_tail_ratio),
+            result.samples_us, runs=runs, min_seconds=s.min_seconds, timed_s=report.timed_s, bounds=bounds,
+            process_medians=report.process_medians_us,
         )
+    elif report.latency_aggregate:
+        problems = aggregate_problems(report.latency_aggregate, runs=runs, bounds=bounds)
     else:
-        problems = ["no raw samples (aggregates only): spread not checked"]
+        problems = ["no latency samples nor aggregates"]
     if report.measured_during_conversion:
         problems.append("measured while conversions were running")
     problems += [w for w in report.warnings if "throttl" in w or "temperature" in w or "hot" in w]
@@ -112,6 +137,10 @@ def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings 
         result.peak_rss_mb = rep.peak_rss_delta_kb / 1024.0
     elif rep.peak_memory_mb is not None:
         result.peak_rss_mb = rep.peak_memory_mb
+    if rep.init_rss_delta_kb is not None:
+        result.init_memory_mb = rep.init_rss_delta_kb / 1024.0
+    elif rep.init_memory_mb is not None:
+        result.init_memory_mb = rep.init_memory_mb
     coverage = rep.delegate_coverage
     if coverage is not None and coverage < 1.0:
         result.warnings.append(f"delegate ran {coverage:.0%} of the nodes; the rest fell back to the CPU")

@@ -1,11 +1,18 @@
 """Compare two runs row by row: the regression gate.
 
-Pure functions on lists of `Result`. Rows match on (model, flag set, device, threads,
-xnnpack). For latency, a row regresses only when the change is both *significant*
-(two-sided Mann-Whitney U on the raw samples, p < alpha) and *large* (median change
-over the threshold): with tens of thousands of samples almost any difference is
-significant, and without a test a noisy 6 % blip would fail CI. The 95 % confidence
-interval of the change in median comes from a percentile bootstrap with a fixed seed.
+Pure functions on lists of rows (`Result` or the store's `ReportRow`). Rows match on
+(model, flag set, device, threads, xnnpack). What decides a row:
+
+- Deterministic figures (status, size, drift, accuracy) are exact: judged as they are.
+- Latency depends on who measured when. First the gate asks whether the *artifact* could
+  have changed (`artifact_identity`): same bytes, same runtime and version, same settings
+  means any latency change is the machine's. Those rows are never a regression; together
+  they say how far the machine moved between the runs ("3 unchanged artifacts moved +27%")
+  and how much rows scatter around that move (the run-to-run noise for the others).
+- For a changed artifact the stored numbers only nominate: a change beyond the limit
+  (the threshold, or noise_factor x the run-to-run noise, after removing the machine's
+  move) is `unconfirmed`. Only a confirmation (base and new re-measured now, interleaved,
+  see harness/core/confirmation.py) makes it REGRESSED or improved.
 """
 
 from __future__ import annotations
@@ -13,14 +20,33 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from harness.core.confirmation import PairedChange, Remeasurement, paired_change
 from harness.core.result import Result
-from harness.report.compare_stats import latency_stats, median_change_ci  # noqa: F401 - re-exported
+from harness.report.compare_identity import (  # noqa: F401 - re-exported
+    ARTIFACT_CHANGED,
+    NOISE_MIN_ROWS,
+    RUNTIME_CHANGED,
+    SAME_ARTIFACT,
+    SETTINGS_CHANGED,
+    UNKNOWN,
+    MachineMove,
+    artifact_identity,
+    machine_move,
+    median_noise,
+    run_to_run_noise,
+    samples_of,
+    tested_pair,
+)
+from harness.report.compare_stats import PairStats, latency_stats, median_change_ci  # noqa: F401 - re-exported
 
 REGRESSED = "REGRESSED"
 IMPROVED = "improved"
 SAME = "~"
 MISSING = "MISSING"
 ADDED = "new"
+UNCONFIRMED = "unconfirmed"
+
+UNCONFIRMED_POLICIES = ("warn", "fail")
 
 
 @dataclass
@@ -30,21 +56,25 @@ class Thresholds:
     max_accuracy_drop: float | None = None  # absolute drop of accuracy (0..1)
     max_size_increase: float | None = 0.0  # relative
     alpha: float = 0.01
-    # Run-to-run noise floor: a latency change must also exceed noise_factor x the spread of
-    # the per-row median changes (robust, MAD) when at least NOISE_MIN_ROWS rows have samples.
+    # A stored latency change must also exceed noise_factor x the run-to-run noise: the spread of
+    # unchanged artifacts around the machine's move (3+ such rows), else of all rows' changes
+    # (NOISE_MIN_ROWS+ rows).
     noise_factor: float | None = 3.0
+    unconfirmed: str = "warn"  # what a slowdown that could not be confirmed does: warn | fail
 
 
 @dataclass
 class LatencyChange:
     base_p50_us: float
     new_p50_us: float
-    change: float  # relative change of the median: new / base - 1
-    ci_low: float | None  # 95 % CI of the relative change
+    change: float  # relative change of the stored medians: new / base - 1
+    ci_low: float | None  # 95 % CI of the relative change (one process's samples per side)
     ci_high: float | None
     p_value: float | None
     significant: bool
-    verdict: str
+    verdict: str  # what the stored samples alone say (REGRESSED / improved / ~)
+    adjusted: float | None = None  # `change` with the machine's move removed (when it is known)
+    confirmed: PairedChange | None = None  # the re-measured change, when confirmation ran
 
 
 @dataclass
@@ -61,6 +91,11 @@ class RowComparison:
     regressions: list[str] = field(default_factory=list)  # what regressed, one phrase each
     improvements: list[str] = field(default_factory=list)
     new_key: tuple | None = None  # differs from key only in --ignore'd fields
+    identity: str | None = None  # SAME_ARTIFACT, RUNTIME_CHANGED, ... (None unless both rows exist)
+    unconfirmed: list[str] = field(default_factory=list)  # latency changes nobody confirmed
+    slower_unconfirmed: bool = False  # one of them is a slowdown (what --unconfirmed fail fails)
+    notes: list[str] = field(default_factory=list)  # information that decided nothing
+    remeasured: Remeasurement | None = None
 
     @property
     def verdict(self) -> str:
@@ -70,6 +105,8 @@ class RowComparison:
             return ADDED
         if self.regressions:
             return REGRESSED
+        if self.unconfirmed:
+            return UNCONFIRMED
         if self.improvements:
             return IMPROVED
         return SAME
@@ -79,13 +116,20 @@ class RowComparison:
         model, flag_set, device, threads, xnnpack = self.key
         return f"{model}/{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'})"
 
+    @property
+    def why(self) -> str:
+        return "; ".join(self.regressions + self.unconfirmed + self.improvements) or "; ".join(self.notes)
+
 
 @dataclass
 class Comparison:
     rows: list[RowComparison]
     thresholds: Thresholds
-    noise: float | None = None  # run-to-run spread of median changes (relative), when estimated
+    noise: float | None = None  # run-to-run noise (relative) applied to stored changes, when estimated
     latency_limit: float | None = None  # the limit applied: max(threshold, noise_factor x noise)
+    machine: MachineMove | None = None
+    confirm_rounds: int | None = None  # rounds per confirmed pair, when confirmation ran
+    confirm_seconds: float = 0.0
 
     @property
     def regressed(self) -> list[RowComparison]:
@@ -95,53 +139,75 @@ class Comparison:
     def improved(self) -> list[RowComparison]:
         return [r for r in self.rows if r.verdict == IMPROVED]
 
+    @property
+    def unconfirmed(self) -> list[RowComparison]:
+        return [r for r in self.rows if r.verdict == UNCONFIRMED]
+
+    @property
+    def failed(self) -> bool:
+        """What the exit code says: a regression, or an unconfirmed slowdown under --unconfirmed fail."""
+        return bool(self.regressed) or (self.thresholds.unconfirmed == "fail"
+                                        and any(r.slower_unconfirmed for r in self.unconfirmed))
+
+    @property
+    def to_confirm(self) -> list[RowComparison]:
+        """Rows whose stored latency moved enough to be worth re-measuring (artifact not the same).
+
+        Half the threshold: a real change that the machine's move half hid is still looked at.
+        """
+        half = self.thresholds.max_latency_regression / 2
+        return [r for r in self.rows if r.latency is not None and r.identity in (ARTIFACT_CHANGED, SETTINGS_CHANGED,
+                UNKNOWN) and abs(_value(r.latency.adjusted, r.latency.change)) > half and not r.regressions]
+
     def summary(self) -> str:
-        counts = {v: 0 for v in (REGRESSED, MISSING, IMPROVED, SAME, ADDED)}
+        counts = {v: 0 for v in (REGRESSED, MISSING, UNCONFIRMED, IMPROVED, SAME, ADDED)}
         for r in self.rows:
             counts[r.verdict] += 1
-        head = "REGRESSED" if self.regressed else "no regressions"
-        parts = [f"{counts[REGRESSED]} regressed", f"{counts[IMPROVED]} improved", f"{counts[SAME]} unchanged"]
+        slower = any(r.slower_unconfirmed for r in self.unconfirmed)
+        head = ("REGRESSED" if self.regressed else "FAILED (unconfirmed slowdown)" if self.failed
+                else "no regressions")
+        named = [f"{r.key[0]}/{r.key[1]} {r.why}" for r in self.regressed[:3]]
+        parts = [f"{counts[REGRESSED]} regressed" + (f" ({'; '.join(named)})" if named else "")]
+        better = [f"{r.key[0]}/{r.key[1]} {r.why}" for r in self.improved[:3]]
+        parts.append(f"{counts[IMPROVED]} improved" + (f" ({'; '.join(better)})" if better else ""))
+        if counts[UNCONFIRMED]:
+            parts.append(f"{counts[UNCONFIRMED]} unconfirmed"
+                         + (f" (--unconfirmed {self.thresholds.unconfirmed})" if slower else ""))
+        parts.append(f"{counts[SAME]} unchanged")
         if counts[MISSING]:
             parts.append(f"{counts[MISSING]} missing in the new run")
         if counts[ADDED]:
             parts.append(f"{counts[ADDED]} new")
-        t = self.thresholds
-        limit = self.latency_limit if self.latency_limit is not None else t.max_latency_regression
-        noise = (f"; run-to-run noise {self.noise:.1%} (MAD of the rows' median changes) raised the limit"
-                 if self.noise is not None and limit > t.max_latency_regression else "")
-        return (f"{head}: {len(self.rows)} rows, " + ", ".join(parts)
-                + f" (latency: Mann-Whitney p < {t.alpha:g} and median change > {limit:.1%}{noise})")
+        text = f"{head}: {len(self.rows)} rows, " + ", ".join(parts)
+        if self.machine is not None:
+            text += "; " + self.machine.text(self.thresholds.max_latency_regression)
+        if self.confirm_rounds:
+            text += f"; confirmed by {self.confirm_rounds} interleaved rounds ({self.confirm_seconds:.0f} s)"
+        return text
 
 
-def _samples(r: Result):
-    """The raw samples of a row: a list, or a NumPy array (the store's compare path); [] when none."""
-    s = r.samples_us
-    return [] if s is None else s
+def _value(x: float | None, default: float) -> float:
+    return default if x is None else x
 
 
 def compare_latency(base: Result, new: Result, thresholds: Thresholds,
-                    stats: tuple | None = None) -> LatencyChange | None:
-    """`stats`: (base_p50, new_p50, change, ci_low, ci_high, p) computed for many rows at once
-    by `latency_stats` (the same numbers this computes for one row)."""
-    b = _samples(base)
-    a = _samples(new)
+                    stats: PairStats | None = None) -> LatencyChange | None:
+    """What the stored samples say; `stats` is `latency_stats`' figures for this pair when they
+    were computed for many rows at once (the same numbers this computes for one row)."""
+    b = samples_of(base)
+    a = samples_of(new)
     if not ((base.latency_us or len(b)) and (new.latency_us or len(a))):
         return None
     if len(b) >= 3 and len(a) >= 3:
-        if stats is None:
-            stats = latency_stats([(b, a)])[0]
-        base_p50, new_p50, change, low, high, p = stats
+        s = stats if stats is not None else latency_stats([(b, a)])[0]
+        base_p50, new_p50, change, low, high, p = s.base_p50, s.new_p50, s.change, s.ci_low, s.ci_high, s.p_value
         significant = p < thresholds.alpha
-    else:  # no raw samples (e.g. benchmark_model gave only a summary): no test, no gate
+    else:  # no raw samples (e.g. benchmark_model gave only a summary): no test
         base_p50, new_p50 = base.latency_us["p50"], new.latency_us["p50"]
         change, low, high, p, significant = new_p50 / base_p50 - 1.0, None, None, None, False
     limit = thresholds.max_latency_regression
-    if significant and change > limit:
-        verdict = REGRESSED
-    elif significant and change < -limit:
-        verdict = IMPROVED
-    else:
-        verdict = SAME
+    verdict = (REGRESSED if significant and change > limit else IMPROVED if significant and change < -limit
+               else SAME)
     return LatencyChange(base_p50, new_p50, change, low, high, p, significant, verdict)
 
 
@@ -153,13 +219,17 @@ def _drift(r: Result | None, key: str) -> float | None:
 
 
 def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds: Thresholds,
-                latency: tuple | None = None) -> RowComparison:
+                latency: PairStats | None = None, machine: MachineMove | None = None,
+                remeasured: Remeasurement | None = None, stored_limit: float | None = None) -> RowComparison:
+    """One matched pair. `stored_limit`: what a stored (unconfirmed) latency change must exceed,
+    the threshold raised to the noise floor (default: the threshold)."""
     row = RowComparison(key, base.status if base else None, new.status if new else None,
                         new_key=new.key if new else None)
     if base is None or new is None:
         if new is None:
             row.regressions.append("missing in the new run")
         return row
+    row.identity = artifact_identity(base, new)
     row.max_abs = (_drift(base, "max_abs"), _drift(new, "max_abs"))
     row.cosine = (_drift(base, "cosine"), _drift(new, "cosine"))
     row.accuracy = (_drift(base, "accuracy"), _drift(new, "accuracy"))
@@ -172,11 +242,16 @@ def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds:
         row.improvements.append(f"status {base.status} -> ok")
     if base.status != "ok" or new.status != "ok":
         return row
+    _deterministic(row, thresholds)
     row.latency = compare_latency(base, new, thresholds, latency)
-    if row.latency and row.latency.verdict == REGRESSED:
-        row.regressions.append(f"latency p50 {row.latency.change:+.1%}")
-    elif row.latency and row.latency.verdict == IMPROVED:
-        row.improvements.append(f"latency p50 {row.latency.change:+.1%}")
+    if row.latency is not None:
+        limit = thresholds.max_latency_regression if stored_limit is None else stored_limit
+        _judge_latency(row, base, new, thresholds.max_latency_regression, limit, machine, remeasured)
+    return row
+
+
+def _deterministic(row: RowComparison, thresholds: Thresholds) -> None:
+    """Size, drift and accuracy: the same bytes give the same figures, so they are judged exactly."""
     b, a = row.max_abs
     if thresholds.max_drift_increase is not None and b is not None and a is not None:
         if a - b > thresholds.max_drift_increase:
@@ -191,7 +266,49 @@ def compare_row(key: tuple, base: Result | None, new: Result | None, thresholds:
             row.regressions.append(f"size {b} -> {a} bytes ({a / b - 1:+.1%})")
         elif a < b:
             row.improvements.append(f"size {a / b - 1:+.1%}")
-    return row
+
+
+def _judge_latency(row: RowComparison, base: Result, new: Result, threshold: float, limit: float,
+                   machine: MachineMove | None, remeasured: Remeasurement | None) -> None:
+    """Same artifact: the machine. Confirmed: the re-measured change against the threshold.
+    Otherwise a stored change beyond `limit` is unconfirmed."""
+    lat = row.latency
+    if row.identity == SAME_ARTIFACT:
+        row.notes.append(f"same artifact, runtime and settings: p50 {lat.change:+.1%} is the machine")
+        return
+    lat.adjusted = (1 + lat.change) / (1 + machine.change) - 1 if machine is not None else None
+    stored = _value(lat.adjusted, lat.change)
+    row.remeasured = remeasured
+    confirmed = None
+    if remeasured is not None and remeasured.rounds >= 2:
+        confirmed = paired_change(remeasured.base_medians_us, remeasured.new_medians_us)
+    if confirmed is not None:
+        lat.confirmed = confirmed
+        c = confirmed
+        text = f"latency p50 {c.change:+.1%} (confirmed: [{c.ci_low:+.1%}, {c.ci_high:+.1%}] over {c.rounds} rounds)"
+        if c.change > threshold and c.ci_low > 0:
+            row.regressions.append(text)
+        elif c.change < -threshold and c.ci_high < 0:
+            row.improvements.append(text)
+        else:
+            row.notes.append(f"stored p50 {stored:+.1%}, re-measured {c.change:+.1%} "
+                             f"[{c.ci_low:+.1%}, {c.ci_high:+.1%}]: not a change beyond {threshold:.0%}")
+        return
+    if abs(stored) <= limit or not (lat.significant or lat.p_value is None):
+        return
+    prefix = (f"runtime {base.runtime} {base.runtime_version} -> {new.runtime} {new.runtime_version}: "
+              if row.identity == RUNTIME_CHANGED else "")
+    if row.identity == RUNTIME_CHANGED:
+        why = "another runtime: the old one cannot be re-measured here"
+    elif remeasured is not None and remeasured.error:
+        why = f"not confirmed: {remeasured.error}"
+    else:
+        why = "stored results only"
+    validity = [v for v in (base.validity, new.validity) if v and v != "valid"]
+    if validity:
+        why += f"; not valid: {validity[0]}"
+    row.unconfirmed.append(f"{prefix}latency p50 {stored:+.1%} (unconfirmed: {why})")
+    row.slower_unconfirmed = row.slower_unconfirmed or stored > 0
 
 
 KEY_FIELDS = ("model", "flag_set", "device", "threads", "xnnpack")
@@ -199,16 +316,20 @@ IGNORABLE = ("device", "threads", "xnnpack")
 
 
 def compare_results(base: list[Result], new: list[Result], thresholds: Thresholds | None = None,
-                    ignore: tuple[str, ...] = ()) -> Comparison:
+                    ignore: tuple[str, ...] = (), *,
+                    remeasured: dict[tuple, Remeasurement] | None = None) -> Comparison:
     """Match rows by key and compare each; rows only in NEW are 'new', only in BASE 'MISSING'.
 
     `ignore` drops settings from the match key (e.g. xnnpack: compare a run with the
     delegate against one without). Two rows of one run that then share a key are an error.
+    `remeasured`: confirmations by row key (see harness.pipeline.confirm.gate, which runs them).
     """
     thresholds = thresholds or Thresholds()
     unknown = set(ignore) - set(IGNORABLE)
     if unknown:
         raise ValueError(f"cannot ignore {sorted(unknown)}; choose from {', '.join(IGNORABLE)}")
+    if thresholds.unconfirmed not in UNCONFIRMED_POLICIES:
+        raise ValueError(f"unconfirmed={thresholds.unconfirmed!r}; choose from {', '.join(UNCONFIRMED_POLICIES)}")
 
     def match_key(r: Result) -> tuple:
         return tuple(None if name in ignore else v for name, v in zip(KEY_FIELDS, r.key, strict=True))
@@ -227,49 +348,18 @@ def compare_results(base: list[Result], new: list[Result], thresholds: Threshold
     a = index(new, "NEW")
     keys = list(b) + [k for k in a if k not in b]
     # the latency statistics of every row that has them, computed in vectorised blocks
-    tested = [k for k in keys if k in b and k in a and _tested(b[k], a[k])]
-    stats = dict(zip(tested, latency_stats([(_samples(b[k]), _samples(a[k])) for k in tested]), strict=True))
-    noise = _noise([(s[0], s[1]) for s in stats.values()])
-    applied = thresholds
+    tested = [k for k in keys if k in b and k in a and tested_pair(b[k], a[k])]
+    stats = dict(zip(tested, latency_stats([(samples_of(b[k]), samples_of(a[k])) for k in tested]), strict=True))
+    machine = machine_move([(b[k], a[k], stats.get(k)) for k in keys if k in b and k in a])
+    noise = machine.spread if machine is not None and machine.spread is not None else \
+        median_noise([(s.base_p50, s.new_p50) for s in stats.values()])
+    limit = thresholds.max_latency_regression
     if noise is not None and thresholds.noise_factor:
-        floor = math.exp(thresholds.noise_factor * noise) - 1.0
-        if floor > thresholds.max_latency_regression:
-            from dataclasses import replace
-
-            applied = replace(thresholds, max_latency_regression=floor)
-    rows = [compare_row((b.get(k) or a[k]).key, b.get(k), a.get(k), applied, stats.get(k)) for k in keys]
-    return Comparison(rows, thresholds, noise, applied.max_latency_regression)
-
-
-def _tested(base: Result, new: Result) -> bool:
-    """Both ok with raw samples on both sides: the rows that get the test and the bootstrap."""
-    return base.status == "ok" and new.status == "ok" and len(_samples(base)) >= 3 and len(_samples(new)) >= 3
-
-
-NOISE_MIN_ROWS = 8
-
-
-def run_to_run_noise(pairs: list[tuple[Result, Result]]) -> float | None:
-    """Robust spread (1.4826 x MAD) of log(median NEW / median BASE) over the matched rows.
-
-    Samples of one run come from one process, so Mann-Whitney cannot see the between-process
-    variation (CPU frequency, memory placement, other load) that shifts every median by a few
-    percent from run to run. Across many rows that variation shows as scatter of the per-row
-    changes around their common shift; a real regression of one row stands out from it, and
-    a real regression of all rows moves the centre, not the scatter.
-    """
-    import numpy as np
-
-    return _noise([(float(np.median(_samples(b))), float(np.median(_samples(a))))
-                   for b, a in pairs if _tested(b, a)])
-
-
-def _noise(medians: list[tuple[float, float]]) -> float | None:
-    """run_to_run_noise from the (median BASE, median NEW) of the tested rows."""
-    import numpy as np
-
-    logs = [math.log(mn / mb) for mb, mn in medians if mb > 0 and mn > 0]
-    if len(logs) < NOISE_MIN_ROWS:
-        return None
-    x = np.asarray(logs)
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+        limit = max(limit, math.exp(thresholds.noise_factor * noise) - 1.0)
+    remeasured = remeasured or {}
+    rows = []
+    for k in keys:
+        key = (b.get(k) or a[k]).key
+        rows.append(compare_row(key, b.get(k), a.get(k), thresholds, stats.get(k), machine, remeasured.get(key),
+                                stored_limit=limit))
+    return Comparison(rows, thresholds, noise, limit, machine)

@@ -10,12 +10,15 @@ from harness.report.compare import (
     MISSING,
     REGRESSED,
     SAME,
+    UNCONFIRMED,
     Comparison,
     RowComparison,
 )
 
-COMPARE_COLUMNS = ["model", "flag set", "device", "thr", "xnn", "status", "p50 base ms", "p50 new ms",
-                   "p50 change [95% CI]", "p", "max abs", "accuracy", "size", "mem MB", "verdict", "why"]
+COMPARE_COLUMNS = ["model", "flag set", "device", "thr", "xnn", "status", "artifact", "p50 base ms", "p50 new ms",
+                   "p50 change [95% CI]", "confirmed [95% CI]", "p", "max abs", "accuracy", "size", "mem MB",
+                   "verdict", "why"]
+VERDICT_ORDER = {REGRESSED: 0, MISSING: 0, UNCONFIRMED: 1, IMPROVED: 2, ADDED: 3, SAME: 4}
 
 
 def _ms(us: float | None) -> str:
@@ -54,15 +57,19 @@ def row_cells(r: RowComparison) -> list[str]:
         change = f"{lat.change:+.1%}"
         if lat.ci_low is not None:
             change += f" [{lat.ci_low:+.1%}, {lat.ci_high:+.1%}]"
+        if lat.adjusted is not None:
+            change += f" (machine-adjusted {lat.adjusted:+.1%})"
         p = "-" if lat.p_value is None else _p_text(lat.p_value)
-        lat_cells = [_ms(lat.base_p50_us), _ms(lat.new_p50_us), change, p]
+        c = lat.confirmed
+        confirmed = "-" if c is None else f"{c.change:+.1%} [{c.ci_low:+.1%}, {c.ci_high:+.1%}] x{c.rounds}"
+        lat_cells = [_ms(lat.base_p50_us), _ms(lat.new_p50_us), change, confirmed, p]
     else:
-        lat_cells = ["-", "-", "-", "-"]
+        lat_cells = ["-", "-", "-", "-", "-"]
     sb, sa = r.size_bytes
     size = "-" if not (sb and sa) else (f"{sa / 1024:.1f} KB" if sa == sb else f"{sa / 1024:.1f} KB ({sa / sb - 1:+.1%})")
-    return [model, flag_set, device, threads_text, xnn_text, status, *lat_cells,
+    return [model, flag_set, device, threads_text, xnn_text, status, r.identity or "-", *lat_cells,
             _pair(*r.max_abs, ".3g"), _pair(*r.accuracy, ".3f"), size, _pair(*r.peak_rss_mb, ".1f"),
-            r.verdict, "; ".join(r.regressions or r.improvements)]
+            r.verdict, r.why]
 
 
 def comparison_markdown(c: Comparison, base_name: str, new_name: str) -> str:
@@ -73,8 +80,7 @@ def comparison_markdown(c: Comparison, base_name: str, new_name: str) -> str:
              "| " + " | ".join(COMPARE_COLUMNS) + " |",
              "|" + "|".join("---" if i < 3 or h in ("status", "verdict", "why") else "---:"
                             for i, h in enumerate(COMPARE_COLUMNS)) + "|"]
-    order = {REGRESSED: 0, MISSING: 0, IMPROVED: 1, ADDED: 2, SAME: 3}
-    for r in sorted(c.rows, key=lambda r: order[r.verdict]):
+    for r in sorted(c.rows, key=lambda r: VERDICT_ORDER[r.verdict]):
         cells = [esc(x) for x in row_cells(r)]
         if r.verdict in (REGRESSED, MISSING):
             cells[COMPARE_COLUMNS.index("verdict")] = f"**{r.verdict}**"
@@ -90,7 +96,8 @@ def comparison_rich(c: Comparison, base_name: str, new_name: str):
     for h in COMPARE_COLUMNS:
         table.add_column(h, justify="left" if h in ("model", "flag set", "device", "status", "verdict", "why")
                          else "right", overflow="fold")
-    style = {REGRESSED: "bold red", MISSING: "bold red", IMPROVED: "green", ADDED: "cyan", SAME: "dim"}
+    style = {REGRESSED: "bold red", MISSING: "bold red", UNCONFIRMED: "yellow", IMPROVED: "green", ADDED: "cyan",
+             SAME: "dim"}
     for r in c.rows:
         cells = [escape(x) for x in row_cells(r)]
         i = COMPARE_COLUMNS.index("verdict")
@@ -112,11 +119,18 @@ def comparison_dict(c: Comparison, base_name: str, new_name: str) -> dict:
         rows.append({
             "model": model, "flag_set": flag_set, "device": device, "threads": threads, "xnnpack": xnnpack,
             "verdict": r.verdict, "regressions": r.regressions, "improvements": r.improvements,
+            "unconfirmed": r.unconfirmed, "notes": r.notes, "identity": r.identity,
             "status": {"base": r.base_status, "new": r.new_status},
             "latency": None if lat is None else {
                 "base_p50_us": lat.base_p50_us, "new_p50_us": lat.new_p50_us, "change": clean(lat.change),
                 "ci95": [clean(lat.ci_low), clean(lat.ci_high)] if lat.ci_low is not None else None,
-                "p_value": lat.p_value, "significant": lat.significant, "verdict": lat.verdict},
+                "p_value": lat.p_value, "significant": lat.significant, "verdict": lat.verdict,
+                "machine_adjusted_change": clean(lat.adjusted),
+                "confirmed": None if lat.confirmed is None else lat.confirmed.to_dict()},
+            "remeasured": None if r.remeasured is None else {
+                "device": r.remeasured.device, "base_medians_us": r.remeasured.base_medians_us,
+                "new_medians_us": r.remeasured.new_medians_us, "orders": r.remeasured.orders,
+                "seconds": r.remeasured.seconds, "error": r.remeasured.error},
             "max_abs": {"base": clean(r.max_abs[0]), "new": clean(r.max_abs[1])},
             "cosine": {"base": clean(r.cosine[0]), "new": clean(r.cosine[1])},
             "accuracy": {"base": r.accuracy[0], "new": r.accuracy[1]},
@@ -124,10 +138,16 @@ def comparison_dict(c: Comparison, base_name: str, new_name: str) -> dict:
             "peak_rss_mb": {"base": r.peak_rss_mb[0], "new": r.peak_rss_mb[1]},
         })
     t = c.thresholds
-    return {"base": base_name, "new": new_name, "regressed": bool(c.regressed), "summary": c.summary(),
+    m = c.machine
+    return {"base": base_name, "new": new_name, "regressed": bool(c.regressed), "failed": c.failed,
+            "exit_code": 1 if c.failed else 0, "summary": c.summary(),
             "thresholds": {"max_latency_regression": t.max_latency_regression, "alpha": t.alpha,
                            "max_drift_increase": t.max_drift_increase, "max_accuracy_drop": t.max_accuracy_drop,
-                           "max_size_increase": t.max_size_increase},
+                           "max_size_increase": t.max_size_increase, "noise_factor": t.noise_factor,
+                           "unconfirmed": t.unconfirmed},
+            "machine": None if m is None else {"rows": m.rows, "change": m.change, "spread": m.spread},
+            "noise": c.noise, "stored_latency_limit": c.latency_limit,
+            "confirmation": {"rounds": c.confirm_rounds, "seconds": c.confirm_seconds},
             "rows": rows}
 
 
@@ -153,3 +173,35 @@ def comparison_json(c: Comparison, base_name: str, new_name: str) -> str:
     body = ",\n  ".join(map(json.dumps, rows))
     lines.append(f' "rows": [\n  {body}\n ]' if rows else ' "rows": []')
     return "\n".join(lines) + "\n}"
+
+
+def comparison_junit(c: Comparison, base_name: str, new_name: str) -> str:
+    """JUnit XML: one <testcase> per matched row (CI systems list them); a regression is a
+    <failure>, an unconfirmed slowdown a <failure> under --unconfirmed fail and a <skipped>
+    with its reason under warn, so it shows without failing the build."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name=f"tflite-harness compare {base_name} -> {new_name}")
+    failures = skipped = 0
+    for r in c.rows:
+        model, flag_set, device, threads, xnnpack = r.key
+        case = ET.SubElement(suite, "testcase", classname=f"tflite-harness.{model}",
+                             name=f"{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'})")
+        if r.verdict in (REGRESSED, MISSING) or (r.verdict == UNCONFIRMED and r.slower_unconfirmed
+                                                 and c.thresholds.unconfirmed == "fail"):
+            failures += 1
+            ET.SubElement(case, "failure", message=r.why, type=r.verdict).text = r.why
+        elif r.verdict == UNCONFIRMED:
+            skipped += 1
+            ET.SubElement(case, "skipped", message=r.why)
+        ET.SubElement(case, "system-out").text = " | ".join(f"{h}: {v}" for h, v in
+                                                            zip(COMPARE_COLUMNS, row_cells(r), strict=True))
+    suite.set("tests", str(len(c.rows)))
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    suite.set("errors", "0")
+    ET.SubElement(suite, "system-out").text = c.summary()
+    root = ET.Element("testsuites", name="tflite-harness compare", tests=str(len(c.rows)), failures=str(failures))
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

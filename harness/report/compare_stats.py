@@ -7,6 +7,21 @@ gives the same numbers bit for bit (tests/test_compare.py checks it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PairStats:
+    """One matched row's stored-sample statistics: medians, relative change of the median with
+    its 95 % bootstrap interval, and the two-sided Mann-Whitney p-value."""
+
+    base_p50: float
+    new_p50: float
+    change: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
 
 def median_change_ci(base, new, *, n_boot: int = 2000, seed: int = 0,
                      level: float = 0.95) -> tuple[float, float, float]:
@@ -46,8 +61,8 @@ _BATCH_ROWS = 2048  # rows per vectorised block: 2 x 2048 x 2000 bootstrap media
 
 
 def latency_stats(pairs: list[tuple], n_boot: int = 2000, seed: int = 0,
-                  level: float = 0.95) -> list[tuple[float, float, float, float, float, float]]:
-    """(base_p50, new_p50, change, ci_low, ci_high, p) for each (base samples, new samples) pair.
+                  level: float = 0.95) -> list[PairStats]:
+    """A `PairStats` for each (base samples, new samples) pair.
 
     The same numbers as `median_change_ci` and `mannwhitneyu` row by row, computed for all rows
     of equal sample counts at once: every row's bootstrap starts from the same seed, so the
@@ -77,7 +92,7 @@ def latency_stats(pairs: list[tuple], n_boot: int = 2000, seed: int = 0,
         med_b, med_a = np.median(B, axis=1), np.median(A, axis=1)
         change = med_a / med_b - 1.0
         for j, i in enumerate(rows):
-            out[i] = (float(med_b[j]), float(med_a[j]), float(change[j]), float(low[j]), float(high[j]),
+            out[i] = PairStats(float(med_b[j]), float(med_a[j]), float(change[j]), float(low[j]), float(high[j]),
                       float(pvals[j]))
 
     jobs = []
