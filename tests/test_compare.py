@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import astuple
 import sys
+from dataclasses import astuple
 
 import numpy as np
 import pytest

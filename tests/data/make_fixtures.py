@@ -2,8 +2,12 @@
 
     .venv/bin/python tests/data/make_fixtures.py            # tiny.tflite, hang.tflite
     .venv/bin/python tests/data/make_fixtures.py --crasher  # search for crash.tflite
+    .venv/bin/python tests/data/make_fixtures.py --gate     # gate_same.tflite, gate_wide.tflite
 
 tiny.tflite   a healthy 8 -> 16 -> 4 float classifier (FULLY_CONNECTED, RELU, SOFTMAX).
+gate_same.tflite  tiny.tflite's architecture with other weights: other bytes, the same work
+              (compare's confirmation must find no latency change between the two).
+gate_wide.tflite  8 -> 384 -> 384 -> 4: far more work than tiny.tflite (a real slowdown to confirm).
 hang.tflite   a WHILE loop whose condition `x[0] > -1` holds for every input in [0, 1):
               ai_edge_litert's invoke() never returns (the `timeout` fixture).
 crash.tflite  tiny.tflite with one 32-bit word of its flatbuffer changed, found by a seeded
@@ -35,6 +39,25 @@ def make_tiny() -> bytes:
     @tf.function(input_signature=[tf.TensorSpec([1, 8], tf.float32, name="x")])
     def f(x):
         return {"probs": tf.nn.softmax(tf.matmul(tf.nn.relu(tf.matmul(x, w1)), w2))}
+
+    c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    return c.convert()
+
+
+def make_dense(widths: tuple[int, ...], seed: int) -> bytes:
+    """A float MLP 8 -> widths... -> 4 with softmax (the shape family of tiny.tflite)."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    sizes = (8, *widths, 4)
+    ws = [tf.constant(rng.normal(size=(a, b)).astype(np.float32)) for a, b in zip(sizes, sizes[1:], strict=False)]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 8], tf.float32, name="x")])
+    def f(x):
+        for w in ws[:-1]:
+            x = tf.nn.relu(tf.matmul(x, w))
+        return {"probs": tf.nn.softmax(tf.matmul(x, ws[-1]))}
 
     c = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
     return c.convert()
@@ -122,6 +145,10 @@ def main() -> int:
         (HERE / "crash.tflite").write_bytes(blob)
         (HERE / "crash.txt").write_text(note + "\n")
         print(note)
+        return 0
+    if "--gate" in sys.argv:
+        (HERE / "gate_same.tflite").write_bytes(make_dense((16,), seed=1))
+        (HERE / "gate_wide.tflite").write_bytes(make_dense((384, 384), seed=0))
         return 0
     (HERE / "tiny.tflite").write_bytes(make_tiny())
     (HERE / "hang.tflite").write_bytes(make_hang())
