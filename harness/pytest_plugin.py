@@ -92,6 +92,20 @@ class HarnessFixture:
                                      "size_bytes": artifact.size_bytes, "threads": threads})
         return benchmark(interp.invoke)
 
+    def assert_no_regression(self, base, new, *, confirm: bool = True, rounds: int = 4, **thresholds: Any):
+        """Fail unless the gate passes NEW against BASE (rows, run ids, or results.json paths):
+        the CLI's `compare`, confirmation included (artifacts found in this fixture's cache).
+        `thresholds`: harness.report.compare.Thresholds fields, e.g. max_latency_regression=0.1."""
+        from harness.pipeline.confirm import compare_runs
+        from harness.report.compare import Thresholds
+
+        c = compare_runs(base, new, Thresholds(**thresholds), confirm=confirm, rounds=rounds,
+                         cache_dirs=(self.cache_dir,))
+        if c.failed:
+            pytest.fail(c.summary() + "".join(f"\n  {r.label}: {r.why}" for r in c.regressed + c.unconfirmed),
+                        pytrace=False)
+        return c
+
     @staticmethod
     def assert_ok(result, *, max_abs: float | None = None, min_cosine: float | None = None,
                   min_top1: float | None = None, min_accuracy: float | None = None,

@@ -157,7 +157,7 @@ class Comparison:
         """
         half = self.thresholds.max_latency_regression / 2
         return [r for r in self.rows if r.latency is not None and r.identity in (ARTIFACT_CHANGED, SETTINGS_CHANGED,
-                UNKNOWN) and abs(_value(r.latency.adjusted, r.latency.change)) > half and not r.regressions]
+                UNKNOWN) and abs(_value(r.latency.adjusted, r.latency.change)) > half]
 
     def summary(self) -> str:
         counts = {v: 0 for v in (REGRESSED, MISSING, UNCONFIRMED, IMPROVED, SAME, ADDED)}

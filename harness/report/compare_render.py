@@ -78,7 +78,7 @@ def comparison_markdown(c: Comparison, base_name: str, new_name: str) -> str:
 
     lines = [f"**tflite-harness compare** `{esc(base_name)}` -> `{esc(new_name)}`: {esc(c.summary())}", "",
              "| " + " | ".join(COMPARE_COLUMNS) + " |",
-             "|" + "|".join("---" if i < 3 or h in ("status", "verdict", "why") else "---:"
+             "|" + "|".join("---" if i < 3 or h in ("status", "artifact", "verdict", "why") else "---:"
                             for i, h in enumerate(COMPARE_COLUMNS)) + "|"]
     for r in sorted(c.rows, key=lambda r: VERDICT_ORDER[r.verdict]):
         cells = [esc(x) for x in row_cells(r)]
@@ -94,7 +94,7 @@ def comparison_rich(c: Comparison, base_name: str, new_name: str):
 
     table = Table(title=f"{escape(base_name)} -> {escape(new_name)}", header_style="bold")
     for h in COMPARE_COLUMNS:
-        table.add_column(h, justify="left" if h in ("model", "flag set", "device", "status", "verdict", "why")
+        table.add_column(h, justify="left" if h in ("model", "flag set", "device", "status", "artifact", "verdict", "why")
                          else "right", overflow="fold")
     style = {REGRESSED: "bold red", MISSING: "bold red", UNCONFIRMED: "yellow", IMPROVED: "green", ADDED: "cyan",
              SAME: "dim"}
@@ -157,7 +157,7 @@ def comparison_plain(c: Comparison, base_name: str, new_name: str) -> str:
     from harness.report.plain import plain_table
 
     right = {i for i, h in enumerate(COMPARE_COLUMNS)
-             if h not in ("model", "flag set", "device", "status", "verdict", "why")}
+             if h not in ("model", "flag set", "device", "status", "artifact", "verdict", "why")}
     return plain_table(COMPARE_COLUMNS, [row_cells(r) for r in c.rows], right=right,
                        title=f"{base_name} -> {new_name}")
 
