@@ -92,7 +92,7 @@ class HarnessFixture:
                                      "size_bytes": artifact.size_bytes, "threads": threads})
         return benchmark(interp.invoke)
 
-    def assert_no_regression(self, base, new, *, confirm: bool = True, rounds: int = 4, **thresholds: Any):
+    def assert_no_regression(self, base, new, *, confirm: bool = True, rounds: int = 6, **thresholds: Any):
         """Fail unless the gate passes NEW against BASE (rows, run ids, or results.json paths):
         the CLI's `compare`, confirmation included (artifacts found in this fixture's cache).
         `thresholds`: harness.report.compare.Thresholds fields, e.g. max_latency_regression=0.1."""

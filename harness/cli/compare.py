@@ -48,7 +48,7 @@ def _fraction(value: str | None, option: str) -> float | None:
               help="Stored latency changes must also exceed this many times the run-to-run noise (0: off).")
 @click.option("--confirm/--no-confirm", default=True, show_default=True,
               help="Re-measure both artifacts of a latency change now, interleaved, on the row's device.")
-@click.option("--confirm-rounds", type=click.IntRange(2, 100), default=4, show_default=True,
+@click.option("--confirm-rounds", type=click.IntRange(2, 100), default=6, show_default=True,
               help="Rounds of the confirmation (each: base and new in fresh processes, order alternating).")
 @click.option("--unconfirmed", type=click.Choice(["warn", "fail"]), default="warn", show_default=True,
               help="What a slowdown that could not be confirmed does to the exit code.")

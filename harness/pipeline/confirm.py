@@ -36,7 +36,7 @@ from harness.pipeline.artifacts import Artifact, Prepared
 from harness.pipeline.evaluate import measure_job
 from harness.report.compare import Comparison, Thresholds, compare_results
 
-DEFAULT_ROUNDS = 4
+DEFAULT_ROUNDS = 6
 DEFAULT_CACHE_DIRS = (Path("results/cache"),)
 
 
