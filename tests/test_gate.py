@@ -218,3 +218,27 @@ def test_memory_does_not_grow_with_the_number_of_timed_samples(tmp_path):
     assert counts[1] > 3 * counts[0]
     assert abs(peaks[1] - peaks[0]) <= 1024, (peaks, counts)
     assert not math.isnan(peaks[0])
+
+
+# ------------------------------------------------------------------ the Python API and the pytest plugin
+
+def test_the_gate_from_python_and_from_the_pytest_fixture(tmp_path):
+    import pytest
+
+    from harness.pipeline.confirm import compare_runs
+    from harness.pytest_plugin import HarnessFixture
+
+    rng = np.random.default_rng(28)
+    base = [make_result("cnn", "int8", rng=rng, size=20_000)]
+    same = [make_result("cnn", "int8", rng=rng, size=20_000, artifact=base[0].artifact)]
+    bigger = [make_result("cnn", "int8", rng=rng, size=26_000)]
+    db = tmp_path / "s.sqlite"
+    s, (a, b, c) = store_with_runs(db, base, same, bigger)
+    s.close()
+    assert not compare_runs(a, b, store=db).failed  # run ids, as the CLI takes them
+    assert compare_runs(a, c, store=db, confirm=False).failed
+    fixture = HarnessFixture(tmp_path, tmp_path / "cache")
+    assert fixture.assert_no_regression(base, same).rows[0].identity == "same"
+    with pytest.raises(pytest.fail.Exception, match="size 20000 -> 26000"):
+        fixture.assert_no_regression(base, bigger)
+    fixture.assert_no_regression(base, bigger, max_size_increase=0.5)  # a Thresholds field
