@@ -6,10 +6,12 @@ Method (figures and targets in BENCHMARKS.md, section "regression gate"):
 - Background load: one child process streams a 64 MB array (memory-bound, the shared-runner
   neighbour of issue 13) pinned to the last core; it exits on its own after 40 minutes at
   most and is stopped in a `finally`.
-- Models: float MLPs 8 -> 256 -> 256 -> 4 converted once with TensorFlow in a child process:
-  `base`, `same` (other weights: other bytes, equal work) and slower variants with one extra
-  256 -> k -> 256 block under the same model and flag-set names. The variants planted at
-  +10 % and +25 % are picked by a calibration (8 interleaved rounds per candidate k).
+- Models: float MLPs of 20 identical 128 x 128 layers (+ 8 -> 128 in, 128 -> 4 softmax out),
+  converted once with TensorFlow in a child process: `base`, `same` (other weights: other
+  bytes, equal work), `slow10` (22 layers) and `slow25` (25 layers): more layers of the same
+  kind under the same model and flag-set names, so the extra work is a fixed share of the
+  total whatever the neighbour does. A calibration (10 interleaved rounds) says what the
+  planted slowdowns measure here.
 - A "run" of a row is one `LocalDevice.measure` at the default settings (5 warm-up runs,
   50 runs, 0.5 s), the path `tflite-harness run` takes; the row stores what a run stores
   for latency (samples, artifact hash and path, runtime, settings).
@@ -36,14 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
 OUT = c.WORK / "gate"
-CANDIDATES = (4, 8, 12, 16, 24, 32, 48, 64)
+WIDTH, BASE_LAYERS = 128, 20  # slow10: 22 layers, slow25: 25 layers of the same kind
 
 _BUILD = textwrap.dedent('''
     import sys, numpy as np, tensorflow as tf
     out = sys.argv[1]
-    def mlp(name, seed, extra):
+    def mlp(name, seed, layers):
         rng = np.random.default_rng(seed)
-        sizes = [(8, 256), (256, 256)] + ([(256, extra), (extra, 256)] if extra else []) + [(256, 4)]
+        sizes = [(8, WIDTH)] + [(WIDTH, WIDTH)] * layers + [(WIDTH, 4)]
         ws = [tf.constant((rng.normal(size=s) / np.sqrt(s[0])).astype(np.float32)) for s in sizes]
         @tf.function(input_signature=[tf.TensorSpec([1, 8], tf.float32, name="x")])
         def f(x):
@@ -52,10 +54,10 @@ _BUILD = textwrap.dedent('''
             return {"probs": tf.nn.softmax(tf.matmul(x, ws[-1]))}
         conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
         open(f"{out}/{name}.tflite", "wb").write(conv.convert())
-    mlp("base", 0, 0)
-    mlp("same", 1, 0)
-    for k in sys.argv[2:]:
-        mlp(f"extra{k}", 0, int(k))
+    mlp("base", 0, BASE_LAYERS)
+    mlp("same", 1, BASE_LAYERS)
+    mlp("slow10", 0, BASE_LAYERS + BASE_LAYERS // 10)
+    mlp("slow25", 0, BASE_LAYERS + BASE_LAYERS // 4)
 ''')
 
 _LOAD = textwrap.dedent('''
@@ -77,9 +79,12 @@ def start_load() -> subprocess.Popen:
 
 def build_models() -> dict[str, Path]:
     OUT.mkdir(parents=True, exist_ok=True)
-    names = ["base", "same", *[f"extra{k}" for k in CANDIDATES]]
-    if not all((OUT / f"{n}.tflite").is_file() for n in names):
-        c.run([sys.executable, "-c", _BUILD, str(OUT), *map(str, CANDIDATES)], timeout=900)
+    names = ["base", "same", "slow10", "slow25"]
+    stamp = OUT / f"built-{WIDTH}x{BASE_LAYERS}"
+    if not stamp.is_file() or not all((OUT / f"{n}.tflite").is_file() for n in names):
+        source = _BUILD.replace("WIDTH", str(WIDTH)).replace("BASE_LAYERS", str(BASE_LAYERS))
+        c.run([sys.executable, "-c", source, str(OUT)], timeout=900)
+        stamp.write_text("")
     return {n: OUT / f"{n}.tflite" for n in names}
 
 
@@ -117,21 +122,19 @@ def run_row(device, path: Path, inputs: Path, settings):
     return r, took
 
 
-def calibrate(paths: dict[str, Path], rounds: int = 8) -> dict[int, float]:
-    """True slowdown of each candidate vs base: geometric mean of interleaved paired ratios."""
+def calibrate(paths: dict[str, Path], rounds: int = 10) -> dict[str, float]:
+    """The planted slowdowns as measured here: geometric mean of interleaved paired ratios."""
     from harness.core.confirmation import paired_change
     from harness.pipeline.confirm import remeasure
 
     out = {}
     base = _row(paths["base"])
-    for k in CANDIDATES:
-        rem = remeasure([("k", base, _row(paths[f"extra{k}"]))], rounds, cache_dirs=())["k"]
+    for name in ("slow10", "slow25"):
+        rem = remeasure([("k", base, _row(paths[name]))], rounds, cache_dirs=())["k"]
         pc = paired_change(rem.base_medians_us, rem.new_medians_us)
-        out[k] = pc.change
-        print(f"  calibration: extra block {k:>3}: {pc.change:+.1%} [{pc.ci_low:+.1%}, {pc.ci_high:+.1%}]",
+        out[name] = pc.change
+        print(f"  calibration: {name}: {pc.change:+.1%} [{pc.ci_low:+.1%}, {pc.ci_high:+.1%}] over {rounds} rounds",
               flush=True)
-        if pc.change > 0.35:
-            break
     return out
 
 
@@ -144,10 +147,6 @@ def _row(path: Path):
     r.settings = {"warmup_runs": 5, "runs": 50, "min_seconds": 0.5, "max_seconds": 150.0, "repeat": 1,
                   "pin_cpu": None}
     return r
-
-
-def closest(found: dict[int, float], target: float) -> int:
-    return min(found, key=lambda k: abs(found[k] - target))
 
 
 def main() -> int:
@@ -168,9 +167,6 @@ def main() -> int:
     try:
         time.sleep(1.0)
         found = calibrate(paths)
-        k10, k25 = closest(found, 0.10), closest(found, 0.25)
-        print(f"  planted: +10% -> extra{k10} (measured {found[k10]:+.1%}), +25% -> extra{k25} "
-              f"(measured {found[k25]:+.1%})", flush=True)
         device, settings = LocalDevice(), Settings()
         counts = {"identical": 0, "same_work": 0, "same_work_nominated": 0, "slow10": 0, "slow25": 0}
         costs, confirm_s, pair_s = [], [], []
@@ -178,8 +174,8 @@ def main() -> int:
             base, t_base = run_row(device, paths["base"], inputs, settings)
             again, t_again = run_row(device, paths["base"], inputs, settings)
             same, t_same = run_row(device, paths["same"], inputs, settings)
-            s10, t10 = run_row(device, paths[f"extra{k10}"], inputs, settings)
-            s25, t25 = run_row(device, paths[f"extra{k25}"], inputs, settings)
+            s10, t10 = run_row(device, paths["slow10"], inputs, settings)
+            s25, t25 = run_row(device, paths["slow25"], inputs, settings)
             verdicts = []
             for name, new, t_new in (("identical", again, t_again), ("same_work", same, t_same),
                                      ("slow10", s10, t10), ("slow25", s25, t25)):
@@ -200,9 +196,9 @@ def main() -> int:
                    counts["identical"] == 0)
         report.add("false alarms, equal work, other bytes (confirmed)", counts["same_work"], f"of {n}", "0",
                    counts["same_work"] == 0, note=f"{counts['same_work_nominated']} of {n} went to confirmation")
-        report.add(f"detected, planted +25% (extra{k25}, measured {found[k25]:+.0%})", counts["slow25"], f"of {n}",
+        report.add(f"detected, planted +25% (measured {found['slow25']:+.0%})", counts["slow25"], f"of {n}",
                    ">= 19", counts["slow25"] >= 19 * n / 20)
-        report.add(f"detected, planted +10% (extra{k10}, measured {found[k10]:+.0%})", counts["slow10"], f"of {n}",
+        report.add(f"detected, planted +10% (measured {found['slow10']:+.0%})", counts["slow10"], f"of {n}",
                    ">= 16", counts["slow10"] >= 16 * n / 20)
         if costs:
             report.add("confirmation cost / one run measurement of the two rows (median)",
