@@ -100,7 +100,8 @@ def test_a_real_slowdown_is_confirmed_and_a_planted_one_is_not():
     assert wide.verdict == REGRESSED, wide.why
     assert wide.latency.confirmed.ci_low > 0.05 and "confirmed" in wide.why
     assert wide.remeasured.orders == ["AB", "BA", "AB", "BA"]  # the order alternates
-    assert len(wide.remeasured.base_medians_us) == 4 and wide.remeasured.error is None
+    assert len(wide.remeasured.base_us) == len(wide.remeasured.base_medians_us) == 4
+    assert wide.remeasured.error is None
     planted = by["planted"]  # +40 % in the stored rows, equal work in the files
     assert planted.verdict == SAME, planted.why
     assert "re-measured" in planted.why and abs(planted.latency.confirmed.change) < 0.5

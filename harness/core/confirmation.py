@@ -6,6 +6,13 @@ round gives one paired ratio new/base of the two processes' medians; slow drifts
 machine (frequency, a neighbour's load) hit both halves of a round alike and cancel in
 the ratio, and the alternation cancels the "second process of a pair is slower" bias.
 
+Each process is summarised by a low quantile of its samples, p10 (`ROUND_QUANTILE`), not
+its median: a neighbour's load only ever adds time to an invoke (preemption, a polluted
+cache), so the fast part of the distribution is the artifact's own cost and moves least
+between processes (Chen & Revels, "Robust benchmarking in noisy environments", 2016, make
+the case for the minimum; p10 of thousands of samples keeps that robustness without
+resting on one sample). Medians are kept alongside, for the record and bench/gate.py.
+
 The decision uses a Student-t 95 % interval of the mean log ratio over the rounds (the
 geometric-mean ratio). With 4-8 rounds a percentile bootstrap has too few points to
 cover honestly and a sign test cannot reach p < 0.05 below 6 rounds; the t interval
@@ -18,12 +25,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+ROUND_QUANTILE = 10  # percentile of each process's samples that a round compares
+
 
 @dataclass
 class Remeasurement:
-    """Per-round medians (microseconds) of base and new, as measured now by confirmation."""
+    """Per-round figures (microseconds) of base and new, as measured now by confirmation:
+    the `ROUND_QUANTILE` percentile that decides, and the medians."""
 
     device: str
+    base_us: list[float] = field(default_factory=list)
+    new_us: list[float] = field(default_factory=list)
     base_medians_us: list[float] = field(default_factory=list)
     new_medians_us: list[float] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)  # "AB" or "BA" per round
@@ -32,7 +44,10 @@ class Remeasurement:
 
     @property
     def rounds(self) -> int:
-        return min(len(self.base_medians_us), len(self.new_medians_us))
+        return min(len(self.base_us), len(self.new_us))
+
+    def change(self) -> PairedChange | None:
+        return paired_change(self.base_us, self.new_us)
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,7 @@ class PairedChange:
 
 
 def paired_change(base_us: list[float], new_us: list[float], level: float = 0.95) -> PairedChange | None:
-    """Geometric-mean ratio of paired medians with a Student-t interval; None below 2 rounds."""
+    """Geometric-mean ratio of paired per-round figures with a Student-t interval; None below 2 rounds."""
     from scipy.stats import t as student_t
 
     logs = [math.log(n / b) for b, n in zip(base_us, new_us, strict=False) if b > 0 and n > 0]

@@ -14,7 +14,8 @@ against the row's sha256) and whose device opens, it measures the pair again:
   (at least 5), without the evaluation pass: the whole confirmation costs about one
   measurement's timing plus one process start per measurement.
 
-The decision from the per-round ratios is harness/core/confirmation.py's.
+Each process is summarised by its p10 (and median, kept); the decision from the per-round
+ratios is harness/core/confirmation.py's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import Settings
-from harness.core.confirmation import Remeasurement
+from harness.core.confirmation import ROUND_QUANTILE, Remeasurement
 from harness.core.hashing import hash_path
 from harness.core.result import Result
 from harness.devices.registry import open_device
@@ -122,27 +123,32 @@ def _rounds(device, jobs: list, rounds: int, rem: Remeasurement) -> None:
     start = time.perf_counter()
     for r in range(rounds):
         order = (0, 1) if r % 2 == 0 else (1, 0)
-        medians: dict[int, float] = {}
+        figures: dict[int, tuple[float, float]] = {}
         for side in order:
             m = device.measure(jobs[side])
-            median = _median(m)
-            if m.status != "ok" or median is None:
+            got = _figures(m) if m.status == "ok" else None
+            if got is None:
                 rem.error = f"re-measuring {'base' if side == 0 else 'new'} failed: {m.status} {m.reason}".strip()
                 rem.seconds = time.perf_counter() - start
                 return
-            medians[side] = median
-        rem.base_medians_us.append(medians[0])
-        rem.new_medians_us.append(medians[1])
+            figures[side] = got
+        rem.base_us.append(figures[0][0])
+        rem.new_us.append(figures[1][0])
+        rem.base_medians_us.append(figures[0][1])
+        rem.new_medians_us.append(figures[1][1])
         rem.orders.append("AB" if order == (0, 1) else "BA")
     rem.seconds = time.perf_counter() - start
 
 
-def _median(m) -> float | None:
+def _figures(m) -> tuple[float, float] | None:
+    """(the deciding low quantile, the median) of one measurement."""
     if m.report.samples_us:
-        return float(np.median(m.report.samples_us))
-    agg = m.report.latency_aggregate or {}  # benchmark_model: its own median, else the mean
-    value = agg.get("median", agg.get("avg"))
-    return float(value) if value else None
+        low, median = np.percentile(m.report.samples_us, [ROUND_QUANTILE, 50])
+        return float(low), float(median)
+    agg = m.report.latency_aggregate or {}  # benchmark_model prints p5, its median, the mean
+    median = agg.get("median", agg.get("avg"))
+    low = agg.get("p5", median)
+    return (float(low), float(median)) if low and median else None
 
 
 def confirm_settings(row: Result, rounds: int) -> Settings:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from harness.core.confirmation import PairedChange, Remeasurement, paired_change
+from harness.core.confirmation import PairedChange, Remeasurement
 from harness.core.result import Result
 from harness.report.compare_identity import (  # noqa: F401 - re-exported
     ARTIFACT_CHANGED,
@@ -281,7 +281,7 @@ def _judge_latency(row: RowComparison, base: Result, new: Result, threshold: flo
     row.remeasured = remeasured
     confirmed = None
     if remeasured is not None and remeasured.rounds >= 2:
-        confirmed = paired_change(remeasured.base_medians_us, remeasured.new_medians_us)
+        confirmed = remeasured.change()
     if confirmed is not None:
         lat.confirmed = confirmed
         c = confirmed

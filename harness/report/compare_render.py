@@ -128,7 +128,8 @@ def comparison_dict(c: Comparison, base_name: str, new_name: str) -> dict:
                 "machine_adjusted_change": clean(lat.adjusted),
                 "confirmed": None if lat.confirmed is None else lat.confirmed.to_dict()},
             "remeasured": None if r.remeasured is None else {
-                "device": r.remeasured.device, "base_medians_us": r.remeasured.base_medians_us,
+                "device": r.remeasured.device, "base_p10_us": r.remeasured.base_us, "new_p10_us": r.remeasured.new_us,
+                "base_medians_us": r.remeasured.base_medians_us,
                 "new_medians_us": r.remeasured.new_medians_us, "orders": r.remeasured.orders,
                 "seconds": r.remeasured.seconds, "error": r.remeasured.error},
             "max_abs": {"base": clean(r.max_abs[0]), "new": clean(r.max_abs[1])},

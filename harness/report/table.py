@@ -31,7 +31,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("snr_db", "SNR dB", "signal-to-noise ratio of outputs vs the original, dB (inf = identical)"),
     ("top1", "top-1", "share of samples whose unique top class matches the original's (ties count as misses)"),
     ("accuracy", "acc", "task accuracy against the model's labels (original's accuracy in brackets)"),
-    ("valid", "valid", "valid, or why the latency should not be trusted (few runs, wide spread, long tail, throttling)"),
+    ("valid", "valid", "valid, or why the latency should not be trusted (few runs or seconds, an unstable p50, throttling)"),
     ("rep", "rep", "representative data: samples (the model's own), random (seeded, in [0,1)), none"),
     ("reason", "reason", "why the row is not ok, or a note"),
 ]
