@@ -285,7 +285,7 @@ def _judge_latency(row: RowComparison, base: Result, new: Result, threshold: flo
     if confirmed is not None:
         lat.confirmed = confirmed
         c = confirmed
-        text = f"latency p50 {c.change:+.1%} (confirmed: [{c.ci_low:+.1%}, {c.ci_high:+.1%}] over {c.rounds} rounds)"
+        text = f"latency {c.change:+.1%} (confirmed: [{c.ci_low:+.1%}, {c.ci_high:+.1%}] over {c.rounds} rounds)"
         if c.change > threshold and c.ci_low > 0:
             row.regressions.append(text)
         elif c.change < -threshold and c.ci_high < 0:
