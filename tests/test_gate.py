@@ -79,6 +79,12 @@ def test_same_artifact_on_another_runtime_version_is_a_runtime_change():
     assert "another runtime" in row.why
     n.runtime_version = "1.0"
     assert compare_results([b], [n]).rows[0].verdict == SAME  # back to the same runtime: the machine
+    # the same bytes matched across a setting or a device (--ignore) are not "the same artifact"
+    off = make_result(rng=rng, p50=2000.0, artifact=b.artifact, xnnpack=False)
+    assert compare_results([b], [off], ignore=("xnnpack",)).rows[0].identity == "settings"
+    phone = make_result(rng=rng, p50=2000.0, artifact=b.artifact, device="adb:192.0.2.1:5555")
+    row = compare_results([b], [phone], ignore=("device",)).rows[0]
+    assert row.identity == "device" and "two devices" in row.why and row.verdict == UNCONFIRMED
 
 
 # ------------------------------------------------------------------ 2-3. confirmed regression / improvement

@@ -268,4 +268,6 @@ def aggregate_problems(agg: dict, *, runs: int, bounds: ValidityBounds = Validit
         half = 1.96 * 1.2533 * sigma / math.sqrt(count) / median
         if half > bounds.max_p50_ci:
             problems.append(f"p50 unstable: ~95% CI +/-{half:.1%} > {bounds.max_p50_ci:.0%} (from aggregates)")
+    else:
+        problems.append("no run count or spread in the aggregates: p50 stability not checked")
     return problems

@@ -24,6 +24,7 @@ from harness.core.confirmation import PairedChange, Remeasurement
 from harness.core.result import Result
 from harness.report.compare_identity import (  # noqa: F401 - re-exported
     ARTIFACT_CHANGED,
+    DEVICE_CHANGED,
     NOISE_MIN_ROWS,
     RUNTIME_CHANGED,
     SAME_ARTIFACT,
@@ -297,9 +298,12 @@ def _judge_latency(row: RowComparison, base: Result, new: Result, threshold: flo
     if abs(stored) <= limit or not (lat.significant or lat.p_value is None):
         return
     prefix = (f"runtime {base.runtime} {base.runtime_version} -> {new.runtime} {new.runtime_version}: "
-              if row.identity == RUNTIME_CHANGED else "")
+              if row.identity == RUNTIME_CHANGED else f"device {base.device} -> {new.device}: "
+              if row.identity == DEVICE_CHANGED else "")
     if row.identity == RUNTIME_CHANGED:
         why = "another runtime: the old one cannot be re-measured here"
+    elif row.identity == DEVICE_CHANGED:
+        why = "two devices: not re-measured side by side"
     elif remeasured is not None and remeasured.error:
         why = f"not confirmed: {remeasured.error}"
     else:

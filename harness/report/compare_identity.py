@@ -18,7 +18,8 @@ from harness.report.compare_stats import PairStats
 # artifact identity of a matched pair
 SAME_ARTIFACT = "same"  # same bytes, runtime + version, settings: latency changes are the machine's
 RUNTIME_CHANGED = "runtime"  # same bytes, another runtime or version: a change is the runtime's
-SETTINGS_CHANGED = "settings"  # same bytes and runtime, other measurement settings
+SETTINGS_CHANGED = "settings"  # same bytes and runtime, other measurement settings (or threads, xnnpack)
+DEVICE_CHANGED = "device"  # same bytes measured on two devices: a change is the device's
 ARTIFACT_CHANGED = "changed"  # other bytes: a change may be the conversion's
 UNKNOWN = "unknown"  # a side does not name its artifact (old rows): treated as changed
 
@@ -35,9 +36,12 @@ def artifact_identity(base: Result, new: Result) -> str:
         return UNKNOWN
     if base.artifact != new.artifact:
         return ARTIFACT_CHANGED
+    if base.device != new.device:  # compared across devices (--ignore device)
+        return DEVICE_CHANGED
     if (base.runtime, base.runtime_version) != (new.runtime, new.runtime_version):
         return RUNTIME_CHANGED
-    if getattr(base, "settings", None) != getattr(new, "settings", None):
+    if (getattr(base, "settings", None) != getattr(new, "settings", None)
+            or (base.threads, base.xnnpack) != (new.threads, new.xnnpack)):  # --ignore threads / xnnpack
         return SETTINGS_CHANGED
     return SAME_ARTIFACT
 
