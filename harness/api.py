@@ -303,16 +303,23 @@ def rows(run: PathLike | RunSummary = "latest", store: PathLike | None = None) -
 
 
 # ---------------------------------------------------------------------------- comparing runs
-def compare(base: PathLike | RunSummary, new: PathLike | RunSummary, *, store: PathLike | None = None,
-            ignore: Iterable[str] = (), **thresholds: Any) -> Comparison:
-    """Compare run NEW against run BASE (either as `rows` takes it): the regression gate.
+def compare(base: PathLike | RunSummary | list, new: PathLike | RunSummary | list, *,
+            store: PathLike | None = None, ignore: Iterable[str] = (), confirm: bool = True, rounds: int = 6,
+            cache_dirs: Iterable[PathLike] = ("results/cache",), **thresholds: Any) -> Comparison:
+    """Compare run NEW against run BASE (either as `rows` takes it, or a list of rows): the
+    regression gate, as `tflite-harness compare` runs it.
 
     THRESHOLDS are `harness.report.compare.Thresholds` fields (`max_latency_regression=0.05`,
-    `max_size_increase`, `max_drift_increase`, `max_accuracy_drop`, `alpha`, `noise_factor`);
-    IGNORE drops settings from the row match (e.g. `ignore=("xnnpack",)`). Returns the
-    `Comparison`: `.rows`, `.regressed`, `.summary()`; `tflite-harness compare` prints the same.
+    `max_size_increase`, `max_drift_increase`, `max_accuracy_drop`, `alpha`, `noise_factor`,
+    `unconfirmed="warn"|"fail"`); IGNORE drops settings from the row match (e.g.
+    `ignore=("xnnpack",)`). A latency change of a changed artifact is confirmed by re-measuring
+    both artifacts now, interleaved, `rounds` times (`confirm=False`: stored results only, the
+    change is `unconfirmed`); artifacts are found at the paths the rows name or in CACHE_DIRS.
+    Returns the `Comparison`: `.failed` (the CLI's exit code 1), `.rows`, `.regressed`,
+    `.summary()`.
     """
-    from harness.report.compare import Thresholds, compare_results
+    from harness.pipeline.confirm import gate
+    from harness.report.compare import Thresholds
     from harness.store import gc_paused
 
     try:
@@ -323,9 +330,10 @@ def compare(base: PathLike | RunSummary, new: PathLike | RunSummary, *, store: P
         known = ", ".join(f.name for f in fields(Thresholds))
         raise UsageError(f"compare: unknown threshold in {sorted(thresholds)}; known: {known}") from None
     with gc_paused():
-        _, base_rows = read_run(base, store, which="BASE", for_compare=True)
-        _, new_rows = read_run(new, store, which="NEW", for_compare=True)
+        base_rows = base if isinstance(base, list) else read_run(base, store, which="BASE", for_compare=True)[1]
+        new_rows = new if isinstance(new, list) else read_run(new, store, which="NEW", for_compare=True)[1]
         try:
-            return compare_results(base_rows, new_rows, limits, ignore=tuple(ignore))
+            return gate(base_rows, new_rows, limits, ignore=tuple(ignore), confirm=confirm, rounds=rounds,
+                        cache_dirs=tuple(Path(d) for d in cache_dirs))
         except ValueError as exc:
             raise UsageError(str(exc)) from None

@@ -96,11 +96,9 @@ class HarnessFixture:
         """Fail unless the gate passes NEW against BASE (rows, run ids, or results.json paths):
         the CLI's `compare`, confirmation included (artifacts found in this fixture's cache).
         `thresholds`: harness.report.compare.Thresholds fields, e.g. max_latency_regression=0.1."""
-        from harness.pipeline.confirm import compare_runs
-        from harness.report.compare import Thresholds
+        from harness.api import compare
 
-        c = compare_runs(base, new, Thresholds(**thresholds), confirm=confirm, rounds=rounds,
-                         cache_dirs=(self.cache_dir,))
+        c = compare(base, new, confirm=confirm, rounds=rounds, cache_dirs=(self.cache_dir,), **thresholds)
         if c.failed:
             pytest.fail(c.summary() + "".join(f"\n  {r.label}: {r.why}" for r in c.regressed + c.unconfirmed),
                         pytrace=False)

@@ -309,8 +309,7 @@ class Store:
                 out[(model, flag_set, device, threads, bool(xnnpack))] = values
         return out
 
-    def fill_identity(self, run_id: str, rows: list) -> None:
-        """Set artifact_path, settings, inputs_dir (compare's identity and re-measuring) from the row JSON."""
+    def fill_identity(self, run_id: str, rows: list) -> None:  # compare's identity + re-measuring, from the JSON
         by_key = {r.key: r for r in rows}
         for *key, path, settings, inputs in self.db.execute(
                 "SELECT model, flag_set, device, threads, xnnpack, json_extract(data, '$.artifact_path'), json_extract("

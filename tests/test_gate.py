@@ -232,7 +232,7 @@ def test_memory_does_not_grow_with_the_number_of_timed_samples(tmp_path):
 def test_the_gate_from_python_and_from_the_pytest_fixture(tmp_path):
     import pytest
 
-    from harness.pipeline.confirm import compare_runs
+    import harness
     from harness.pytest_plugin import HarnessFixture
 
     rng = np.random.default_rng(28)
@@ -242,8 +242,9 @@ def test_the_gate_from_python_and_from_the_pytest_fixture(tmp_path):
     db = tmp_path / "s.sqlite"
     s, (a, b, c) = store_with_runs(db, base, same, bigger)
     s.close()
-    assert not compare_runs(a, b, store=db).failed  # run ids, as the CLI takes them
-    assert compare_runs(a, c, store=db, confirm=False).failed
+    assert not harness.compare(a, b, store=db).failed  # run ids, as the CLI takes them
+    assert harness.compare(a, c, store=db, confirm=False).failed
+    assert harness.compare(base, same, cache_dirs=()).rows[0].identity == "same"  # rows, too
     fixture = HarnessFixture(tmp_path, tmp_path / "cache")
     assert fixture.assert_no_regression(base, same).rows[0].identity == "same"
     with pytest.raises(pytest.fail.Exception, match="size 20000 -> 26000"):

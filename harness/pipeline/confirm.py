@@ -1,6 +1,6 @@
 """The regression gate with confirmation: re-measure base and new now, interleaved, then judge.
 
-`gate(base, new)` is what `tflite-harness compare` and the Python API run. Stored results
+`gate(base, new)` is what `tflite-harness compare` and the Python API (`harness.compare`) run. Stored results
 only nominate latency changes (harness/report/compare.py); for each nominated pair whose
 two artifacts are at hand (the path the row names, or the content-addressed cache, checked
 against the row's sha256) and whose device opens, it measures the pair again:
@@ -65,17 +65,6 @@ def gate(base: list[Result], new: list[Result], thresholds: Thresholds | None = 
     out.confirm_rounds = rounds if any(m.rounds for m in remeasured.values()) else None
     out.confirm_seconds = sum(m.seconds for m in remeasured.values())
     return out
-
-
-def compare_runs(base: str | Path | list[Result], new: str | Path | list[Result],
-                 thresholds: Thresholds | None = None, *, store: Path | None = None, **options) -> Comparison:
-    """`gate` on two runs named as the CLI names them (run id or prefix, 'latest', a results.json
-    or a run folder) or given as rows; `options` are gate's (ignore, confirm, rounds, cache_dirs)."""
-    from harness.report.compare_load import load_rows
-
-    base_rows = base if isinstance(base, list) else load_rows(base, store, "BASE")[1]
-    new_rows = new if isinstance(new, list) else load_rows(new, store, "NEW")[1]
-    return gate(base_rows, new_rows, thresholds, **options)
 
 
 def remeasure(pairs: list[tuple[tuple, Result, Result]], rounds: int, *,
