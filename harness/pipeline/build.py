@@ -125,6 +125,23 @@ class Builder:
             "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"),
         })
 
+    # ------------------------------------------------------------------ int8 family and diagnosis
+    def model_hash(self, m: ModelSpec) -> str:
+        return self._model_hash(m)
+
+    def reference_key(self, m: ModelSpec) -> str:
+        return self._reference_key(m)
+
+    def calibration_path(self, m: ModelSpec, fs: FlagSet) -> Path | None:
+        """The shared calibration FS quantizes from (pipeline/calibrate.py), or None: standalone."""
+        from harness.pipeline.calibrate import calibration_path
+
+        return calibration_path(self, m, fs)
+
+    def submit(self, job: dict, priority: float = 0.0):
+        """A worker job outside the campaign's plan (diagnosis, search steps): Future[WorkerAnswer]."""
+        return self._pool_get().submit(job, priority=priority)
+
     def _write_log(self, name: str, text: str) -> str:
         path = self.out_dir / "logs" / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,8 +285,10 @@ class Builder:
         assert p is not None or not fs.needs_representative_data
         rep_path = p.dir / "representative.npz" if p is not None and fs.needs_representative_data and p.dir else None
         out_path = self.cache.tmp_path(".tflite")
+        calibration = self.calibration_path(m, fs) if rep_path else None  # the int8 family calibrates once
         return {
             "op": "convert", "model": model_payload(m), "options": fs.converter_options(),
+            "calibration": str(calibration) if calibration else None,
             "rep_path": str(rep_path) if rep_path else None,
             "shapes": [i["shape"] for i in p.meta["inputs"]] if p is not None else None, "out_path": str(out_path),
         }, out_path

@@ -1,0 +1,39 @@
+"""Open a diagnosis session outside a campaign: one model, one flag set, a pool, a prepared model.
+
+The CLI command, the Python API and the pytest fixture all come through here, so they
+share the campaign's cache (references, calibrations, artifacts, diagnoses) and its
+conversion keys: a search made by `diagnose --budget` is the artifact a campaign with
+the same budget flag set reuses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.config import Campaign, Settings, model_from_path
+from harness.core.flag_sets import FlagSet, resolve_flag_sets
+from harness.pipeline.diagnose import DiagnoseSession
+
+SEARCH_SETTINGS = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples=200)
+
+
+def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples: str | Path | None = None,
+                 cache_dir: str | Path | None = None, out_dir: str | Path | None = None, workers: int = 1,
+                 settings: Settings | None = None, user_flag_sets: dict[str, FlagSet] | None = None
+                 ) -> DiagnoseSession:
+    """Prepare MODEL (references, evaluation and representative data; cached) and open a session."""
+    from harness.pipeline.campaign import CampaignRun, RunOptions
+
+    spec = model_from_path(str(model), samples=samples, where=str(model))
+    fs = flag_set if isinstance(flag_set, FlagSet) else resolve_flag_sets([flag_set], user_flag_sets or {})[0]
+    s = settings or SEARCH_SETTINGS
+    campaign = Campaign(name="diagnose", models=(spec,), flag_sets=(fs,), devices=("local",), settings=s)
+    root = Path(out_dir) if out_dir else Path("results") / "diagnose"
+    options = RunOptions(out_dir=root / "logs", cache_dir=Path(cache_dir) if cache_dir else None, workers=workers)
+    run = CampaignRun(campaign, options)
+    prepared = run.builder.prepare_all()[spec.name]
+    try:
+        return DiagnoseSession(run.builder, spec, fs, prepared, s)
+    except BaseException:
+        run.builder.close()
+        raise
