@@ -44,6 +44,7 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     validity: str | None = None  # "valid", or why the measurement should not be trusted
     log: str | None = None  # path of the full log for this job, when kept
+    diagnosis: dict[str, Any] | None = None  # budget flag sets: ranked layers and the search (pipeline/search.py)
     plan_index: int | None = None  # position in the campaign's plan, for stable table order
     started_at: float | None = None
     finished_at: float | None = None

@@ -138,6 +138,15 @@ class Builder:
 
         return calibration_path(self, m, fs)
 
+    def submit_conversion(self, m: ModelSpec, fs: FlagSet, job: dict, out_path: Path, p: Prepared | None,
+                          priority: float = 0.0):
+        """A conversion job, or for a flag set with a budget its search (pipeline/budgeted.py)."""
+        if fs.budget and p is not None:
+            from harness.pipeline.budgeted import start_search
+
+            return start_search(self, m, fs, p, out_path)
+        return self._pool_get().submit(job, priority=priority)
+
     def submit(self, job: dict, priority: float = 0.0):
         """A worker job outside the campaign's plan (diagnosis, search steps): Future[WorkerAnswer]."""
         return self._pool_get().submit(job, priority=priority)
@@ -272,7 +281,7 @@ class Builder:
                     on_done(art)
                     continue
                 job, out_path = self._convert_job(m, fs, p)
-                pending.append((m, fs, key, out_path, self._pool_get().submit(job), p))
+                pending.append((m, fs, key, out_path, self.submit_conversion(m, fs, job, out_path, p), p))
         for m, fs, key, out_path, fut, p in pending:
             art = self._finish_conversion(m, fs, key, out_path, fut.result(), p)
             artifacts.append(art)
@@ -303,6 +312,7 @@ class Builder:
                 "artifact": sha, "size_bytes": answer.data["size_bytes"], "convert_s": answer.data["convert_s"],
                 "tf_version": answer.data["tf_version"], "ops": self._ops(path),
                 "representative": p.meta.get("representative_source") if fs.needs_representative_data else "none",
+                **{k: answer.data[k] for k in ("diagnosis", "calibration") if k in answer.data},  # budget, int8 family
             }
             self.cache.store_conversion(key, meta)
             return self._artifact_from_meta(m, fs.name, meta, converted=True)

@@ -138,6 +138,7 @@ class CampaignRun:
             size_bytes=art.meta.get("size_bytes"), convert_s=art.meta.get("convert_s"), converted=art.converted,
             failure_category=art.failure_category, ops=art.meta.get("ops", []),
             representative=art.meta.get("representative"), tool_versions=self.versions, log=art.log,
+            diagnosis=art.meta.get("diagnosis"),
         )
 
     # ------------------------------------------------------------------ outputs

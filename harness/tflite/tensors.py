@@ -33,9 +33,13 @@ class _Sums:
 
 
 def _interpreter(path: Path):
+    import warnings
+
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
+    with warnings.catch_warnings():  # "intended for debugging purposes only": that is what we do
+        warnings.simplefilter("ignore", UserWarning)
+        interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
     interp.allocate_tensors()
     return interp
 
