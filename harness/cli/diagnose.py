@@ -1,6 +1,6 @@
 """`tflite-harness diagnose MODEL`: where quantization hurts, and (with --budget) the cheapest fix.
 
-Parsing and printing only; the work is `pipeline/diagnose.py` and `pipeline/search.py`.
+Parsing and printing only; the work is `pipeline/session.py` (diagnose), `pipeline/diagnose.py` and `pipeline/search.py`.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def register(app: click.Group) -> None:
         in float until the artifact meets it, and report every step."""
         from harness.core.budget import parse_budget
         from harness.core.errors import UsageError
-        from harness.pipeline.diagnose import diagnose as run_diagnose
+        from harness.pipeline.session import diagnose as run_diagnose
 
         if budget is not None:
             parse_budget(budget)  # a bad budget fails before any worker starts

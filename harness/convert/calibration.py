@@ -92,14 +92,9 @@ class QuantizeSpec:
 
 
 # ---------------------------------------------------------------- worker side (TensorFlow)
-def calibrate(model: Any, shapes: list[tuple], rep: list, options: dict[str, Any], feed_names: list[str] | None
-              ) -> bytes:
-    """The calibrated float model (min/max recorded) of MODEL under a family flag set's OPTIONS."""
-    from harness.convert.worker import apply_options
-
-    converter = model.make_converter(shapes)
-    plain = {k: v for k, v in options.items() if k not in ("inference_input_type", "inference_output_type")}
-    apply_options(converter, plain, rep, feed_names)
+def calibrate(converter: Any) -> bytes:
+    """The calibrated float model (min/max recorded) from a converter set up with a family flag
+    set's options and representative data (its inference I/O types left float)."""
     converter._experimental_calibrate_only = True  # noqa: SLF001 - TF's documented debugger path
     return converter.convert()
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +28,40 @@ from harness.convert.calibration import calibrate, calibrated_model, quantize
 ISOLATED_SAMPLES = 64  # NumericVerify runs per sample in TF's interpreter: enough to rank layers
 
 
-def _calibration(job: dict) -> tuple[bytes, bool, float]:
-    """(calibrated model, made by this job, seconds it took to get it)."""
-    from harness.convert.worker import job_inputs, job_model
+@dataclass(frozen=True)
+class WorkerTools:
+    """What these jobs borrow from the worker (passed in, so this module never imports it)."""
 
+    model: Callable[[dict], Any]  # job -> LoadedModel (reused across jobs)
+    inputs: Callable[[dict, Any], tuple]  # (job, model) -> (shapes, representative arrays, feed names)
+    apply_options: Callable[..., None]  # (converter, options, rep, feed names)
+
+
+def _calibration(job: dict, tools: WorkerTools) -> tuple[bytes, bool, float]:
+    """(calibrated model, made by this job, seconds it took to get it)."""
     t0 = time.perf_counter()
 
     def make() -> bytes:
-        model = job_model(job)
-        shapes, rep, feeds = job_inputs(job, model)
+        model = tools.model(job)
+        shapes, rep, feeds = tools.inputs(job, model)
         if rep is None:
             raise ValueError("calibration needs representative data; the job carries none")
-        return calibrate(model, shapes, rep, job["options"], feeds)
+        converter = model.make_converter(shapes)
+        float_io = {k: v for k, v in job["options"].items()
+                    if k not in ("inference_input_type", "inference_output_type")}
+        tools.apply_options(converter, float_io, rep, feeds)
+        return calibrate(converter)
 
     blob, made = calibrated_model(Path(job["calibration"]), make)
     return blob, made, time.perf_counter() - t0
 
 
-def convert_calibrated(job: dict) -> dict:
+def convert_calibrated(job: dict, tools: WorkerTools) -> dict:
     """A family flag set's artifact from the shared calibration (same outputs as a standalone conversion)."""
     import tensorflow as tf
 
     t0 = time.perf_counter()
-    calibrated, made, calibrate_s = _calibration(job)
+    calibrated, made, calibrate_s = _calibration(job, tools)
     blob = quantize(calibrated, job["options"], job.get("float_nodes") or ())
     extra: dict = {}
     if job["options"].get("metadata"):
@@ -61,9 +74,9 @@ def convert_calibrated(job: dict) -> dict:
             "calibration": "made" if made else "reused", "calibrate_s": calibrate_s if made else 0.0, **extra}
 
 
-def quantize_step(job: dict) -> dict:
+def quantize_step(job: dict, tools: WorkerTools) -> dict:
     """One search step: quantize with `float_nodes` kept float; seconds of the quantization alone."""
-    calibrated, made, calibrate_s = _calibration(job)
+    calibrated, made, calibrate_s = _calibration(job, tools)
     t0 = time.perf_counter()
     blob = quantize(calibrated, job["options"], job.get("float_nodes") or ())
     quantize_s = time.perf_counter() - t0
@@ -122,11 +135,11 @@ def _ordered(details: list[dict], names: list[str], arrays: list[np.ndarray]) ->
     return out
 
 
-def diagnose(job: dict) -> dict:
+def diagnose(job: dict, tools: WorkerTools) -> dict:
     """Isolated per-layer error of the job's flag set, and the quantized model it was measured on."""
     import tensorflow as tf
 
-    calibrated, made, calibrate_s = _calibration(job)
+    calibrated, made, calibrate_s = _calibration(job, tools)
     float_io = {k: v for k, v in job["options"].items() if k not in ("inference_input_type", "inference_output_type")}
     float_nodes = job.get("float_nodes") or ()
     t0 = time.perf_counter()

@@ -72,11 +72,6 @@ def _input_specs(m: dict, model) -> tuple[list[str], list[str], list[tuple], lis
     return names, dtypes, shapes, samples, labels
 
 
-def job_model(job: dict):
-    """The job's loaded model (the previous job's when it was the same file); for convert/diagnose.py."""
-    return _model(job)
-
-
 def job_inputs(job: dict, model) -> tuple[list[tuple], list | None, list[str] | None]:
     """(input shapes, representative arrays or None, feed names or None) of a conversion job."""
     import numpy as np
@@ -203,7 +198,7 @@ def convert(job: dict) -> dict:
     if job.get("calibration"):  # the int8 family: quantize the shared calibration (convert/calibration.py)
         from harness.convert.diagnose import convert_calibrated
 
-        return convert_calibrated(job)
+        return convert_calibrated(job, _tools())
     model = _model(job)
     if job.get("shapes") is None:  # submitted before the model's preparation finished
         shapes = [tuple(s) for s in _input_specs(job["model"], model)[2]]
@@ -245,16 +240,23 @@ def check(job: dict) -> dict:
     return assess(job)
 
 
+def _tools():
+    """What convert/diagnose.py borrows from this module (passed in: no import cycle)."""
+    from harness.convert.diagnose import WorkerTools
+
+    return WorkerTools(model=_model, inputs=job_inputs, apply_options=apply_options)
+
+
 def _diagnose(job: dict) -> dict:
     from harness.convert.diagnose import diagnose
 
-    return diagnose(job)
+    return diagnose(job, _tools())
 
 
 def _quantize(job: dict) -> dict:
     from harness.convert.diagnose import quantize_step
 
-    return quantize_step(job)
+    return quantize_step(job, _tools())
 
 
 HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions, "check": check,

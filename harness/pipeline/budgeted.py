@@ -24,6 +24,7 @@ from harness.convert.pool import WorkerAnswer
 from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import Prepared
 
+FLOAT_NOTE = "float layers: "  # how a budget row's reason starts (report/diagnosis.py looks for it)
 STEP_SETTINGS = {"runs": 20, "warmup_runs": 2, "min_seconds": 0.1, "repeat": 1}
 
 
@@ -72,3 +73,14 @@ def start_search(builder, m, fs: FlagSet, p: Prepared, out_path: Path) -> Future
 
     threading.Thread(target=work, name=f"search-{m.name}-{fs.name}", daemon=True).start()
     return future
+
+
+def float_note(diagnosis: dict) -> str:
+    """A budget row's reason: which layers stayed float and whether the budget was met."""
+    search = diagnosis.get("search") or {}
+    chosen = search.get("chosen") or {}
+    names = chosen.get("float_layers") or []
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    verdict = f"meets {search.get('budget')}" if search.get("met") else \
+        f"budget {search.get('budget')} NOT met, best step kept"
+    return f"{FLOAT_NOTE}{shown or 'none'}; {verdict} ({len(search.get('steps', []))} search steps)"

@@ -204,6 +204,10 @@ class CampaignRun:
         jsonl = (self.out_dir / "results.jsonl").open("a", encoding="utf-8")
 
         def record(result: Result) -> None:
+            if result.diagnosis and result.status == statuses.OK and not result.reason:
+                from harness.pipeline.budgeted import float_note  # a budget row says which layers stayed float
+
+                result.reason = float_note(result.diagnosis)
             with self._lock:
                 if result.key in done_keys or self.stopping.is_set():
                     return  # Ctrl-C or closing: a job that ends now is not a result (the files may be closed)

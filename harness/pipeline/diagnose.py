@@ -10,12 +10,13 @@ Both read the model's shared calibration (`convert/calibration.py`), so diagnosi
 every search step after it cost a quantization each, not a conversion.
 
 `DiagnoseSession` holds what diagnosis and the budget search share: a prepared model,
-the converter pool and the local device. `diagnose()` is the Python API.
+the converter pool and the local device. The Python API is `pipeline/session.py: diagnose`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -145,7 +146,9 @@ class DiagnoseSession:
         if meta_path.is_file():
             raw = json.loads(meta_path.read_text())
             if Path(raw["quantized_path"]).is_file() and self.calibration.is_file():
-                raw["layers"] = [Layer(**x) for x in raw["layers"]]
+                raw["layers"] = [Layer(**{**x, "isolated": _numbers(x["isolated"]),
+                                          "accumulated": _numbers(x["accumulated"]) if x["accumulated"] else None})
+                                 for x in raw["layers"]]
                 self._diagnosis = Diagnosis(**raw)
                 return self._diagnosis
         out = cache.tmp_path(".tflite")
@@ -153,9 +156,9 @@ class DiagnoseSession:
                                      input_names=self.input_names))
         _sha, qpath = cache.adopt_artifact(out)
         self._diagnosis = self._build(data, qpath, float_nodes)
-        atomic_write(meta_path, json.dumps(self._diagnosis.to_dict()
-                                           | {"layers": [asdict(x) for x in self._diagnosis.layers]},
-                                           default=str).encode())
+        from harness.core.result import json_safe
+
+        atomic_write(meta_path, json.dumps(json_safe(asdict(self._diagnosis))).encode())
         return self._diagnosis
 
     def _build(self, data: dict, qpath: Path, float_nodes: list[str]) -> Diagnosis:
@@ -198,34 +201,10 @@ class DiagnoseSession:
         self.builder.close()
 
 
+def _numbers(d: dict) -> dict:
+    """JSON's 'inf'/'-inf' strings (core/result.py json_safe) back to floats."""
+    return {k: float(v) if v in ("inf", "-inf") else (math.nan if v is None else v) for k, v in d.items()}
+
+
 def _finite(v: float | None) -> float:
-    import math
-
     return v if v is not None and math.isfinite(v) else (-1.0 if v is None or math.isnan(v) else 1e30)
-
-
-def diagnose(model: str | Path, flag_set: str = "int8", *, samples: str | Path | None = None,
-             budget: str | None = None, float_layers: list[str] | None = None, cache_dir: str | Path | None = None,
-             out_dir: str | Path | None = None, workers: int = 1, settings: Settings | None = None,
-             write: str | Path | None = None) -> Diagnosis:
-    """Python API: rank MODEL's layers under FLAG_SET; with BUDGET, search for the cheapest mixed
-    precision that meets it (the chosen .tflite is written to WRITE when given).
-
-    FLOAT_LAYERS diagnoses the model with those layers kept float instead (and, with a budget,
-    is where the search's step 0 is measured)."""
-    from harness.pipeline.session import open_session
-
-    session = open_session(model, flag_set, samples=samples, cache_dir=cache_dir, out_dir=out_dir,
-                           workers=workers, settings=settings)
-    try:
-        nodes = session.resolve_layers(float_layers) if float_layers else []
-        result = session.diagnosis(nodes)
-        if budget is not None:
-            from harness.core.budget import parse_budget
-            from harness.pipeline.search import run_search
-
-            found = run_search(session, parse_budget(budget), write=Path(write) if write else None)
-            result.search = found.to_dict()
-        return result
-    finally:
-        session.close()

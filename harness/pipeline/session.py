@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.config import Campaign, Settings, model_from_path
 from harness.core.flag_sets import FlagSet, resolve_flag_sets
-from harness.pipeline.diagnose import DiagnoseSession
+from harness.pipeline.diagnose import DiagnoseSession, Diagnosis
 
 SEARCH_SETTINGS = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples=200)
 
@@ -37,3 +37,28 @@ def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples
     except BaseException:
         run.builder.close()
         raise
+
+
+def diagnose(model: str | Path, flag_set: str = "int8", *, samples: str | Path | None = None,
+             budget: str | None = None, float_layers: list[str] | None = None, cache_dir: str | Path | None = None,
+             out_dir: str | Path | None = None, workers: int = 1, settings: Settings | None = None,
+             write: str | Path | None = None) -> Diagnosis:
+    """Python API: rank MODEL's layers under FLAG_SET; with BUDGET, search for the cheapest mixed
+    precision that meets it (the chosen .tflite is written to WRITE when given).
+
+    FLOAT_LAYERS diagnoses the model with those layers kept float instead (and, with a budget,
+    is where the search's step 0 is measured)."""
+    session = open_session(model, flag_set, samples=samples, cache_dir=cache_dir, out_dir=out_dir,
+                           workers=workers, settings=settings)
+    try:
+        nodes = session.resolve_layers(float_layers) if float_layers else []
+        result = session.diagnosis(nodes)
+        if budget is not None:
+            from harness.core.budget import parse_budget
+            from harness.pipeline.search import run_search
+
+            found = run_search(session, parse_budget(budget), write=Path(write) if write else None)
+            result.search = found.to_dict()
+        return result
+    finally:
+        session.close()

@@ -117,3 +117,13 @@ def diagnosis_html(results: list) -> str:
         parts.append(f"<h3>{html.escape(s['title'])}</h3><p>{html.escape(s['message'])}. Kept float: {floats}; "
                      f"{s['steps']} search step(s).</p>{s['svg']}")
     return "\n".join(parts)
+
+
+FLOAT_NOTE = "float layers: "  # the start of a budget row's reason (pipeline/budgeted.py writes it)
+
+
+def diagnosed_results(store, run_id: str, rows: list) -> list:
+    """Full rows (with `diagnosis`) of a run's budget flag sets; none loaded when no row has one."""
+    if not any(str(getattr(r, "reason", "") or "").startswith(FLOAT_NOTE) for r in rows):
+        return []
+    return [r for r in store.results(run_id) if getattr(r, "diagnosis", None)]
