@@ -148,3 +148,23 @@ def test_cli_rejects_a_bad_budget_before_any_work(cli):
     proc = cli("diagnose", str(TEST_MODELS / "outlier_int8.py"), "--budget", "top1>0.9")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "not a bound" in proc.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--flag-set", "fp32"], "not full-integer quantization"),
+    (["--flag-set", "nope"], "unknown flag set"),
+    (["--out", "x.tflite"], "give --budget too"),
+])
+def test_cli_rejects_what_cannot_be_diagnosed(cli, args, needle):
+    from .conftest import MODELS
+
+    proc = cli("diagnose", str(MODELS / "digits_cnn.keras"), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_cli_diagnose_needs_the_original_model(cli):
+    from .conftest import ROOT
+
+    proc = cli("diagnose", str(ROOT / "tests" / "data" / "tiny.tflite"))
+    assert proc.returncode == 2 and "needs the original model" in proc.stderr

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config import Campaign, Settings, model_from_path
+from harness.convert.calibration import in_family
+from harness.core.errors import UsageError
 from harness.core.flag_sets import FlagSet, resolve_flag_sets
 from harness.pipeline.diagnose import DiagnoseSession, Diagnosis
 
@@ -26,6 +28,12 @@ def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples
 
     spec = model_from_path(str(model), samples=samples, where=str(model))
     fs = flag_set if isinstance(flag_set, FlagSet) else resolve_flag_sets([flag_set], user_flag_sets or {})[0]
+    if spec.kind == "tflite":
+        raise UsageError(f"{model}: diagnose needs the original model (float reference and calibration), not a "
+                         ".tflite; give the .keras, SavedModel or file.py:function")
+    if not in_family(fs.converter_options(), fs.needs_representative_data):
+        raise UsageError(f"flag set {fs.name!r} is not full-integer quantization from representative data; "
+                         "diagnose one of int8, int8_float_io, int16x8 or a flag set like them")
     s = settings or SEARCH_SETTINGS
     campaign = Campaign(name="diagnose", models=(spec,), flag_sets=(fs,), devices=("local",), settings=s)
     root = Path(out_dir) if out_dir else Path("results") / "diagnose"
