@@ -25,7 +25,7 @@ import numpy as np
 
 from harness.convert.calibration import calibrate, calibrated_model, quantize
 
-ISOLATED_SAMPLES = 64  # NumericVerify runs per sample in TF's interpreter: enough to rank layers
+ISOLATED_SAMPLES = 32  # NumericVerify runs per sample in TF's interpreter: enough to rank layers
 
 
 @dataclass(frozen=True)
