@@ -205,7 +205,8 @@ class CampaignRun:
 
         def record(result: Result) -> None:
             if result.diagnosis and result.status == statuses.OK and not result.reason:
-                from harness.pipeline.budgeted import float_note  # a budget row says which layers stayed float
+                # a budget row says which layers stayed float
+                from harness.pipeline.budgeted import float_note
 
                 result.reason = float_note(result.diagnosis)
             with self._lock:
