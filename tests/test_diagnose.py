@@ -152,6 +152,7 @@ def test_cli_rejects_a_bad_budget_before_any_work(cli):
 
 @pytest.mark.parametrize("args, needle", [
     (["--flag-set", "fp32"], "not full-integer quantization"),
+    (["--flag-set", "int16x8"], "can keep no layer float in int16 mode"),
     (["--flag-set", "nope"], "unknown flag set"),
     (["--out", "x.tflite"], "give --budget too"),
 ])

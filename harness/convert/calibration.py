@@ -59,6 +59,20 @@ def in_family(options: dict[str, Any], calibrates: bool) -> bool:
     return True
 
 
+def why_not_diagnosable(options: dict[str, Any]) -> str | None:
+    """Why diagnose and budgets cannot handle a family flag set, or None when they can.
+
+    Keeping layers float and the NumericVerify model both need the MLIR quantizer. In its int16
+    mode (TF 2.21) it makes models LiteRT refuses (`input->params.zero_point != 0 (-1 != 0)` in
+    FULLY_CONNECTED, with or without float layers): that is why TFLiteConverter itself sends
+    int16x8 to the older quantizer, which has no per-node denylist."""
+    if QuantizeSpec.of(options).activations == "int16":
+        return ("int16 activations: TensorFlow's quantizer can keep no layer float in int16 mode (its MLIR int16 "
+                "path makes models LiteRT refuses), so diagnose and budgets cover int8 flag sets; "
+                "diagnose int8 or int8_float_io")
+    return None
+
+
 def calibration_fields(options: dict[str, Any]) -> dict[str, Any]:
     """The options that decide the calibrated model, for its cache key (int8 vs int16 do not)."""
     fields = {k: v for k, v in sorted(options.items()) if k not in _NOT_CALIBRATION}
@@ -111,7 +125,9 @@ def quantize(calibrated: bytes, options: dict[str, Any], float_nodes: list[str] 
     from tensorflow.lite.python import lite as tf_lite
 
     spec = QuantizeSpec.of(options)
-    if spec.activations == "int16" and not float_nodes and not numeric_verify:
+    if spec.activations == "int16":
+        if float_nodes or numeric_verify:
+            raise ValueError(why_not_diagnosable(options))
         from tensorflow.lite.python.optimize import calibrator
 
         wrapper = calibrator.Calibrator(calibrated)
@@ -120,16 +136,11 @@ def quantize(calibrated: bytes, options: dict[str, Any], float_nodes: list[str] 
             np.dtype(np.float32).num, np.dtype(np.float32).num, spec.allow_float,
             np.dtype(np.int16).num, np.dtype(np.int64).num, spec.disable_per_channel, spec.disable_per_channel_dense)
     else:
-        from tensorflow.compiler.mlir.lite import types_pb2
-
-        kwargs: dict[str, Any] = {}
-        if spec.activations == "int16":  # keeping layers float in int16x8: the MLIR quantizer's int16 mode
-            kwargs["inference_type"] = types_pb2.QUANTIZED_INT16
         blob = tf_convert.mlir_quantize(
             calibrated, spec.disable_per_channel, input_data_type=tf.as_dtype(spec.input_type),
             output_data_type=tf.as_dtype(spec.output_type), enable_numeric_verify=numeric_verify,
             denylisted_nodes=list(float_nodes) or None,
-            disable_per_channel_for_dense_layers=spec.disable_per_channel_dense, **kwargs)
+            disable_per_channel_for_dense_layers=spec.disable_per_channel_dense)
     return bytes(tf_lite._deduplicate_readonly_buffers(blob))  # noqa: SLF001 - as lite.py does after quantizing
 
 

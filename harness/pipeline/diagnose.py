@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.config import ModelSpec, Settings, model_payload
 from harness.convert.cache import atomic_write, hash_json
+from harness.convert.calibration import why_not_diagnosable
 from harness.core.errors import HarnessError, UsageError
 from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import Prepared
@@ -107,6 +108,9 @@ class DiagnoseSession:
             raise UsageError(f"{m.name}: diagnose needs the original model (float reference and calibration), "
                              "not a .tflite; give the .keras, SavedModel or file.py:function")
         self.builder, self.model, self.flag_set, self.prepared, self.settings = builder, m, fs, p, settings
+        why = why_not_diagnosable(fs.converter_options())
+        if why:
+            raise UsageError(f"flag set {fs.name!r}: {why}")
         self.calibration = builder.calibration_path(m, fs)
         if self.calibration is None:
             raise UsageError(f"flag set {fs.name!r} is not full-integer quantization from representative data; "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config import Campaign, Settings, model_from_path
-from harness.convert.calibration import in_family
+from harness.convert.calibration import in_family, why_not_diagnosable
 from harness.core.errors import UsageError
 from harness.core.flag_sets import FlagSet, resolve_flag_sets
 from harness.pipeline.diagnose import DiagnoseSession, Diagnosis
@@ -34,6 +34,9 @@ def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples
     if not in_family(fs.converter_options(), fs.needs_representative_data):
         raise UsageError(f"flag set {fs.name!r} is not full-integer quantization from representative data; "
                          "diagnose one of int8, int8_float_io, int16x8 or a flag set like them")
+    why = why_not_diagnosable(fs.converter_options())
+    if why:
+        raise UsageError(f"flag set {fs.name!r}: {why}")
     s = settings or SEARCH_SETTINGS
     campaign = Campaign(name="diagnose", models=(spec,), flag_sets=(fs,), devices=("local",), settings=s)
     root = Path(out_dir) if out_dir else Path("results") / "diagnose"
