@@ -104,6 +104,12 @@ def test_short_labels_name_the_keras_layer():
              "functional_1/functional_1/probs_1/MatMul;functional_1/functional_1/probs_1/BiasAdd",
              "StatefulPartitionedCall_1:0"]
     assert list(short_labels(names).values()) == ["culprit", "probs", "StatefulPartitionedCall_1:0"]
+    mobilenet = ["digits_mobilenet_1/block_9_add_1/Add",
+                 "digits_mobilenet_1/block_1_project_BN_1/batchnorm/add_1;digits_mobilenet_1/block_1_project_1/conv",
+                 "digits_mobilenet_1/Conv1_relu_1/Relu6;digits_mobilenet_1/bn_Conv1_1/batchnorm/add_1",
+                 "digits_mobilenet_1/dense_1/MatMul", "digits_mobilenet_1/dense_1/BiasAdd", "Identity:0"]
+    assert list(short_labels(mobilenet).values()) == [
+        "block_9_add", "block_1_project_BN", "Conv1_relu", "dense_1/MatMul", "dense_1/BiasAdd", "Identity:0"]
 
 
 def test_growth_takes_a_few_more_layers_each_step():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import Prepared
 
 DIAGNOSIS_FORMAT = 1
-ACCUMULATED_SAMPLES = 16  # each sample runs both models with every tensor kept: slow on big models
+ACCUMULATED_SAMPLES = 16  # each sample runs both models with every tensor kept
 _SKIP_OPS = {"QUANTIZE", "DEQUANTIZE"}  # I/O conversions, not layers one could keep float
 
 
@@ -59,6 +60,7 @@ class Diagnosis:
     float_path: str
     float_layers: list[str] = field(default_factory=list)  # tensors kept float in the diagnosed model
     search: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # isolated_s (worker), accumulated_s (LiteRT)
 
     def to_dict(self) -> dict[str, Any]:
         from harness.core.result import json_safe
@@ -68,7 +70,8 @@ class Diagnosis:
             "layers": [asdict(x) for x in self.layers],
             "samples": {"isolated": self.isolated_samples, "accumulated": self.accumulated_samples},
             "quantized_model": self.quantized_path, "float_model": self.float_path,
-            "float_layers": self.float_layers, **({"search": self.search} if self.search is not None else {}),
+            "float_layers": self.float_layers, "timings": self.timings,
+            **({"search": self.search} if self.search is not None else {}),
         })
 
     def compact(self) -> dict[str, Any]:
@@ -79,23 +82,29 @@ class Diagnosis:
 
 
 def short_labels(tensors: list[str]) -> dict[str, str]:
-    """'functional_1/functional_1/culprit_1/MatMul;...' -> 'culprit'; the tensor itself when ambiguous."""
+    """'functional_1/functional_1/culprit_1/MatMul;...' -> 'culprit': the Keras layer that made the tensor.
 
-    def shorten(name: str, strip: bool) -> str:
-        parts = [p for p in name.split(";")[0].split("/") if p]
-        if len(parts) > 1:
-            parts = parts[:-1]  # the TF op (MatMul, Conv2D, BiasAdd)
-        while len(parts) > 1 and (parts[0] == parts[1] or re.fullmatch(r"(functional|sequential|model)(_\d+)?",
-                                                                        parts[0])):
-            parts = parts[1:]
-        text = "/".join(parts) or name
-        return re.sub(r"_\d+$", "", text) if strip else text
-
-    for strip in (True, False):
-        labels = {t: shorten(t, strip) for t in tensors}
-        if len(set(labels.values())) == len(labels):
-            return labels
-    return {t: t for t in tensors}
+    The model's own scope (the first component every long name shares, and functional_N /
+    sequential_N / model_N) is dropped; where two tensors would get one label, both keep their
+    longer path, and the tensor name itself if that still collides."""
+    split = {t: [p for p in t.split(";")[0].split("/") if p] for t in tensors}
+    while True:
+        long = [v for v in split.values() if len(v) > 2]
+        heads = {v[0] for v in long}
+        if len(long) < 2 or len(heads) != 1:
+            break
+        head = heads.pop()
+        split = {t: v[1:] if len(v) > 2 and v[0] == head else v for t, v in split.items()}
+    for t, v in split.items():
+        while len(v) > 2 and re.fullmatch(r"(functional|sequential|model)(_\d+)?", v[0]):
+            v = v[1:]
+        split[t] = v or [t]
+    short = {t: re.sub(r"_\d+$", "", v[0]) if len(v) > 1 else v[0] for t, v in split.items()}
+    longer = {t: "/".join(v) for t, v in split.items()}
+    counts = {x: list(short.values()).count(x) for x in short.values()}
+    labels = {t: short[t] if counts[short[t]] == 1 else longer[t] for t in tensors}
+    counts = {x: list(labels.values()).count(x) for x in labels.values()}
+    return {t: labels[t] if counts[labels[t]] == 1 else t for t in tensors}
 
 
 class DiagnoseSession:
@@ -181,14 +190,16 @@ class DiagnoseSession:
         with np.load(self.prepared.dir / "eval.npz", allow_pickle=False) as ev:
             arrays = [ev[str(i)] for i in range(len(self.input_names))]
         n_acc = min(ACCUMULATED_SAMPLES, len(arrays[0]))
+        t0 = time.perf_counter()
         acc = accumulated_error(self.calibration, qpath, [x["tensor"] for x in raw], self.input_names, arrays, n_acc)
+        timings = {"isolated_s": float(data.get("diagnose_s", 0.0)), "accumulated_s": time.perf_counter() - t0}
         labels = short_labels([x["tensor"] for x in raw])
         layers = [Layer(index=producer.get(x["tensor"], -1), tensor=x["tensor"], label=labels[x["tensor"]],
                         op=x["op"], isolated=x["isolated"], accumulated=acc.get(x["tensor"]), scale=x["scale"],
                         zero_point=x["zero_point"]) for x in raw]
         layers.sort(key=lambda x: -_finite(x.isolated.get("rmse_scale")))
         return Diagnosis(self.model.name, self.flag_set.name, layers, int(data["isolated_samples"]), n_acc,
-                         str(qpath), str(self.calibration), float_nodes)
+                         str(qpath), str(self.calibration), float_nodes, timings=timings)
 
     def resolve_layers(self, names: list[str]) -> list[str]:
         """Tensor names for NAMES given as tensor names or short labels; a one-line error otherwise."""
