@@ -179,3 +179,19 @@ def test_pytest_fixture_diagnoses(outlier, tmp_path):
     d = HarnessFixture(tmp_path, cache).diagnose(str(model), "int8", samples=str(samples), budget=BUDGET)
     assert d.layers[0].label == "culprit"
     assert d.search["met"] and "culprit" in d.search["chosen"]["float_layers"]
+
+
+def test_a_budget_no_step_meets_ends_with_the_best_step_and_says_so(outlier):
+    from harness.pipeline.search import growth
+    from harness.pipeline.session import diagnose
+
+    model, samples, cache = outlier
+    # int8 input and output stay quantized whatever is kept float: outputs never match exactly
+    d = diagnose(model, "int8", samples=samples, budget="max_abs<=0", cache_dir=cache)
+    search = d.search
+    assert not search["met"]
+    assert search["message"].startswith("budget max_abs<=0 cannot be met")
+    assert len(search["steps"]) == 1 + len(growth(len(d.layers)))
+    assert not any(s["meets_budget"] for s in search["steps"])
+    best = min(s["drift"]["max_abs"] for s in search["steps"])
+    assert search["chosen"]["drift"]["max_abs"] == best  # the closest step is the one kept
