@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,24 @@ def test_cli_diagnose_needs_the_original_model(cli):
 
     proc = cli("diagnose", str(ROOT / "tests" / "data" / "tiny.tflite"))
     assert proc.returncode == 2 and "needs the original model" in proc.stderr
+
+
+BENCHMARK_MODEL = Path("/work/shared/bin/benchmark_model")
+
+
+@pytest.mark.skipif(not BENCHMARK_MODEL.is_file(), reason="the real benchmark_model binary is not on this host")
+def test_op_profile_of_the_real_benchmark_model_maps_to_tensors():
+    from harness.devices.benchmark_model.output import parse_output
+    from harness.pipeline.diagnose import op_profile_text
+    from harness.report.diagnosis import op_latency_by_tensor
+    from harness.tflite.file import read_tflite
+
+    from .conftest import ROOT
+
+    model = ROOT / "tests" / "data" / "tiny.tflite"
+    latency, skipped = op_latency_by_tensor(parse_output(op_profile_text(BENCHMARK_MODEL, model)).op_profile)
+    info = read_tflite(model)
+    outputs = {info.tensors[t].name for _ins, outs in info.operator_io for t in outs if t >= 0}
+    assert latency and skipped == 0
+    assert set(latency) <= outputs  # every profiled op is named by a tensor the graph has
+    assert all(v >= 0 for v in latency.values())

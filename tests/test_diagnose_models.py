@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from .conftest import ROOT, TEST_MODELS
 
 pytestmark = pytest.mark.slow
 BUDGET = "top1>=0.98"
+BENCHMARK_MODEL = Path("/work/shared/bin/benchmark_model")
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +34,9 @@ def outlier(tmp_path_factory):
 def test_cli_ranks_the_broken_layer_first_and_the_search_fixes_it(cli, outlier, tmp_path):
     model, samples, cache = outlier
     chosen = tmp_path / "chosen.tflite"
+    profile = ["--benchmark-model", str(BENCHMARK_MODEL)] if BENCHMARK_MODEL.is_file() else []
     proc = cli("diagnose", str(model), "--samples", str(samples), "--budget", BUDGET, "--json",
-               "--cache-dir", str(cache), "--out", str(chosen), "--model-explorer", str(tmp_path / "me"))
+               "--cache-dir", str(cache), "--out", str(chosen), "--model-explorer", str(tmp_path / "me"), *profile)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     layers = out["layers"]
@@ -60,6 +63,9 @@ def test_cli_ranks_the_broken_layer_first_and_the_search_fixes_it(cli, outlier, 
     node_data = json.loads((tmp_path / "me" / "isolated_error.json").read_text())
     assert node_data["results"][culprit["tensor"]]["value"] == pytest.approx(culprit["isolated"]["rmse_scale"])
     assert (tmp_path / "me" / "quantized.tflite").is_file()
+    if profile:  # per-op latency on the same nodes the error is on
+        latency = json.loads((tmp_path / "me" / "op_latency_us.json").read_text())["results"]
+        assert culprit["tensor"] in latency and latency[culprit["tensor"]]["value"] >= 0
 
 
 def test_only_the_broken_layer_helps(outlier):

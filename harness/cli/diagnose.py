@@ -59,18 +59,27 @@ def search_table(search: dict):
     return t
 
 
-def _op_latency(path: Path | None) -> dict[str, float] | None:
-    """Per-op average latency (us) by node name from a saved benchmark_model op profile."""
-    if path is None:
+def _op_latency(path: Path | None, binary: Path | None, model: str) -> dict[str, float] | None:
+    """Per-op average latency (us) by output tensor name, from a saved op profile or a local run."""
+    if path is None and binary is None:
         return None
     from harness.core.errors import UsageError
     from harness.devices.benchmark_model.output import parse_output
+    from harness.report.diagnosis import op_latency_by_tensor
 
-    rows = parse_output(path.read_text(encoding="utf-8", errors="replace")).op_profile
-    if not rows:
-        raise UsageError(f"--op-profile {path}: no per-op table found; run benchmark_model with "
-                         "--enable_op_profiling=true and save its output")
-    return {r.name: r.avg_ms * 1000.0 for r in rows}
+    if binary is not None:
+        from harness.pipeline.diagnose import op_profile_text
+
+        text, where = op_profile_text(binary, Path(model)), f"--benchmark-model {binary}"
+    else:
+        text, where = path.read_text(encoding="utf-8", errors="replace"), f"--op-profile {path}"
+    rows = parse_output(text).op_profile
+    latency, skipped = op_latency_by_tensor(rows)
+    if not latency:
+        hint = ("its ops ran in the XNNPACK delegate, whose rows name no tensor; profile with --use_xnnpack=false"
+                if skipped else "run benchmark_model with --enable_op_profiling=true and save its output")
+        raise UsageError(f"{where}: no per-op latency by tensor found; {hint}")
+    return latency
 
 
 def register(app: click.Group) -> None:
@@ -85,13 +94,15 @@ def register(app: click.Group) -> None:
                   help="Write Model Explorer node-data JSON (per-node error, per-op latency) to this folder.")
     @click.option("--op-profile", type=click.Path(exists=True, path_type=Path),
                   help="benchmark_model --enable_op_profiling output of the quantized model, for per-op latency.")
+    @click.option("--benchmark-model", "benchmark_model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="A benchmark_model binary: profile the quantized model's ops here (builtin kernels) for --model-explorer.")
     @click.option("--top", type=click.IntRange(1), default=15, show_default=True, help="Layers to print.")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
     @click.option("--cache-dir", type=click.Path(path_type=Path), help="Conversion cache (default results/cache).")
     @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Converter processes.")
     @click.option("--debug", is_flag=True, help="Show tracebacks.")
-    def diagnose(model, flag_set, samples, budget, float_layers, out, explorer, op_profile, top, as_json, cache_dir,
-                 workers, debug) -> None:
+    def diagnose(model, flag_set, samples, budget, float_layers, out, explorer, op_profile, benchmark_model, top,
+                 as_json, cache_dir, workers, debug) -> None:
         """Rank MODEL's quantized layers by their error against float; with --budget, keep the worst
         in float until the artifact meets it, and report every step."""
         from harness.core.budget import parse_budget
@@ -102,6 +113,8 @@ def register(app: click.Group) -> None:
             parse_budget(budget)  # a bad budget fails before any worker starts
         if out is not None and budget is None:
             raise UsageError("--out writes the search's chosen .tflite; give --budget too")
+        if (op_profile or benchmark_model) and explorer is None:
+            raise UsageError("--op-profile and --benchmark-model feed --model-explorer; give --model-explorer DIR too")
         result = run_diagnose(model, flag_set, samples=samples, budget=budget,
                               float_layers=[x.strip() for x in float_layers.split(",") if x.strip()] if float_layers else None,
                               cache_dir=cache_dir, workers=workers, write=out)
@@ -109,7 +122,8 @@ def register(app: click.Group) -> None:
         if explorer is not None:
             from harness.report.diagnosis import write_model_explorer
 
-            written = write_model_explorer(result.to_dict(), explorer, _op_latency(op_profile))
+            written = write_model_explorer(result.to_dict(), explorer,
+                                           _op_latency(op_profile, benchmark_model, result.quantized_path))
         if as_json:
             click.echo(json.dumps(result.to_dict(), indent=1))
             return

@@ -223,3 +223,22 @@ def _numbers(d: dict) -> dict:
 
 def _finite(v: float | None) -> float:
     return v if v is not None and math.isfinite(v) else (-1.0 if v is None or math.isnan(v) else 1e30)
+
+
+def op_profile_text(binary: Path, model: Path, threads: int = 1, timeout_s: float = 300.0) -> str:
+    """benchmark_model's output for MODEL with per-op profiling, on this host.
+
+    XNNPACK off: ops inside the delegate are profiled under XNNPACK's own names, which do
+    not say which graph node they are; builtin kernels are named by their output tensor."""
+    import subprocess
+
+    cmd = [str(binary), f"--graph={model}", "--enable_op_profiling=true", "--use_xnnpack=false",
+           f"--num_threads={threads}", "--num_runs=20", "--min_secs=0", "--warmup_runs=2", "--warmup_min_secs=0"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise HarnessError(f"--benchmark-model {binary}: could not profile {model.name}: {exc}") from None
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr or proc.stdout).split()[-30:])
+        raise HarnessError(f"--benchmark-model {binary} exited {proc.returncode}: {tail}")
+    return proc.stdout + proc.stderr

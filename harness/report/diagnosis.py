@@ -57,6 +57,25 @@ def write_model_explorer(diagnosis: dict, folder: Path, op_latency_us: dict[str,
     return written
 
 
+def op_latency_by_tensor(rows: list) -> tuple[dict[str, float], int]:
+    """benchmark_model op-profile rows -> ({output tensor name: avg us}, rows that name no tensor).
+
+    Builtin kernels are profiled as `[TENSOR]:INDEX`; ops run inside the XNNPACK delegate show as
+    `Delegate/Convolution (NHWC, QC8) IGEMM:N` (N is XNNPACK's node, not the model's), which
+    name no tensor: profile with `--use_xnnpack=false` to see every op on the graph."""
+    import re
+
+    out: dict[str, float] = {}
+    skipped = 0
+    for r in rows:
+        m = re.fullmatch(r"\[(.*)\]:(\d+)", r.name)
+        if m is None:
+            skipped += 1
+            continue
+        out[m.group(1)] = out.get(m.group(1), 0.0) + r.avg_ms * 1000.0
+    return out, skipped
+
+
 def _bars(layers: list[dict], limit: int) -> str:
     """A horizontal bar chart (inline SVG, log scale) of isolated and accumulated rmse/scale."""
     shown = layers[:limit]
