@@ -18,6 +18,7 @@ from harness.core.flag_sets import (
     DEFAULT_FLAG_SETS,
     FlagSet,
     parse_flag_set,
+    resolve_bases,
     resolve_flag_sets,
 )
 
@@ -251,10 +252,10 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
     user_raw = raw.get("flag_sets", {})
     if not isinstance(user_raw, dict):
         raise UsageError(f"{path}: [flag_sets] must be a table of tables, e.g. [flag_sets.mine]")
-    user = {
+    user = resolve_bases({
         name: parse_flag_set(name, value, f"{path}: flag_sets.{name}", base)
         for name, value in user_raw.items()
-    }
+    }, str(path))
     models_raw = raw.get("models", [])
     if not isinstance(models_raw, list):
         raise UsageError(f"{path}: models must be an array of tables ([[models]])")

@@ -10,6 +10,8 @@
 
 `run` converts (cached by content, like the CLI) and measures in a fresh process on the
 local runtime, so drift, size and latency are the same numbers the CLI prints.
+`diagnose` ranks the layers where int8 hurts and, with `budget="top1>=0.99"`, searches
+for the cheapest set of float layers that meets it.
 `benchmark` times `invoke()` through pytest-benchmark, so `--benchmark-autosave` and
 `--benchmark-compare-fail=mean:5%` work as users know them. Nothing heavy is imported
 until a fixture is used: this module is loaded by every pytest session.
@@ -103,6 +105,17 @@ class HarnessFixture:
             pytest.fail(c.summary() + "".join(f"\n  {r.label}: {r.why}" for r in c.regressed + c.unconfirmed),
                         pytrace=False)
         return c
+
+    def diagnose(self, model: str | os.PathLike, flag_set: str = "int8", *, samples: str | None = None,
+                 budget: str | None = None, float_layers: list[str] | None = None):
+        """Per-layer quantization error of MODEL (worst first); with BUDGET, the search for the
+        cheapest mixed precision meeting it (`result.search["met"]`, `["chosen"]["float_layers"]`).
+        See harness/pipeline/session.py; shares the fixture's cache with `run` and `convert`."""
+        from harness.pipeline.session import diagnose
+
+        self._count += 1
+        return diagnose(model, flag_set, samples=samples, budget=budget, float_layers=float_layers,
+                        cache_dir=self.cache_dir, out_dir=self.root / f"diagnose-{self._count}")
 
     @staticmethod
     def assert_ok(result, *, max_abs: float | None = None, min_cosine: float | None = None,

@@ -262,6 +262,7 @@ def _register_commands() -> None:
     from harness.cli import analyse as cli_convert
     from harness.cli import compare as cli_compare
     from harness.cli import devices as cli_devices
+    from harness.cli import diagnose as cli_diagnose
     from harness.cli import lab as cli_lab
     from harness.cli import report as cli_report
 
@@ -270,6 +271,7 @@ def _register_commands() -> None:
     cli_compare.register(app)
     cli_devices.register(app)
     cli_lab.register(app)
+    cli_diagnose.register(app)
 
 
 _register_commands()

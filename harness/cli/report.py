@@ -75,7 +75,10 @@ def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history
             history = {}
             for model, flag_set in dict.fromkeys((r.model, r.flag_set) for r in results):
                 history[(model, flag_set)] = history_points(s.history(model, flag_set))
-        html = render_report(run, results, baseline=baseline, drift_metric=drift_metric, history=history)
+        from harness.report.diagnosis import diagnosed_results
+
+        html = render_report(run, results, baseline=baseline, drift_metric=drift_metric, history=history,
+                             diagnosed=diagnosed_results(s, run.id, results))
         path = out or Path(run.out_dir or Path("results") / run.id) / "report.html"
         write(path, html)
         click.echo(f"wrote {path}")

@@ -72,6 +72,18 @@ def _input_specs(m: dict, model) -> tuple[list[str], list[str], list[tuple], lis
     return names, dtypes, shapes, samples, labels
 
 
+def job_inputs(job: dict, model) -> tuple[list[tuple], list | None, list[str] | None]:
+    """(input shapes, representative arrays or None, feed names or None) of a conversion job."""
+    import numpy as np
+
+    shapes = [tuple(s) for s in (job.get("shapes") or _input_specs(job["model"], model)[2])]
+    rep = None
+    if job.get("rep_path"):
+        with np.load(job["rep_path"], allow_pickle=False) as data:
+            rep = [data[str(i)].astype(s.dtype) for i, s in enumerate(model.inputs)]
+    return shapes, rep, [s.name for s in model.inputs] if model.feeds_dict else None
+
+
 def prepare(job: dict) -> dict:
     """Input specs, evaluation inputs, representative data and reference outputs of one model."""
     import numpy as np
@@ -183,6 +195,10 @@ def convert(job: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
+    if job.get("calibration"):  # the int8 family: quantize the shared calibration (convert/calibration.py)
+        from harness.convert.diagnose import convert_calibrated
+
+        return convert_calibrated(job, _tools())
     model = _model(job)
     if job.get("shapes") is None:  # submitted before the model's preparation finished
         shapes = [tuple(s) for s in _input_specs(job["model"], model)[2]]
@@ -224,7 +240,27 @@ def check(job: dict) -> dict:
     return assess(job)
 
 
-HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions, "check": check}
+def _tools():
+    """What convert/diagnose.py borrows from this module (passed in: no import cycle)."""
+    from harness.convert.diagnose import WorkerTools
+
+    return WorkerTools(model=_model, inputs=job_inputs, apply_options=apply_options)
+
+
+def _diagnose(job: dict) -> dict:
+    from harness.convert.diagnose import diagnose
+
+    return diagnose(job, _tools())
+
+
+def _quantize(job: dict) -> dict:
+    from harness.convert.diagnose import quantize_step
+
+    return quantize_step(job, _tools())
+
+
+HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions, "check": check,
+            "diagnose": _diagnose, "quantize": _quantize}  # the last two: convert/diagnose.py
 
 
 def _exit_with_parent(poll_s: float = 1.0) -> None:

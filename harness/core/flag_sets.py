@@ -37,6 +37,8 @@ KNOWN_KEYS = {
     "representative_data": str,
     "representative_count": int,
     "metadata": dict,  # name, description, version, author, license, labels, mean, std (see tflite/metadata.py)
+    "base": str,  # another flag set whose options this one starts from (resolve_bases)
+    "budget": str,  # e.g. "top1>=0.99": search for the cheapest mixed precision (core/budget.py)
 }
 
 
@@ -51,6 +53,11 @@ class FlagSet:
     @property
     def description(self) -> str:
         return str(self.options.get("description", ""))
+
+    @property
+    def budget(self) -> str | None:
+        """The budget a search must meet (pipeline/search.py), or None for a plain conversion."""
+        return self.options.get("budget")
 
     @property
     def needs_representative_data(self) -> bool:
@@ -199,7 +206,44 @@ def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None
         )
     if options.get("representative_count", 1) < 1:
         raise UsageError(f"{where}: representative_count must be at least 1")
+    if "budget" in options:
+        from harness.core.budget import parse_budget
+
+        options["budget"] = parse_budget(options["budget"], f"{where}: budget").text
     return FlagSet(name, options)
+
+
+def resolve_bases(user: dict[str, FlagSet], where: str) -> dict[str, FlagSet]:
+    """Flag sets with `base = "int8"` start from that flag set's options (their own win).
+
+    A budget needs a base (or its own options) in the int8 family; that is checked where
+    the search starts, since it depends on the representative data too."""
+    known = {**BUILTIN_FLAG_SETS, **user}
+    out: dict[str, FlagSet] = {}
+
+    def resolve(name: str, chain: tuple[str, ...]) -> FlagSet:
+        if name in out:
+            return out[name]
+        fs = known[name]
+        base = fs.options.get("base")
+        if base is None or fs.builtin:
+            return fs
+        if base not in known:
+            raise UsageError(f"{where}: flag_sets.{name}: base {base!r} is not a flag set; "
+                             f"choose from {', '.join(known)}")
+        if base in chain:
+            raise UsageError(f"{where}: flag_sets.{name}: base chain {' -> '.join((*chain, base))} is a loop")
+        parent = resolve(base, (*chain, name))
+        merged = {k: v for k, v in parent.options.items() if k not in ("description", "budget")}
+        merged.update(fs.options)
+        if "description" not in fs.options:
+            merged["description"] = f"{base}" + (f" within budget {fs.budget}" if fs.budget else " with changes")
+        out[name] = FlagSet(name, merged)
+        return out[name]
+
+    for name in user:
+        out[name] = resolve(name, ())
+    return out
 
 
 def resolve_flag_sets(names: list[str], user: dict[str, FlagSet]) -> list[FlagSet]:

@@ -47,6 +47,7 @@ class Result:
     settings: dict[str, Any] | None = None  # how it was measured (warmup, runs, seconds, repeat): compare's identity
     inputs_dir: str | None = None  # folder of the eval.npz it was measured on: compare re-measures with it
     log: str | None = None  # path of the full log for this job, when kept
+    diagnosis: dict[str, Any] | None = None  # budget flag sets: ranked layers and the search (pipeline/search.py)
     plan_index: int | None = None  # position in the campaign's plan, for stable table order
     started_at: float | None = None
     finished_at: float | None = None

@@ -84,7 +84,8 @@ class RayPool:
         blobs = {f: self.shipper.blob(Path(m[f])) for f in ("path", "samples", "representative") if m.get(f)}
         if job.get("rep_path"):
             blobs["rep_path"] = self.shipper.blob(Path(job["rep_path"]))
-        job = {**job, "timeout_s": self.timeout_s}
+        # the shared calibration lives in this host's cache: on a cluster each flag set converts standalone
+        job = {**job, "timeout_s": self.timeout_s, "calibration": None}
         future: Future = Future()
         future.set_running_or_notify_cancel()
         ref = worker_job.remote(job, blobs, self.cache_template)

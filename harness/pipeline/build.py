@@ -125,6 +125,32 @@ class Builder:
             "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"),
         })
 
+    # ------------------------------------------------------------------ int8 family and diagnosis
+    def model_hash(self, m: ModelSpec) -> str:
+        return self._model_hash(m)
+
+    def reference_key(self, m: ModelSpec) -> str:
+        return self._reference_key(m)
+
+    def calibration_path(self, m: ModelSpec, fs: FlagSet) -> Path | None:
+        """The shared calibration FS quantizes from (pipeline/calibrate.py), or None: standalone."""
+        from harness.pipeline.calibrate import calibration_path
+
+        return calibration_path(self, m, fs)
+
+    def submit_conversion(self, m: ModelSpec, fs: FlagSet, job: dict, out_path: Path, p: Prepared | None,
+                          priority: float = 0.0):
+        """A conversion job, or for a flag set with a budget its search (pipeline/budgeted.py)."""
+        if fs.budget and p is not None:
+            from harness.pipeline.budgeted import start_search
+
+            return start_search(self, m, fs, p, out_path)
+        return self._pool_get().submit(job, priority=priority)
+
+    def submit(self, job: dict, priority: float = 0.0):
+        """A worker job outside the campaign's plan (diagnosis, search steps): Future[WorkerAnswer]."""
+        return self._pool_get().submit(job, priority=priority)
+
     def _write_log(self, name: str, text: str) -> str:
         path = self.out_dir / "logs" / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +281,7 @@ class Builder:
                     on_done(art)
                     continue
                 job, out_path = self._convert_job(m, fs, p)
-                pending.append((m, fs, key, out_path, self._pool_get().submit(job), p))
+                pending.append((m, fs, key, out_path, self.submit_conversion(m, fs, job, out_path, p), p))
         for m, fs, key, out_path, fut, p in pending:
             art = self._finish_conversion(m, fs, key, out_path, fut.result(), p)
             artifacts.append(art)
@@ -268,8 +294,10 @@ class Builder:
         assert p is not None or not fs.needs_representative_data
         rep_path = p.dir / "representative.npz" if p is not None and fs.needs_representative_data and p.dir else None
         out_path = self.cache.tmp_path(".tflite")
+        calibration = self.calibration_path(m, fs) if rep_path else None  # the int8 family calibrates once
         return {
             "op": "convert", "model": model_payload(m), "options": fs.converter_options(),
+            "calibration": str(calibration) if calibration else None,
             "rep_path": str(rep_path) if rep_path else None,
             "shapes": [i["shape"] for i in p.meta["inputs"]] if p is not None else None, "out_path": str(out_path),
         }, out_path
@@ -284,6 +312,7 @@ class Builder:
                 "artifact": sha, "size_bytes": answer.data["size_bytes"], "convert_s": answer.data["convert_s"],
                 "tf_version": answer.data["tf_version"], "ops": self._ops(path),
                 "representative": p.meta.get("representative_source") if fs.needs_representative_data else "none",
+                **{k: answer.data[k] for k in ("diagnosis", "calibration") if k in answer.data},  # budget, int8 family
             }
             self.cache.store_conversion(key, meta)
             return self._artifact_from_meta(m, fs.name, meta, converted=True)

@@ -138,6 +138,7 @@ class CampaignRun:
             size_bytes=art.meta.get("size_bytes"), convert_s=art.meta.get("convert_s"), converted=art.converted,
             failure_category=art.failure_category, ops=art.meta.get("ops", []),
             representative=art.meta.get("representative"), tool_versions=self.versions, log=art.log,
+            diagnosis=art.meta.get("diagnosis"),
         )
 
     # ------------------------------------------------------------------ outputs
@@ -203,6 +204,11 @@ class CampaignRun:
         jsonl = (self.out_dir / "results.jsonl").open("a", encoding="utf-8")
 
         def record(result: Result) -> None:
+            if result.diagnosis and result.status == statuses.OK and not result.reason:
+                # a budget row says which layers stayed float
+                from harness.pipeline.budgeted import float_note
+
+                result.reason = float_note(result.diagnosis)
             with self._lock:
                 if result.key in done_keys or self.stopping.is_set():
                     return  # Ctrl-C or closing: a job that ends now is not a result (the files may be closed)

@@ -87,9 +87,10 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         b.timeline.append({"t": time.time() if t is None else t, "event": event, "op": op, "model": m.name,
                            "flag_set": fs.name if fs is not None else None})
 
-    def submit(op: str, m, fs, job: dict, priority: float, extra) -> None:
+    def submit(op: str, m, fs, job: dict, priority: float, extra, p: Prepared | None = None) -> None:
         nonlocal outstanding
-        fut = b._pool_get().submit(job, priority=priority)
+        fut = (b.submit_conversion(m, fs, job, extra[1], p, priority) if op == "convert"
+               else b._pool_get().submit(job, priority=priority))
         note("submitted", op, m, fs)
         inflight[m.name].append(fut)
         outstanding += 1
@@ -97,7 +98,7 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
 
     def submit_conversion(m, fs, key: str, p: Prepared | None) -> None:
         job, out_path = b._convert_job(m, fs, p)
-        submit("convert", m, fs, job, estimate(m), (key, out_path))
+        submit("convert", m, fs, job, estimate(m), (key, out_path), p)
 
     # Everything the cache already holds is handed on first (devices can start at once).
     jobs: list[tuple] = []
@@ -113,7 +114,7 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
             art = b.cached_artifact(m, fs, key)
             if art is not None:
                 (held[m.name].append if p is None else emit)(art)
-            elif p is None and fs.needs_representative_data:
+            elif p is None and (fs.needs_representative_data or fs.budget):
                 waiting[m.name].append((fs, key))
             else:
                 jobs.append(("convert", m, fs, key, p))

@@ -160,16 +160,20 @@ def _render(**ctx) -> str:
     from harness.core.version import __version__
 
     base = {"version": __version__, "generated": _when(dt.datetime.now().timestamp()), "run": None, "table": None,
-            "pivot": None, "failures": None, "models": [], "overview": None, "history": [], "baseline": None, "drift_label": ""}
+            "pivot": None, "failures": None, "models": [], "overview": None, "history": [], "baseline": None, "drift_label": "",
+            "diagnosis": None}
     return _env().get_template("report.html.j2").render(**{**base, **ctx})
 
 
 def render_report(run: RunInfo | None, results: list[Result], *, baseline: str | None = "fp32",
-                  drift_metric: str = "max_abs", history: dict[tuple[str, str], list[dict]] | None = None) -> str:
-    """The whole report as one HTML string. `history` maps (model, flag set) to history points."""
+                  drift_metric: str = "max_abs", history: dict[tuple[str, str], list[dict]] | None = None,
+                  diagnosed: list[Result] | None = None) -> str:
+    """The whole report as one HTML string. `history` maps (model, flag set) to history points;
+    `diagnosed`: full rows of budget flag sets (their per-layer chart; default: from `results`)."""
     from markupsafe import Markup
 
     from harness.report import plots
+    from harness.report.diagnosis import diagnosis_html
 
     if drift_metric not in plots.DRIFT_METRICS:
         raise ValueError(f"unknown drift metric {drift_metric!r}")
@@ -200,7 +204,8 @@ def render_report(run: RunInfo | None, results: list[Result], *, baseline: str |
     title = f"tflite-harness report: {run.campaign or 'run'} {run.id}" if run else "tflite-harness report"
     return _render(title=title, run=run_context(run), baseline=baseline, table=table_context(results, baseline, rows),
                    pivot=pivot_context(results, baseline), failures=failures_context(results), models=model_ctx,
-                   overview=overview_ctx, history=hist_ctx, drift_label=plots.DRIFT_METRICS[drift_metric])
+                   overview=overview_ctx, history=hist_ctx, drift_label=plots.DRIFT_METRICS[drift_metric],
+                   diagnosis=Markup(diagnosis_html(diagnosed if diagnosed is not None else results)) or None)  # noqa: S704 - escaped in diagnosis.py
 
 
 def render_history(model: str, flag_set: str, points: list[dict]) -> str:

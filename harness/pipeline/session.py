@@ -1,0 +1,75 @@
+"""Open a diagnosis session outside a campaign: one model, one flag set, a pool, a prepared model.
+
+The CLI command, the Python API and the pytest fixture all come through here, so they
+share the campaign's cache (references, calibrations, artifacts, diagnoses) and its
+conversion keys: a search made by `diagnose --budget` is the artifact a campaign with
+the same budget flag set reuses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.config import Campaign, Settings, model_from_path
+from harness.convert.calibration import in_family, why_not_diagnosable
+from harness.core.errors import UsageError
+from harness.core.flag_sets import FlagSet, resolve_flag_sets
+from harness.pipeline.diagnose import DiagnoseSession, Diagnosis
+
+SEARCH_SETTINGS = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples=200)
+
+
+def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples: str | Path | None = None,
+                 cache_dir: str | Path | None = None, out_dir: str | Path | None = None, workers: int = 1,
+                 settings: Settings | None = None, user_flag_sets: dict[str, FlagSet] | None = None
+                 ) -> DiagnoseSession:
+    """Prepare MODEL (references, evaluation and representative data; cached) and open a session."""
+    from harness.pipeline.campaign import CampaignRun, RunOptions
+
+    spec = model_from_path(str(model), samples=samples, where=str(model))
+    fs = flag_set if isinstance(flag_set, FlagSet) else resolve_flag_sets([flag_set], user_flag_sets or {})[0]
+    if spec.kind == "tflite":
+        raise UsageError(f"{model}: diagnose needs the original model (float reference and calibration), not a "
+                         ".tflite; give the .keras, SavedModel or file.py:function")
+    if not in_family(fs.converter_options(), fs.needs_representative_data):
+        raise UsageError(f"flag set {fs.name!r} is not full-integer quantization from representative data; "
+                         "diagnose one of int8, int8_float_io, int16x8 or a flag set like them")
+    why = why_not_diagnosable(fs.converter_options())
+    if why:
+        raise UsageError(f"flag set {fs.name!r}: {why}")
+    s = settings or SEARCH_SETTINGS
+    campaign = Campaign(name="diagnose", models=(spec,), flag_sets=(fs,), devices=("local",), settings=s)
+    root = Path(out_dir) if out_dir else Path("results") / "diagnose"
+    options = RunOptions(out_dir=root / "logs", cache_dir=Path(cache_dir) if cache_dir else None, workers=workers)
+    run = CampaignRun(campaign, options)
+    prepared = run.builder.prepare_all()[spec.name]
+    try:
+        return DiagnoseSession(run.builder, spec, fs, prepared, s)
+    except BaseException:
+        run.builder.close()
+        raise
+
+
+def diagnose(model: str | Path, flag_set: str = "int8", *, samples: str | Path | None = None,
+             budget: str | None = None, float_layers: list[str] | None = None, cache_dir: str | Path | None = None,
+             out_dir: str | Path | None = None, workers: int = 1, settings: Settings | None = None,
+             write: str | Path | None = None) -> Diagnosis:
+    """Python API: rank MODEL's layers under FLAG_SET; with BUDGET, search for the cheapest mixed
+    precision that meets it (the chosen .tflite is written to WRITE when given).
+
+    FLOAT_LAYERS diagnoses the model with those layers kept float instead (and, with a budget,
+    is where the search's step 0 is measured)."""
+    session = open_session(model, flag_set, samples=samples, cache_dir=cache_dir, out_dir=out_dir,
+                           workers=workers, settings=settings)
+    try:
+        nodes = session.resolve_layers(float_layers) if float_layers else []
+        result = session.diagnosis(nodes)
+        if budget is not None:
+            from harness.core.budget import parse_budget
+            from harness.pipeline.search import run_search
+
+            found = run_search(session, parse_budget(budget), write=Path(write) if write else None)
+            result.search = found.to_dict()
+        return result
+    finally:
+        session.close()
