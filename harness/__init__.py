@@ -11,7 +11,9 @@ The Python API (harness/api.py; docs in README "Python API"):
   **settings)` run to the end and return a `RunSummary` (run_id, out_dir, results);
 - `convert_model(model, flag_sets)` converts only;
 - `rows(run, store=...)` reads a run's rows (run id, results.json, run folder or summary);
-- `compare(base, new, **thresholds)` returns the `Comparison` the CLI's gate prints.
+- `compare(base, new, **thresholds)` returns the `Comparison` the CLI's gate prints;
+- `diagnose(model, "int8", budget="top1>=0.99")` ranks the layers where quantization hurts
+  and searches for the cheapest mixed precision within the budget.
 
 Importing `harness` is cheap: each call imports what it needs when it runs.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 from harness.core.version import __version__
 
-API = ("run_campaign", "run_model", "convert_model", "rows", "compare")
+API = ("run_campaign", "run_model", "convert_model", "rows", "compare", "diagnose")
 __all__ = ["__version__", *API]
 
 

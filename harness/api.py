@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from harness.report.compare import Comparison
     from harness.store import Store
 
-__all__ = ["Conversion", "Rows", "compare", "convert_model", "make_campaign", "open_run", "read_run", "rows",
+__all__ = ["Conversion", "Rows", "compare", "convert_model", "diagnose", "make_campaign", "open_run", "read_run", "rows",
            "run_campaign", "run_model"]
 
 PathLike = str | os.PathLike
@@ -337,3 +337,21 @@ def compare(base: PathLike | RunSummary | list, new: PathLike | RunSummary | lis
                         cache_dirs=tuple(Path(d) for d in cache_dirs))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+
+
+def diagnose(model: PathLike, flag_set: str = "int8", *, samples: PathLike | None = None,
+             budget: str | None = None, float_layers: Sequence[str] | None = None,
+             cache_dir: PathLike | None = None, write: PathLike | None = None, **options: Any):
+    """Where quantization hurts MODEL under FLAG_SET, layer by layer (worst first), and with
+    BUDGET (e.g. "top1>=0.99,cosine>=0.999") the cheapest set of layers kept float that meets
+    it, measured on the local runtime; WRITE receives the chosen `.tflite`.
+
+    Returns a `Diagnosis`: `.layers` (tensor, op, isolated and accumulated error), `.search`
+    (`steps`, `chosen`, `met`) and `.to_dict()` (what `tflite-harness diagnose --json` prints).
+    `tflite-harness diagnose` and the pytest fixture's `diagnose` make the same call.
+    """
+    from harness.pipeline.session import diagnose as run_diagnosis
+
+    return run_diagnosis(model, flag_set, samples=samples, budget=budget,
+                         float_layers=list(float_layers) if float_layers else None,
+                         cache_dir=cache_dir, write=write, **options)

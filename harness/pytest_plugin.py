@@ -110,8 +110,8 @@ class HarnessFixture:
                  budget: str | None = None, float_layers: list[str] | None = None):
         """Per-layer quantization error of MODEL (worst first); with BUDGET, the search for the
         cheapest mixed precision meeting it (`result.search["met"]`, `["chosen"]["float_layers"]`).
-        See harness/pipeline/session.py; shares the fixture's cache with `run` and `convert`."""
-        from harness.pipeline.session import diagnose
+        The same call as harness.diagnose; shares the fixture's cache with `run` and `convert`."""
+        from harness.api import diagnose
 
         self._count += 1
         return diagnose(model, flag_set, samples=samples, budget=budget, float_layers=float_layers,

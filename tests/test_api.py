@@ -147,3 +147,11 @@ def test_run_model_converts_a_keras_model_for_real(tmp_path):
     again = harness.convert_model(MODELS / "digits_cnn.keras", ["fp32"], out=tmp_path / "logs",
                             cache_dir=tmp_path / "cache", workers=1)
     assert again.conversions_performed == 0 and again.artifacts[0].sha == row.artifact  # from the cache
+
+
+def test_diagnose_is_exported_and_refuses_what_it_cannot_diagnose(tmp_path):
+    """`harness.diagnose` is the CLI's and the fixture's call; a .tflite has no float original to
+    diagnose against, which is a one-line usage error before any worker starts."""
+    assert harness.diagnose.__doc__ and "BUDGET" in harness.diagnose.__doc__
+    with pytest.raises(UsageError, match="original model"):
+        harness.diagnose(TINY, "int8", cache_dir=tmp_path / "cache")

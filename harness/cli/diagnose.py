@@ -105,9 +105,9 @@ def register(app: click.Group) -> None:
                  as_json, cache_dir, workers, debug) -> None:
         """Rank MODEL's quantized layers by their error against float; with --budget, keep the worst
         in float until the artifact meets it, and report every step."""
+        from harness.api import diagnose as run_diagnose
         from harness.core.budget import parse_budget
         from harness.core.errors import UsageError
-        from harness.pipeline.session import diagnose as run_diagnose
 
         if budget is not None:
             parse_budget(budget)  # a bad budget fails before any worker starts
