@@ -59,10 +59,23 @@ class ModelSpec:
     representative: Path | None = None  # calibration inputs, .npz or .npy
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     signature: str = "serving_default"
+    # a .tflite held to the model it was made from (`original = PATH`): reference outputs
+    # come from that model, fed with this entry's samples, signature and input_shapes
+    original: Path | None = None
+    original_kind: str | None = None
+    original_entry: str | None = None
 
     @property
     def source(self) -> str:
         return f"{self.path}:{self.entry}" if self.entry else str(self.path)
+
+
+def reference_model(m: ModelSpec) -> ModelSpec:
+    """The model whose outputs are M's reference: M itself, or the original its .tflite was made from."""
+    if m.original is None or m.original_kind is None:
+        return m
+    return replace(m, kind=m.original_kind, path=m.original, entry=m.original_entry,
+                   original=None, original_kind=None, original_entry=None)
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,8 @@ def model_from_path(
     input_shapes: dict[str, Any] | None = None,
     signature: str = "serving_default",
     where: str = "--model",
+    original: str | None = None,
+    original_kind: str | None = None,
 ) -> ModelSpec:
     """Build and validate a ModelSpec; sidecar NAME.samples.npz / NAME.calib.npz are picked up."""
     file, entry = split_entry(text)
@@ -154,6 +169,16 @@ def model_from_path(
         ):
             raise UsageError(f"{where}: input_shapes.{key} must be a list of positive integers, e.g. [1, 8, 8, 1]")
         shapes[key] = tuple(shape)
+    orig = None
+    if original is not None:
+        if kind != "tflite":
+            raise UsageError(f"{where}: original applies to a .tflite model (this one is {kind}); drop it")
+        orig = model_from_path(original, base=base, kind=original_kind, where=f"{where}: original")
+        if orig.kind == "tflite":
+            raise UsageError(f"{where}: original {orig.path} is a .tflite; give the model it was converted from "
+                             "(a SavedModel, .keras, file.py:function)")
+    elif original_kind is not None:
+        raise UsageError(f"{where}: original_kind needs original = PATH")
     return ModelSpec(
         name=name or path.name.split(".")[0],
         kind=kind,
@@ -163,6 +188,9 @@ def model_from_path(
         representative=_resolve(representative, "representative", ".calib.npz"),
         input_shapes=shapes,
         signature=signature,
+        original=orig.path if orig else None,
+        original_kind=orig.kind if orig else None,
+        original_entry=orig.entry if orig else None,
     )
 
 
@@ -264,7 +292,8 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
         where = f"{path}: models[{i}]"
         if not isinstance(m, dict):
             raise UsageError(f"{where} must be a table")
-        allowed = {"name", "path", "kind", "samples", "representative", "input_shapes", "signature"}
+        allowed = {"name", "path", "kind", "samples", "representative", "input_shapes", "signature", "original",
+                   "original_kind"}
         for key in m:
             if key not in allowed:
                 raise UsageError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(allowed))}")
@@ -284,6 +313,8 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
                 input_shapes=shapes,
                 signature=m.get("signature", "serving_default"),
                 where=where,
+                original=_text(m, "original", where),
+                original_kind=_text(m, "original_kind", where),
             )
         )
     names = [m.name for m in models]
@@ -301,14 +332,24 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
     )
 
 
+def _text(m: dict, key: str, where: str) -> str | None:
+    value = m.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise UsageError(f"{where}: {key} must be a path string, e.g. {key} = \"model/\"")
+    return value
+
+
 def model_payload(m: ModelSpec) -> dict:
     """A ModelSpec as plain JSON for the worker processes."""
-    return {
+    out = {
         "name": m.name, "kind": m.kind, "path": str(m.path), "entry": m.entry, "signature": m.signature,
         "samples": str(m.samples) if m.samples else None,
         "representative": str(m.representative) if m.representative else None,
         "input_shapes": {k: list(v) for k, v in m.input_shapes.items()},
     }
+    if m.original is not None:
+        out["original"] = {"path": str(m.original), "kind": m.original_kind, "entry": m.original_entry}
+    return out
 
 
 def campaign_from_config(config: dict) -> Campaign:
@@ -318,7 +359,10 @@ def campaign_from_config(config: dict) -> Campaign:
                   samples=Path(m["samples"]) if m.get("samples") else None,
                   representative=Path(m["representative"]) if m.get("representative") else None,
                   input_shapes={k: tuple(v) for k, v in m.get("input_shapes", {}).items()},
-                  signature=m.get("signature", "serving_default"))
+                  signature=m.get("signature", "serving_default"),
+                  original=Path(m["original"]["path"]) if m.get("original") else None,
+                  original_kind=(m.get("original") or {}).get("kind"),
+                  original_entry=(m.get("original") or {}).get("entry"))
         for m in config["models"]
     )
     flag_sets = tuple(FlagSet(n, o, n in BUILTIN_FLAG_SETS) for n, o in config["flag_sets"].items())

@@ -153,11 +153,11 @@ input_shapes = {{ x = [1, 9] }}
     for fs in ("fp32", "int8"):
         assert rows[("good", fs)]["status"] == "ok", rows[("good", fs)]["reason"]
         big = rows[("big", fs)]
-        assert big["status"] == "conversion_failed"
+        assert big["status"] == "input_error" and big["failure_category"] == "sample_data"  # the converter was never asked
         assert big["reason"] == ("big: samples for input 'image' have shape (6, 10, 10, 1); the model takes "
                                  "(None, 8, 8, 1): resize the samples to (N, 8, 8, 1)")
         calib = rows[("big_calib", fs)]
-        assert calib["status"] == "conversion_failed"
+        assert calib["status"] == "input_error"
         assert calib["reason"].startswith("big_calib: representative samples (big.npz) for input 'image' have "
                                           "shape (6, 10, 10, 1); the model takes (1, 8, 8, 1)")
     for fs in ("fp32", "int8"):
@@ -172,10 +172,10 @@ input_shapes = {{ x = [1, 9] }}
         assert r["status"] == "ok", (name, r["reason"])
         assert r["drift"]["max_abs"] < 1e-4, (name, r["drift"])
     tfl = rows[("tfl_big", "as_given")]
-    assert tfl["status"] == "runtime_failed"
+    assert tfl["status"] == "input_error"
     assert tfl["reason"] == ("tfl_big: samples for input 'x' have shape (4, 9); the model takes (1, 8): "
                              "resize the samples to (N, 8)")
     shaped = rows[("tfl_shapes", "as_given")]  # before: resized to (1, 9) by the interpreter and measured
-    assert shaped["status"] == "runtime_failed"
+    assert shaped["status"] == "input_error"
     assert shaped["reason"].startswith("tfl_shapes: input_shapes gives input 'x' shape [1, 9]; the model takes (1, 8)")
     assert all("\n" not in r["reason"] for r in rows.values())

@@ -15,7 +15,10 @@ from pathlib import Path
 
 from harness.core.hashing import hash_json, hash_path  # noqa: F401 - re-exported
 
-CACHE_FORMAT = 2  # bump when worker output for the same inputs would change
+CACHE_FORMAT = 3  # bump when worker output for the same inputs would change
+# 3: multi-input models calibrate with representative data by input name (2 cached their
+#    int8 failures), samples that kept a batch-1 axis are read, older SavedModels convert
+#    through the tf.compat.v1 graph path, and rows carry the conversion path and notes
 # 2: Keras models with unknown dimensions convert through a fixed-shape wrapper (1 left their
 #    weights as resource variables: wrong fp32 outputs, int8 crashed), and every Keras model
 #    from a SavedModel exported once per pool (same outputs; the conversion metadata differs)

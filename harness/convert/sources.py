@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from harness.convert.keras_export import ExportedConverters
+from harness.convert.loaded import InputSpec, LoadedModel, SourceError
 
-
-class SourceError(Exception):
-    """The model cannot be loaded or fed as configured; message is one line with the fix."""
-
-
-@dataclass
-class InputSpec:
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str
-
-
-@dataclass
-class LoadedModel:
-    inputs: list[InputSpec]
-    output_names: list[str]
-    call: Callable[[list[np.ndarray]], list[np.ndarray]]
-    make_converter: Callable[[list[tuple[int, ...]]], Any]
-    feeds_dict: bool = False  # representative data as {name: array} (SavedModel signatures)
-    # For `check`: trace(shapes) -> ConcreteFunction whose graph lists the model's TF ops
-    # (None for JAX, whose graph is one XlaCallModule); `source` is the loaded object.
-    trace: Callable[[list[tuple[int, ...]]], Any] | None = None
-    source: Any = field(default=None, repr=False)
+__all__ = ["InputSpec", "LoadedModel", "SourceError", "load_model"]
 
 
 def _spec_of(name: str, spec: tf.TensorSpec) -> InputSpec:
@@ -125,6 +102,12 @@ def load_keras(path: Path) -> LoadedModel:
 
 
 def load_saved_model(path: Path, signature: str) -> LoadedModel:
+    """TF2's object loader; TF1-style SavedModels, and those it cannot revive, go through the
+    tf.compat.v1 graph path (`graph_saved_model.py`), and their rows say so."""
+    from harness.convert.graph_saved_model import is_tf1_style, load_graph_saved_model
+
+    if is_tf1_style(path):
+        return load_graph_saved_model(path, signature, "a TF1-style SavedModel (no object graph)")
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as exc:  # noqa: BLE001
@@ -132,7 +115,8 @@ def load_saved_model(path: Path, signature: str) -> LoadedModel:
         if not (path / "variables").is_dir() and "variables" in msg:
             raise SourceError(f"{path}: the SavedModel has no variables/ folder; copy the whole "
                               "directory or re-export it with tf.saved_model.save") from None
-        raise SourceError(f"{path}: cannot load the SavedModel ({msg}); re-export it with tf.saved_model.save") from None
+        # e.g. a Keras 2 model saved with its optimizer: "'_UserObject' object has no attribute 'add_slot'"
+        return load_graph_saved_model(path, signature, f"TF2's object loader failed ({type(exc).__name__}: {msg})")
     sigs = list(loaded.signatures.keys())
     if signature not in loaded.signatures:
         have = ", ".join(sigs) or "none"

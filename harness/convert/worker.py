@@ -53,18 +53,22 @@ def _model(job: dict):
     return model
 
 
-def _input_specs(m: dict, model) -> tuple[list[str], list[str], list[tuple], list | None, object]:
+def _input_specs(m: dict, model, notes: list[str] | None = None) -> tuple[list[str], list[str], list[tuple], list | None, object]:
     """(names, dtypes, resolved shapes, samples, labels) of a loaded model.
 
     Shared by `prepare` and by a `convert` job submitted before its model's preparation
-    finished (shapes None), so both arrive at the same shapes."""
-    from harness.core.samples import load_arrays, resolve_shapes
+    finished (shapes None), so both arrive at the same shapes. What was read differently
+    from the file (samples that kept their batch-1 axis) is appended to NOTES."""
+    from harness.core.samples import drop_batch_axis, load_arrays, resolve_shapes
 
     names = [s.name for s in model.inputs]
     dtypes = [s.dtype for s in model.inputs]
     samples = labels = None
     if m.get("samples"):
         samples, labels = load_arrays(Path(m["samples"]), names)
+        samples, read_as = drop_batch_axis(names, [s.shape for s in model.inputs], samples)
+        if notes is not None:
+            notes.extend(read_as)
     shapes = resolve_shapes(
         names, [s.shape for s in model.inputs], {k: tuple(v) for k, v in m.get("input_shapes", {}).items()},
         samples, m["name"],
@@ -88,13 +92,20 @@ def prepare(job: dict) -> dict:
     """Input specs, evaluation inputs, representative data and reference outputs of one model."""
     import numpy as np
 
-    from harness.core.samples import check_fit, check_sample_shapes, load_arrays, random_inputs
+    from harness.core.samples import (
+        check_fit,
+        check_sample_shapes,
+        drop_batch_axis,
+        load_arrays,
+        random_inputs,
+    )
 
     t_job = time.perf_counter()
     m = job["model"]
     label = m["name"]
     model = _model(job)
-    names, dtypes, shapes, samples, labels = _input_specs(m, model)
+    notes: list[str] = list(getattr(model, "notes", []))
+    names, dtypes, shapes, samples, labels = _input_specs(m, model, notes)
     n_eval = int(job["eval_samples"])
     if samples is not None:
         samples = check_fit(f"{label}: {m['samples']}", samples, names, shapes, dtypes)
@@ -106,6 +117,8 @@ def prepare(job: dict) -> dict:
         eval_source = "random"
     if m.get("representative"):
         rep, _ = load_arrays(Path(m["representative"]), names)
+        rep, read_as = drop_batch_axis(names, [s.shape for s in model.inputs], rep, "representative samples")
+        notes.extend(read_as)
         # calibration data must fit as the samples do: the converter would fail on it with a
         # message naming neither the file nor the input
         check_sample_shapes(names, [s.shape for s in model.inputs], shapes, rep, label,
@@ -149,6 +162,8 @@ def prepare(job: dict) -> dict:
         "has_labels": labels is not None,
         "reference_s": reference_s,
         "prepare_s": time.perf_counter() - t_job,  # the whole job: loading, data, references, files
+        "notes": notes,
+        "conversion_path": model.conversion_path,
     }
 
 
@@ -191,6 +206,17 @@ def apply_options(converter: Any, options: dict, rep_arrays: list | None, feed_n
         converter.representative_dataset = gen
 
 
+def feeds_by_name(model: Any, converter: Any) -> bool:
+    """Whether representative data goes to the converter as {input name: array}.
+
+    A converter made from a SavedModel calibrates through that SavedModel's signature, whose
+    inputs need not be in the order the model lists them: a Keras model with inputs
+    (image, vector) is converted from its exported SavedModel, whose signature gave the
+    vector first, and a positional dataset fed the vector to the convolution. Named data
+    cannot be misplaced."""
+    return bool(model.feeds_dict) or type(converter).__name__ == "TFLiteSavedModelConverterV2"
+
+
 def convert(job: dict) -> dict:
     import numpy as np
     import tensorflow as tf
@@ -210,13 +236,14 @@ def convert(job: dict) -> dict:
     if job.get("rep_path"):
         with np.load(job["rep_path"], allow_pickle=False) as data:
             rep = [data[str(i)].astype(s.dtype) for i, s in enumerate(model.inputs)]
-    apply_options(converter, job["options"], rep, [s.name for s in model.inputs] if model.feeds_dict else None)
+    apply_options(converter, job["options"], rep, [s.name for s in model.inputs] if feeds_by_name(model, converter) else None)
     blob = converter.convert()
     convert_s = time.perf_counter() - t0
-    extra: dict = {}
+    extra: dict = {"conversion_path": model.conversion_path or job["model"]["kind"], "notes": list(model.notes)}
     route = getattr(converter, "route", None)  # JAX models: which conversion route worked
     if isinstance(route, str):
         extra["jax_route"] = route
+        extra["conversion_path"] = f"jax:{route}"
     if job["options"].get("metadata"):
         from harness.tflite.metadata import write_metadata
 

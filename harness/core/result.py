@@ -39,6 +39,7 @@ class Result:
     init_memory_mb: float | None = None  # memory above the baseline once the interpreter is allocated
     drift: dict[str, Any] | None = None
     representative: str | None = None  # samples | random | none
+    conversion_path: str | None = None  # how the artifact was made: keras, saved_model, tf_compat_v1_graph, jax:...
     eval_source: str | None = None  # samples | random
     tool_versions: dict[str, str] = field(default_factory=dict)
     device_info: dict[str, Any] = field(default_factory=dict)

@@ -77,6 +77,27 @@ def load_arrays(path: Path, input_names: Sequence[str]) -> tuple[list[np.ndarray
     return picked, labels
 
 
+def drop_batch_axis(
+    names: Sequence[str], model_shapes: Sequence[Sequence[int | None]], arrays: list[np.ndarray], what: str = "samples",
+) -> tuple[list[np.ndarray], list[str]]:
+    """Arrays of stacked batch-1 inputs, (N, 1, *rest) for a model taking (1, *rest), read as (N, *rest).
+
+    `np.stack` of N model inputs gives exactly that shape; it is unambiguous when the array
+    has one axis more than the input, that axis is 1 and the model's batch is 1 or unknown
+    (and every known dimension after it matches). Returns the arrays and one note per input
+    so treated, for the rows to say so."""
+    out, notes = [], []
+    for name, shape, arr in zip(names, model_shapes, arrays, strict=True):
+        shape = list(shape)
+        if (shape and arr.ndim == len(shape) + 1 and arr.shape[1] == 1 and shape[0] in (None, 1)
+                and all(d is None or d == a for d, a in zip(shape[1:], arr.shape[2:], strict=True))):
+            arr = arr[:, 0]
+            notes.append(f"{what} for input {name!r} have shape {(len(arr), 1, *arr.shape[1:])}: read as "
+                         f"{len(arr)} samples of shape {_pretty([1, *arr.shape[1:]])} (each sample kept its batch axis)")
+        out.append(arr)
+    return out, notes
+
+
 def _pretty(shape: Sequence[int | None]) -> str:
     """A shape as Python prints a tuple, with None for unknown dimensions: (None, 28, 28, 1)."""
     dims = [str(d) for d in shape]

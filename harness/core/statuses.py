@@ -9,8 +9,20 @@ RUNTIME_FAILED = "runtime_failed"
 UNSUPPORTED = "unsupported"
 DEVICE_LOST = "device_lost"
 TIMEOUT = "timeout"
+INPUT_ERROR = "input_error"
 
-ALL = (OK, UNHEALTHY, CONVERSION_FAILED, RUNTIME_FAILED, UNSUPPORTED, DEVICE_LOST, TIMEOUT)
+ALL = (OK, UNHEALTHY, CONVERSION_FAILED, RUNTIME_FAILED, UNSUPPORTED, DEVICE_LOST, TIMEOUT, INPUT_ERROR)
+
+# Failure categories of INPUT_ERROR rows: the sample data does not fit the model, or a .tflite
+# does not take its original's inputs. Nothing was converted or run.
+SAMPLE_DATA = "sample_data"
+INPUT_MISMATCH = "input_mismatch"
+INPUT_CATEGORIES = (SAMPLE_DATA, INPUT_MISMATCH)
+
+
+def for_category(category: str | None, default: str) -> str:
+    """The status of a failure with CATEGORY: INPUT_ERROR for the input categories, else DEFAULT."""
+    return INPUT_ERROR if category in INPUT_CATEGORIES else default
 
 DESCRIPTIONS = {
     OK: "converted, ran, outputs healthy",
@@ -20,4 +32,5 @@ DESCRIPTIONS = {
     UNSUPPORTED: "no runtime available here can run the artifact (Flex or custom ops)",
     DEVICE_LOST: "the device stopped answering before the job finished",
     TIMEOUT: "the job took longer than its timeout and was stopped",
+    INPUT_ERROR: "the sample data (or a .tflite's original) does not fit the model's inputs; nothing was converted or run",
 }

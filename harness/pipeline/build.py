@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import Campaign, ModelSpec, model_payload
+from harness.config import Campaign, ModelSpec, model_payload, reference_model
 from harness.convert.cache import CACHE_FORMAT, Cache, hash_json, hash_path
 from harness.convert.failures import classify
 from harness.core import statuses
@@ -96,9 +96,10 @@ class Builder:
         return self._pool
 
     def _model_hash(self, m: ModelSpec) -> str:
-        if m.name not in self._model_hashes:
-            self._model_hashes[m.name] = hash_path(m.path)
-        return self._model_hashes[m.name]
+        key = str(m.path)
+        if key not in self._model_hashes:
+            self._model_hashes[key] = hash_path(m.path)
+        return self._model_hashes[key]
 
     def _reference_key(self, m: ModelSpec) -> str:
         if m.name not in self._reference_keys:  # hashes the sample files: once per model, not per flag set
@@ -107,6 +108,7 @@ class Builder:
 
     def _reference_key_uncached(self, m: ModelSpec) -> str:
         s = self.campaign.settings
+        m = reference_model(m)  # a .tflite held to its original shares that original's references
         return hash_json({
             "format": CACHE_FORMAT, "model": self._model_hash(m), "entry": m.entry, "signature": m.signature,
             "samples": hash_path(m.samples) if m.samples else None,
@@ -163,6 +165,7 @@ class Builder:
         from harness.core.samples import (
             SampleError,
             check_fit,
+            drop_batch_axis,
             load_arrays,
             random_inputs,
             resolve_shapes,
@@ -187,9 +190,11 @@ class Builder:
         s = self.campaign.settings
         try:
             samples = labels = None
+            notes: list[str] = []
+            sig = [tuple(d if d != -1 else None for d in (t.shape_signature or t.shape)) for t in info.inputs]
             if m.samples:
                 samples, labels = load_arrays(m.samples, names)
-            sig = [tuple(d if d != -1 else None for d in (t.shape_signature or t.shape)) for t in info.inputs]
+                samples, notes = drop_batch_axis(names, sig, samples)
             shapes = resolve_shapes(names, sig, m.input_shapes, samples, m.name)
             # Quantized inputs take float samples (the runner quantizes them).
             float_types = ["float32" if t.quantization else t.dtype for t in info.inputs]
@@ -201,7 +206,7 @@ class Builder:
                 arrays = random_inputs(names, shapes, float_types, s.eval_samples, s.seed, m.name)
                 source = "random"
         except SampleError as exc:
-            return Prepared(m, False, str(exc), "sample_data")
+            return Prepared(m, False, str(exc), statuses.SAMPLE_DATA)
         folder.mkdir(parents=True, exist_ok=True)
         payload = {str(i): a for i, a in enumerate(arrays)}
         if labels is not None:
@@ -211,13 +216,15 @@ class Builder:
             "inputs": [{"name": n, "shape": list(sh), "dtype": d} for n, sh, d in zip(names, shapes, float_types, strict=True)],
             "output_names": [t.name for t in info.outputs], "eval_source": source, "representative_source": None,
             "eval_count": len(arrays[0]), "has_labels": labels is not None, "has_reference": False,
+            "notes": notes,
         }
         self.cache.store_reference_meta(key, meta)
         return Prepared(m, True, dir=folder, meta=meta)
 
     def _prepare_job(self, m: ModelSpec, key: str) -> dict:
         s = self.campaign.settings
-        return {"op": "prepare", "model": model_payload(m), "eval_samples": s.eval_samples, "seed": s.seed,
+        return {"op": "prepare", "model": model_payload(reference_model(m)), "eval_samples": s.eval_samples,
+                "seed": s.seed,
                 "out_dir": str(self.cache.reference_dir(key))}
 
     def _prepared_from_answer(self, m: ModelSpec, key: str, answer) -> Prepared:
@@ -226,21 +233,33 @@ class Builder:
             meta = {**answer.data, "has_reference": True}
             meta.pop("id", None)
             self.cache.store_reference_meta(key, meta)
-            return Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta)
+            return self._held_to_original(m, Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta))
         failure = classify(answer.error, answer.log, signal=answer.signal, timed_out=answer.timed_out)
         reason = answer.error if answer.usage else failure.reason
         log = self._write_log(f"{m.name}-prepare.log", answer.log)
         self.events.note(f"{m.name}: {reason} (log: {log})")
-        return Prepared(m, False, reason or "loading the model failed",
-                        "load_error" if answer.usage else failure.category)
+        category = (statuses.SAMPLE_DATA if answer.error_type == "SampleError"
+                    else "load_error" if answer.usage else failure.category)
+        return Prepared(m, False, reason or "loading the model failed", category)
 
     def cached_prepared(self, m: ModelSpec) -> Prepared | None:
         """The model's preparation if it needs no worker (a .tflite, or references in the cache)."""
-        if m.kind == "tflite":
+        if m.kind == "tflite" and m.original is None:
             return self._prepare_tflite(m)
         key = self._reference_key(m)
         meta = self.cache.reference_meta(key)
-        return Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta) if meta is not None else None
+        if meta is None:
+            return None
+        return self._held_to_original(m, Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta))
+
+    def _held_to_original(self, m: ModelSpec, p: Prepared) -> Prepared:
+        """A .tflite measured against its original must take the original's inputs (see
+        `pipeline/original.py`); any other model's preparation is returned as it is."""
+        if m.kind != "tflite" or not p.ok:
+            return p
+        from harness.pipeline.original import fit_to_tflite
+
+        return fit_to_tflite(m, p)
 
     def prepare_all(self) -> dict[str, Prepared]:
         """Every model's preparation, all finished before this returns (see `build` for the pipelined run)."""
@@ -313,6 +332,7 @@ class Builder:
                 "tf_version": answer.data["tf_version"], "ops": self._ops(path),
                 "representative": p.meta.get("representative_source") if fs.needs_representative_data else "none",
                 **{k: answer.data[k] for k in ("diagnosis", "calibration") if k in answer.data},  # budget, int8 family
+                "conversion_path": answer.data.get("conversion_path"), "notes": answer.data.get("notes", []),
             }
             self.cache.store_conversion(key, meta)
             return self._artifact_from_meta(m, fs.name, meta, converted=True)
@@ -321,8 +341,11 @@ class Builder:
                            flag_set=fs.name)
         log = self._write_log(f"{m.name}-{fs.name}-convert.log", answer.log or answer.error or "")
         status = statuses.TIMEOUT if answer.timed_out else statuses.CONVERSION_FAILED
-        art = Artifact(m, fs.name, False, status=status, reason=failure.reason,
-                       failure_category=failure.category, log=log, converted=True,
+        reason, category = failure.reason, failure.category
+        if answer.error_type == "SampleError":  # the sample data, found before the converter was asked
+            status, reason, category = statuses.INPUT_ERROR, answer.error or reason, statuses.SAMPLE_DATA
+        art = Artifact(m, fs.name, False, status=status, reason=reason,
+                       failure_category=category, log=log, converted=True,
                        meta={"error": answer.error})
         if not answer.timed_out and not answer.usage:
             # The same model, flags and versions fail the same way: do not pay for it again. Not a
@@ -334,12 +357,13 @@ class Builder:
             })
         return art
 
-    def tflite_artifact(self, m: ModelSpec, p: Prepared) -> Artifact:
-        """A .tflite given as the model is its own (only) artifact."""
-        if p.ok:
+    def tflite_artifact(self, m: ModelSpec, p: Prepared | None) -> Artifact:
+        """A .tflite given as the model is its own (only) artifact (P None: its original's
+        preparation is still running, and the artifact waits for it)."""
+        if p is None or p.ok:
             return Artifact(m, AS_GIVEN, True, hash_path(m.path), m.path, {"size_bytes": m.path.stat().st_size})
-        return Artifact(m, AS_GIVEN, False, status=statuses.RUNTIME_FAILED, reason=p.reason,
-                        failure_category=p.failure_category)
+        return Artifact(m, AS_GIVEN, False, status=statuses.for_category(p.failure_category, statuses.RUNTIME_FAILED),
+                        reason=p.reason, failure_category=p.failure_category)
 
     def cached_artifact(self, m: ModelSpec, fs: FlagSet, key: str) -> Artifact | None:
         """The conversion's cached outcome (artifact or failure), counted as such; None: convert it."""
@@ -353,8 +377,8 @@ class Builder:
     @staticmethod
     def prepare_failed(m: ModelSpec, flag_set: str, p: Prepared) -> Artifact:
         """Every flag set of a model whose preparation failed carries that failure."""
-        return Artifact(m, flag_set, False, status=statuses.CONVERSION_FAILED, reason=p.reason,
-                        failure_category=p.failure_category)
+        return Artifact(m, flag_set, False, status=statuses.for_category(p.failure_category, statuses.CONVERSION_FAILED),
+                        reason=p.reason, failure_category=p.failure_category)
 
     def conversion_key(self, m: ModelSpec, fs: FlagSet) -> str:
         return self._conversion_key(m, fs, self._reference_key(m))

@@ -139,6 +139,7 @@ class CampaignRun:
             failure_category=art.failure_category, ops=art.meta.get("ops", []),
             representative=art.meta.get("representative"), tool_versions=self.versions, log=art.log,
             diagnosis=art.meta.get("diagnosis"),
+            conversion_path=art.meta.get("conversion_path"), warnings=list(art.meta.get("notes", [])),
         )
 
     # ------------------------------------------------------------------ outputs

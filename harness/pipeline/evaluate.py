@@ -56,6 +56,8 @@ def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Setti
     result.eval_source = prepared.meta.get("eval_source")
     result.settings = measurement_settings(s)
     result.inputs_dir = str(prepared.dir) if prepared.dir else None
+    # how the model's data was read (samples that kept a batch axis, the graph loader): once per row
+    result.warnings.extend(n for n in prepared.meta.get("notes", []) if n not in result.warnings)
     result.started_at = time.time()
     try:
         result.device_info = device.info()

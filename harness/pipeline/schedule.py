@@ -32,9 +32,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
+from harness.pipeline.artifacts import AS_GIVEN
+
 if TYPE_CHECKING:
     from harness.config import ModelSpec
-    from harness.pipeline.artifacts import Artifact, Prepared
+    from harness.pipeline.artifacts import Artifact, Prepared  # noqa: F401
     from harness.pipeline.build import Builder
 
 PREPARE_PRIORITY = 1e15  # above any conversion estimate (bytes on disk)
@@ -55,10 +57,12 @@ def estimate(m: ModelSpec) -> float:
 def needs_workers(b: Builder) -> bool:
     """True when some preparation or conversion is missing from the cache (cheap: hashes and lookups)."""
     for m in b.campaign.models:
-        if m.kind == "tflite":
+        if m.kind == "tflite" and m.original is None:
             continue
         if b.cache.reference_meta(b._reference_key(m)) is None:
             return True
+        if m.kind == "tflite":
+            continue
         if any(b.cache.conversion(b.conversion_key(m, fs)) is None for fs in b.campaign.flag_sets):
             return True
     return False
@@ -107,7 +111,11 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         if p is not None:
             prepared[m.name] = p
         if m.kind == "tflite":
-            emit(b.tflite_artifact(m, p))
+            if p is not None:
+                emit(b.tflite_artifact(m, p))
+                continue
+            held[m.name].append(b.tflite_artifact(m, None))  # its original's references come first
+            jobs.append(("prepare", m, None, b._reference_key(m), None))
             continue
         for fs in flag_sets:
             key = b.conversion_key(m, fs)
@@ -157,8 +165,8 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
                     other.cancel()  # only queued ones; a running conversion ends and is cached as usual
                 held.pop(m.name, None)
                 waiting.pop(m.name, None)
-                for f in flag_sets:
-                    emit(b.prepare_failed(m, f.name, p))
+                for name in ([AS_GIVEN] if m.kind == "tflite" else [f.name for f in flag_sets]):
+                    emit(b.prepare_failed(m, name, p))
             continue
         key, out_path = extra
         art = b._finish_conversion(m, fs, key, out_path, answer, prepared.get(m.name))

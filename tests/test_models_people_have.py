@@ -1,0 +1,141 @@
+"""Models of the shapes users bring (issue 14), converted and measured through the real CLI.
+
+- a Keras model with two named inputs and two outputs under every int8-family flag set: it
+  converts from its exported SavedModel, whose signature orders the inputs otherwise, so
+  representative data must go in by name (it used to fail calibration: conv.cc "2 != 4");
+- samples saved as `np.stack` of batch-1 inputs, (N, 1, 12) for a (None, 12) model (refused);
+- a TF1-style SavedModel (tf.compat.v1 builder) and a SavedModel whose object graph holds
+  optimizer slot variables, which TF 2.21's loader cannot revive (`add_slot`): both go
+  through the tf.compat.v1 graph path, reference outputs from that graph, and the rows say so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from harness.core.samples import drop_batch_axis
+
+from .conftest import ROOT, TEST_MODELS, run_cli
+
+FLAG_SETS = ["fp32", "int8", "int8_float_io", "int16x8"]
+
+
+# ------------------------------------------------------------------ without TensorFlow
+
+def test_stacked_batch_one_samples_drop_that_axis_with_a_note():
+    arrays, notes = drop_batch_axis(["x"], [(None, 12)], [np.zeros((16, 1, 12), np.float32)])
+    assert arrays[0].shape == (16, 12)
+    assert notes == ["samples for input 'x' have shape (16, 1, 12): read as 16 samples of shape (1, 12) "
+                     "(each sample kept its batch axis)"]
+
+
+@pytest.mark.parametrize("model_shape, sample_shape", [
+    ((None, 1, 12), (16, 1, 12)),   # the axis of size 1 is the model's own: nothing to drop
+    ((None, 12), (16, 2, 12)),      # not a batch-1 axis
+    ((4, 12), (16, 1, 12)),         # the model's batch is 4, not 1
+    ((None, 12), (16, 1, 13)),      # the rest does not match the model
+])
+def test_ambiguous_or_misfit_samples_are_left_as_they_are(model_shape, sample_shape):
+    arr = np.zeros(sample_shape, np.float32)
+    arrays, notes = drop_batch_axis(["x"], [model_shape], [arr])
+    assert arrays[0] is arr and notes == []
+
+
+# ------------------------------------------------------------------ end to end
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    models = root / "models"
+    built = subprocess.run([sys.executable, str(TEST_MODELS / "make_shapes.py"), str(models),
+                            "two", "stacked", "tf1", "slots"], capture_output=True, text=True, cwd=ROOT)
+    assert built.returncode == 0, built.stderr[-3000:]
+    toml = root / "campaign.toml"
+    toml.write_text(f"""
+name = "shapes"
+[settings]
+flag_sets = {json.dumps(FLAG_SETS)}
+runs = 3
+warmup_runs = 1
+min_seconds = 0.0
+eval_samples = 4
+
+[[models]]
+name = "two"
+path = "{models / 'two.keras'}"
+
+[[models]]
+name = "stacked"
+path = "{models / 'stacked.keras'}"
+samples = "{models / 'stacked.samples.npy'}"
+
+[[models]]
+name = "tf1"
+path = "{models / 'tf1_sm'}"
+
+[[models]]
+name = "slots"
+path = "{models / 'slots_sm'}"
+""")
+    done = run_cli("run", str(toml), "--out", str(root / "run"), "--store", str(root / "s.sqlite"),
+                   "--cache-dir", str(root / "cache"), "--workers", "2")
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    rows = {(r["model"], r["flag_set"]): r for r in json.loads((root / "run" / "results.json").read_text())}
+    return root, rows
+
+
+def _assert_ok_with_drift(row):
+    assert row["status"] == "ok", (row["flag_set"], row["reason"])
+    assert row["drift"] and row["drift"]["cosine"] > 0.98, row["drift"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag_set", FLAG_SETS)
+def test_two_named_inputs_convert_and_calibrate_by_name(shapes_run, flag_set):
+    _, rows = shapes_run
+    row = rows[("two", flag_set)]
+    _assert_ok_with_drift(row)
+    assert row["representative"] == ("none" if flag_set == "fp32" else "samples")  # the sidecar two.calib.npz
+
+
+@pytest.mark.slow
+def test_samples_that_kept_their_batch_axis_are_read_and_noted(shapes_run):
+    _, rows = shapes_run
+    for fs in FLAG_SETS:
+        row = rows[("stacked", fs)]
+        _assert_ok_with_drift(row)
+        assert row["eval_source"] == "samples"
+        assert any("(16, 1, 12): read as 16 samples of shape (1, 12)" in w for w in row["warnings"]), row["warnings"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, why", [
+    ("tf1", "a TF1-style SavedModel (no object graph)"),
+    ("slots", "'_UserObject' object has no attribute 'add_slot'"),
+])
+def test_older_saved_models_convert_through_the_graph_path(shapes_run, model, why):
+    _, rows = shapes_run
+    for fs in FLAG_SETS:
+        row = rows[(model, fs)]
+        _assert_ok_with_drift(row)
+        assert row["conversion_path"] == "tf_compat_v1_graph"
+        assert any("tf.compat.v1 graph path" in w and why in w for w in row["warnings"]), row["warnings"]
+
+
+@pytest.mark.slow
+def test_the_slots_fixture_is_what_tf2_cannot_load(shapes_run):
+    """The fixture is faithful: TF 2.21's loader and TFLiteConverter.from_saved_model both fail on it
+    with the error users meet, so the rows above went through the fallback for that reason."""
+    root, _ = shapes_run
+    code = ("import sys, tensorflow as tf\n"
+            "for f in (tf.saved_model.load, lambda p: tf.lite.TFLiteConverter.from_saved_model(p).convert()):\n"
+            "    try:\n        f(sys.argv[1])\n        print('loaded')\n"
+            "    except AttributeError as e:\n        print(e)\n")
+    got = subprocess.run([sys.executable, "-c", code, str(root / "models" / "slots_sm")],
+                         capture_output=True, text=True)
+    assert got.stdout.split("\n")[:2] == ["'_UserObject' object has no attribute 'add_slot'"] * 2, got.stderr[-2000:]
