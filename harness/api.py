@@ -50,7 +50,14 @@ def make_campaign(source: PathLike | Campaign | None = None, *, models: Sequence
 
     Bad values raise `UsageError` with a one-line message naming the value and the fix.
     """
-    from harness.config import BUNDLED_CAMPAIGN, Campaign, Settings, load_campaign, model_from_path
+    from harness.config import (
+        BUNDLED_CAMPAIGN,
+        Campaign,
+        Settings,
+        load_campaign,
+        model_from_path,
+        unique_names,
+    )
     from harness.core.flag_sets import DEFAULT_FLAG_SETS, resolve_flag_sets
     from harness.devices.registry import validate_device_name
 
@@ -71,9 +78,10 @@ def make_campaign(source: PathLike | Campaign | None = None, *, models: Sequence
     if not c.models:
         raise UsageError("the campaign has no models; add [[models]] tables or pass --model PATH")
     if flag_sets:
-        c = replace(c, flag_sets=tuple(resolve_flag_sets(list(flag_sets), c.user_flag_sets)))
+        c = replace(c, flag_sets=tuple(resolve_flag_sets(unique_names(list(flag_sets), "--flag-sets"),
+                                                         c.user_flag_sets)))
     if devices:
-        c = replace(c, devices=tuple(devices))
+        c = replace(c, devices=tuple(unique_names(list(devices), "--devices")))
     for d in c.devices:
         validate_device_name(d)
     return replace(c, settings=settings_with(c.settings, settings))
@@ -98,6 +106,11 @@ def check_writable(path: Path, label: str) -> None:
     """A one-line error now, rather than a traceback after the conversions, when PATH cannot be written."""
     import tempfile
 
+    if label == "--store":  # a file; the others are folders
+        if path.is_dir():
+            raise UsageError(f"--store {path} is a folder; give the path of a .sqlite file")
+    elif path.exists() and not path.is_dir():
+        raise UsageError(f"{label} {path} is a file, not a folder; choose a folder with {label}")
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent

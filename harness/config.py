@@ -214,6 +214,14 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def unique_names(items: list[str], where: str) -> list[str]:
+    """ITEMS, refused when a name comes twice (a device named twice waited forever for itself)."""
+    twice = sorted({x for x in items if items.count(x) > 1})
+    if twice:
+        raise UsageError(f"{where} names {', '.join(twice)} more than once; give each once")
+    return items
+
+
 def parse_threads(value: Any, where: str) -> tuple[int, ...]:
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in items):
@@ -251,6 +259,7 @@ def parse_settings(raw: dict[str, Any], where: str) -> tuple[Settings, list[str]
     for label, items in (("devices", devices), ("flag_sets", flag_sets)):
         if not items or not all(isinstance(x, str) and x for x in items):
             raise UsageError(f"{where}: {label} must be a non-empty list of names")
+        unique_names(items, f"{where}: {label}")
     return replace(settings, **values), devices, flag_sets
 
 

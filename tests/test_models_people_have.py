@@ -53,7 +53,7 @@ def shapes_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapes")
     models = root / "models"
     built = subprocess.run([sys.executable, str(TEST_MODELS / "make_shapes.py"), str(models),
-                            "two", "stacked", "tf1", "slots"], capture_output=True, text=True, cwd=ROOT)
+                            "two", "stacked", "tf1", "slots", "official"], capture_output=True, text=True, cwd=ROOT)
     assert built.returncode == 0, built.stderr[-3000:]
     toml = root / "campaign.toml"
     toml.write_text(f"""
@@ -81,6 +81,18 @@ path = "{models / 'tf1_sm'}"
 [[models]]
 name = "slots"
 path = "{models / 'slots_sm'}"
+
+[[models]]
+name = "official"
+path = "{models / 'two_official.tflite'}"
+original = "{models / 'two.keras'}"
+samples = "{models / 'two.samples.npz'}"
+
+[[models]]
+name = "not_its_original"
+path = "{ROOT / 'tests' / 'data' / 'tiny.tflite'}"
+original = "{models / 'two.keras'}"
+samples = "{models / 'two.samples.npz'}"
 """)
     done = run_cli("run", str(toml), "--out", str(root / "run"), "--store", str(root / "s.sqlite"),
                    "--cache-dir", str(root / "cache"), "--workers", "2")
@@ -139,3 +151,24 @@ def test_the_slots_fixture_is_what_tf2_cannot_load(shapes_run):
     got = subprocess.run([sys.executable, "-c", code, str(root / "models" / "slots_sm")],
                          capture_output=True, text=True)
     assert got.stdout.split("\n")[:2] == ["'_UserObject' object has no attribute 'add_slot'"] * 2, got.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_tflite_made_elsewhere_gets_drift_against_its_original(shapes_run):
+    """`original = PATH`: the official .tflite and the harness's own conversions of the same
+    model are held to the same reference outputs, in one table."""
+    root, rows = shapes_run
+    row = rows[("official", "as_given")]
+    _assert_ok_with_drift(row)
+    assert row["drift"]["max_abs"] < 1e-4  # an fp32 export of the same model
+    assert any("drift against the original" in w for w in row["warnings"]), row["warnings"]
+    ours = rows[("two", "fp32")]
+    assert abs(ours["drift"]["max_abs"] - row["drift"]["max_abs"]) < 1e-5  # same references, same fp32 graph
+
+
+@pytest.mark.slow
+def test_a_tflite_whose_original_does_not_fit_is_an_input_error(shapes_run):
+    _, rows = shapes_run
+    row = rows[("not_its_original", "as_given")]
+    assert (row["status"], row["failure_category"]) == ("input_error", "input_mismatch")
+    assert "the .tflite takes 1 input(s)" in row["reason"] and "the original 2" in row["reason"], row["reason"]

@@ -160,6 +160,9 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
                       devices=_split_csv(devices), threads=_threads(threads), runs=runs, warmup_runs=warmup_runs,
                       min_seconds=min_seconds, eval_samples=eval_samples, xnnpack=xnnpack, timeout_s=timeout,
                       repeat=repeat, pin_cpu=pin_cpu)
+    from harness.cli.checks import check_input_shapes
+
+    check_input_shapes(c)
     _run_campaign(c, out, store, cache_dir, workers, baseline)
 
 
@@ -176,12 +179,13 @@ def _executor_options(executor: str, ray_address: str | None) -> None:
 
 
 def _resume(run_id, store, cache_dir, workers, baseline) -> None:
+    from harness.cli.checks import run_in_folder
     from harness.pipeline.campaign import campaign_from_config
     from harness.store import TRANSIENT_STATUSES, Store, default_store_path
 
     db = Store(store or default_store_path())
     try:
-        info = db.run(run_id)
+        info = db.run(run_in_folder(db, run_id))
         done = db.result_keys(info.id, exclude_statuses=TRANSIENT_STATUSES)  # device_lost/timeout run again
     finally:
         db.close()
@@ -302,6 +306,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - one line unless --debug
         if _State.debug:
             raise
+        from harness.cli.errors import as_usage_error
+
+        usage = as_usage_error(exc)  # the one place that knows which errors are the user's
+        if usage is not None:
+            click.echo(f"error: {' '.join(str(usage).split())}", err=True)
+            sys.exit(2)
         msg = " ".join(str(exc).split())
         click.echo(f"error: {type(exc).__name__}: {msg} (run with --debug for the traceback)", err=True)
         sys.exit(1)

@@ -72,6 +72,7 @@ class RunnerReport:
     eval_samples: int = 0
     stderr: str = ""
     command: list[str] = field(default_factory=list)
+    raw_output: str = ""  # what benchmark_model printed, whole: kept in results/<run>/logs/ with `command`
     transport: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

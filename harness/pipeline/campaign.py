@@ -148,6 +148,17 @@ class CampaignRun:
         with self._lock:
             self._outputs[(sha, device, threads)] = outputs
 
+    def keep_runner_log(self, r: Result, report) -> str:
+        """logs/<model>-<flag set>-<device>-t<threads>-benchmark_model.txt: the command line and what
+        benchmark_model printed, for the row's figures to be checked against the tool's own."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{r.model}-{r.flag_set}-{r.device}")
+        path = self.out_dir / "logs" / f"{safe}-t{r.threads}-{report.runtime or 'runner'}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        import shlex
+
+        path.write_text(f"$ {shlex.join(report.command)}\n{report.raw_output}", encoding="utf-8")
+        return str(path)
+
     def _device_vs_local(self, results: list[Result], store: Store) -> None:
         """For rows of remote devices: drift against the local runtime on the same artifact.
 
@@ -198,7 +209,7 @@ class CampaignRun:
             tmp.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in stored if r.key in done_keys),
                            encoding="utf-8")
             os.replace(tmp, self.out_dir / "results.jsonl")
-        names = list(self.campaign.devices)
+        names = list(dict.fromkeys(self.campaign.devices))  # a device named twice runs once (one thread, one queue)
         n_conv = sum(len(self.campaign.flag_sets) if m.kind != "tflite" else 1 for m in self.campaign.models)
         self.events.planned(n_conv, n_conv * len(names) * len(s.threads))
         results: list[Result] = []

@@ -106,7 +106,16 @@ def optimizer_slots_saved_model(out: Path) -> None:
     pb.write_bytes(sm.SerializeToString())
 
 
-BUILDERS = {"two": two_inputs, "stacked": stacked, "tf1": tf1_saved_model, "slots": optimizer_slots_saved_model}
+def official_tflite(out: Path) -> None:
+    """two.keras converted outside the harness (as an official export would be): two_official.tflite."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(out / "two.keras")
+    (out / "two_official.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+
+
+BUILDERS = {"official": official_tflite, "two": two_inputs, "stacked": stacked, "tf1": tf1_saved_model, "slots": optimizer_slots_saved_model}
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1])

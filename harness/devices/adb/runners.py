@@ -147,6 +147,18 @@ def _report_from_output(out: bm.BenchmarkOutput) -> RunnerReport:
 
 
 def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
+    """One timed benchmark_model run (then the drift runs); the measurement keeps the tool's
+    command line and its whole output, so a figure can be checked against what it printed."""
+    argv: list[str] = []
+    output: list[str] = []
+    m = _run_benchmark_model(s, job, argv, output)
+    if m.report is not None and output:
+        m.report.command = list(argv)
+        m.report.raw_output = output[0]
+    return m
+
+
+def _run_benchmark_model(s: Session, job: MeasureJob, argv_out: list[str], output: list[str]) -> Measurement:
     f = s.folder
     try:
         binary = _binary(s)
@@ -159,8 +171,10 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
         min_secs=job.min_seconds, max_secs=job.max_seconds, warmup_min_secs=0.0,
         delegate="xnnpack" if job.xnnpack else "none")
     argv = bm.build_args(binary, model_name, settings, extra=s.profile.extra_args)
+    argv_out.extend(argv)
     cmd = f"cd {shlex.quote(f.root)} && {bm.shell_command(argv)}"
     r = s.step("run", lambda: run_bounded(s, cmd, job.timeout_s))
+    output.append(r.output)
     if r.returncode == DEADLINE_EXIT:
         return Measurement(statuses.TIMEOUT, deadline_reason(s, job.timeout_s),
                            report=RunnerReport(runtime="benchmark_model", stderr=r.output[-4000:]))
