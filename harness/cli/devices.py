@@ -105,7 +105,7 @@ def _fmt(value) -> str:
 @click.option("-P", "server_port", type=int, default=None,
               help="adb server port (ANDROID_ADB_SERVER_PORT, default 5037).")
 @click.option("--start-server", is_flag=True, help="Start an adb server when none runs.")
-@click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder of your device profiles, *.toml directly in it (default: devices/; its subfolders, e.g. examples/, are not read).")
 @click.option("--timeout", type=float, default=10.0, show_default=True,
               help="Seconds to wait for each device to accept our key.")

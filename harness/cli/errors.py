@@ -37,7 +37,7 @@ def as_usage_error(exc: BaseException) -> UsageError | None:
     from harness.tflite.file import TFLiteFormatError
 
     if isinstance(exc, TFLiteFormatError):
-        return UsageError(f"{exc}; give a .tflite model file")
+        return UsageError(str(exc))
     if isinstance(exc, SampleError):
         return UsageError(str(exc))
     return None

@@ -24,7 +24,7 @@ def lab() -> None:
 @click.option("--devices", "devices_csv", metavar="A,B", help="Comma-separated devices, like run --devices.")
 @click.option("--no-server", is_flag=True, help="Leave out the adb server's devices.")
 @click.option("--no-profiles", is_flag=True, help="Leave out the profiles in devices/.")
-@click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path), default=None,
+@click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder of your device profiles, *.toml directly in it (default: devices/; its subfolders, e.g. examples/, are not read).")
 @click.option("-H", "server_host", default=None, help="adb server host (ANDROID_ADB_SERVER_HOST).")
 @click.option("-P", "server_port", type=int, default=None, help="adb server port (default 5037).")

@@ -49,7 +49,7 @@ def check_tflite(path: str | Path) -> dict[str, Any]:
     from harness.tflite.metadata import read_metadata
 
     data = Path(path).read_bytes()
-    m = read_tflite(data)
+    m = read_tflite(path)  # by path: a fault names the file
 
     def tensor(t: Any) -> dict:
         q = t.quantization
