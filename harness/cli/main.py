@@ -39,6 +39,7 @@ def _threads(value: str | None) -> tuple[int, ...] | None:
 class _State:
     debug = False
     executor = "local"  # run --executor
+    wide = False  # run --wide
     ray_address: str | None = None  # run --ray-address
 
 
@@ -50,15 +51,10 @@ def app(debug: bool) -> None:
     _State.debug = _State.debug or debug
 
 
-def _console():
-    import os
-    import shutil
+def _console(max_width: int | None = None):
+    from harness.cli.output import console
 
-    from rich.console import Console
-
-    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or max(
-        220, shutil.get_terminal_size((220, 24)).columns)
-    return Console(stderr=False, highlight=False, width=width)
+    return console(max_width=max_width)
 
 
 class _ProgressEvents:
@@ -137,15 +133,17 @@ class _ProgressEvents:
               help="Where jobs run: this host, or a Ray cluster (device lab; see docs/lab.md).")
 @click.option("--ray-address", metavar="ADDR|auto",
               help="Ray cluster to join with --executor ray (default: start a local Ray instance).")
+@click.option("--wide", is_flag=True, help="Show every column of the table (default: the ones that fit 120 columns).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
 def run(campaign, models, samples, flag_sets, threads, devices, out, store, cache_dir, workers, runs, warmup_runs,
         min_seconds, eval_samples, xnnpack, timeout, repeat, pin_cpu, baseline, resume, executor, ray_address,
-        debug) -> None:
+        wide, debug) -> None:
     """Convert, measure and compare: the whole campaign, one table.
 
     With no CAMPAIGN and no --model, runs the bundled default campaign.
     """
     _State.debug = _State.debug or debug
+    _State.wide = wide
     _executor_options(executor, ray_address)
     if resume is not None:
         if campaign or models:
@@ -200,7 +198,9 @@ def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resu
 
     runner = open_run(c, out=out, store=store, cache_dir=cache_dir, workers=workers, baseline=baseline,
                       executor=_State.executor, ray_address=_State.ray_address, run_id=run_id, debug=_State.debug)
-    console = _console()
+    from harness.report.table import TERMINAL_WIDTH
+
+    console = _console(None if _State.wide else TERMINAL_WIDTH)
     if resume_keys is not None:
         console.print(f"resuming run [bold]{runner.run_id}[/]: {len(resume_keys)} row(s) already stored")
     console.print(f"run [bold]{runner.run_id}[/]: {len(c.models)} model(s) x {len(c.flag_sets)} flag set(s) x "
@@ -209,7 +209,7 @@ def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resu
         runner.events = events
         summary = runner.execute(resume_keys)
     rows = comparison_rows(summary.results, baseline)
-    console.print(rich_table(rows, title=f"{c.name}: run {summary.run_id}"))
+    console.print(rich_table(rows, title=f"{c.name}: run {summary.run_id}", wide=_State.wide))
     if summary.conversions_performed == 0:
         console.print(f"converted nothing: all {summary.conversions_cached} artifact(s) came from the cache")
     else:

@@ -10,15 +10,22 @@ from pathlib import Path
 import click
 
 
-def console(file=None):
+def console(file=None, max_width: int | None = None):
+    """A console for stdout (or FILE). MAX_WIDTH caps the width unless COLUMNS says otherwise
+    (the narrow comparison table fits 120 columns; `--wide` passes None)."""
     import shutil
 
     from rich.console import Console
 
+    columns = int(os.environ.get("COLUMNS", 0) or 0)
     if file is not None:
-        return Console(file=file, width=220, highlight=False, color_system=None)
-    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or max(
-        220, shutil.get_terminal_size((220, 24)).columns)
+        return Console(file=file, width=columns or min(220, max_width or 220), highlight=False, color_system=None)
+    if sys.stdout.isatty():
+        width = shutil.get_terminal_size((220, 24)).columns
+    else:
+        width = columns or max(220, shutil.get_terminal_size((220, 24)).columns)
+    if max_width and not columns:
+        width = min(width, max_width)
     return Console(highlight=False, width=width)
 
 
@@ -47,14 +54,14 @@ def write(path: Path, text: str) -> None:
         raise UsageError(f"cannot write {path} ({exc.strerror}); choose another place with --out") from None
 
 
-def print_rich(renderable, out: Path | None) -> None:
+def print_rich(renderable, out: Path | None, max_width: int | None = None) -> None:
     if out is None:
-        console().print(renderable)
+        console(max_width=max_width).print(renderable)
         return
     import io
 
     buf = io.StringIO()
-    console(buf).print(renderable)
+    console(buf, max_width=max_width).print(renderable)
     emit(buf.getvalue(), out)
 
 

@@ -39,15 +39,16 @@ TEXT_FORMATS = ("table", "md", "csv", "json")
 @click.option("--drift-metric", type=click.Choice(["max_abs", "1-cosine", "rmse", "1-top1"]), default="max_abs",
               show_default=True, help="Drift axis of the HTML latency-vs-drift plots.")
 @click.option("--history", "with_history", is_flag=True, help="HTML: add trend plots over all stored runs.")
-def report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history) -> None:
+@click.option("--wide", is_flag=True, help="Table: every column (default: the ones that fit 120 columns).")
+def report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history, wide) -> None:
     """Show the results of RUN (a run id or a unique prefix; default: the latest run)."""
     from harness.store import gc_paused
 
     with gc_paused():  # 100k rows make millions of acyclic objects: rescanning them tripled the time
-        _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history)
+        _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history, wide)
 
 
-def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history) -> None:
+def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history, wide=False) -> None:
     from harness.core.errors import UsageError
 
     s = open_store(store)
@@ -113,13 +114,13 @@ def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history
 
     rows = comparison_rows(results, baseline)
     if fmt == "table":
-        from harness.report.table import plain_comparison_table, rich_table
+        from harness.report.table import TERMINAL_WIDTH, plain_comparison_table, rich_table
 
         title = f"{run.campaign or 'run'}: run {run.id}"
         if len(rows) > LARGE_TABLE_ROWS:
-            emit(plain_comparison_table(rows, title=title), out)
+            emit(plain_comparison_table(rows, title=title, wide=wide), out)
         else:
-            print_rich(rich_table(rows, title=title), out)
+            print_rich(rich_table(rows, title=title, wide=wide), out, max_width=None if wide else TERMINAL_WIDTH)
     elif fmt == "md":
         emit(markdown_table(rows), out)
     elif fmt == "json":

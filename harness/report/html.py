@@ -80,6 +80,11 @@ def table_context(results: list[Result], baseline: str | None, rows: list[Row] |
     body = "\n".join(map(row_html.format, classes, *columns))
     numeric = ", ".join(f"#results-table td:nth-child({i + 1})" for i, k in enumerate(keys) if k in NUMERIC)
     css = numeric + " { text-align: right; font-variant-numeric: tabular-nums; }" if numeric else ""
+    # Cells stay on one line (the box scrolls when the table is wider than the page); the long
+    # texts wrap, but never narrower than a readable line (`valid` once wrapped to six lines).
+    prose = ", ".join(f"#results-table td:nth-child({i + 1})" for i, k in enumerate(keys) if k in ("reason", "valid"))
+    if prose:
+        css += "\n  " + prose + " { white-space: normal; min-width: 16em; max-width: 40em; }"
     return {"headers": headers, "body": Markup(body), "css": css}  # noqa: S704 - every cell escaped or checked above
 
 
@@ -139,19 +144,19 @@ def history_points(pairs: Iterable[tuple[RunInfo, Result]]) -> list[dict]:
     return pts
 
 
-HISTORY_HEADERS = ["run", "date", "git", "device", "thr", "xnn", "status", "p50 ms", "max abs", "cosine", "acc",
+HISTORY_HEADERS = ["run", "date", "git", "device", "thr", "xnn", "status", "p50", "max abs", "cosine", "acc",
                    "size KB"]
 
 
 def history_table(points: list[dict]) -> dict:
-    from harness.report.table import fmt, sig
+    from harness.report.table import duration, fmt
 
     rows = []
     for p in points:
         rows.append([p["run"], p["date"], p["git_commit"], p["device"], str(p["threads"]),
                      "yes" if p["xnnpack"] else "no",
                      p["status"] + (f" ({p['reason']})" if p["status"] != statuses.OK and p["reason"] else ""),
-                     sig(p["p50_ms"]), fmt(p["max_abs"], 4), fmt(p["cosine"], 4), fmt(p["accuracy"], 3),
+                     duration(p["p50_ms"]), fmt(p["max_abs"], 4), fmt(p["cosine"], 4), fmt(p["accuracy"], 3),
                      fmt(p["size_kb"], 1)])
     return {"headers": HISTORY_HEADERS, "rows": rows}
 

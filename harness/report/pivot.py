@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from harness.core import statuses
 from harness.core.result import Result
-from harness.report.table import sig
+from harness.report.table import duration
 
 
 @dataclass
@@ -23,7 +23,7 @@ class PivotCell:
     def text(self) -> str:
         if self.status != statuses.OK or self.p50_ms is None:
             return self.status
-        s = sig(self.p50_ms)
+        s = duration(self.p50_ms)
         return s + (f" ({self.speedup:.2f}x)" if self.speedup is not None else "")
 
 
@@ -38,7 +38,7 @@ class Pivot:
         return f"{device} {threads}thr" + ((" xnn" if xnnpack else " no-xnn") if many_xnn else "")
 
     def headers(self) -> list[str]:
-        return ["model", "flag set"] + [self.column_label(c) + " p50 ms (speed-up)" for c in self.columns]
+        return ["model", "flag set"] + [self.column_label(c) + " p50 (speed-up)" for c in self.columns]
 
     def text_rows(self) -> list[list[str]]:
         return [[m, f] + [cells[c].text if c in cells else "-" for c in self.columns] for m, f, cells in self.rows]

@@ -18,13 +18,13 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("flag_set", "flag set", "converter flag set (as_given: a .tflite measured without conversion)"),
     ("device", "device", "where it ran (local, adb:SERIAL, ...)"),
     ("threads", "thr", "interpreter threads"),
-    ("status", "status", "ok, unhealthy, conversion_failed, runtime_failed, unsupported, device_lost, timeout"),
+    ("status", "status", "ok, unhealthy, conversion_failed, runtime_failed, unsupported, device_lost, timeout, input_error"),
     ("size_kb", "size KB", "artifact size in KiB"),
     ("size_ratio", "size x", "artifact size / baseline artifact size (same model)"),
-    ("p50_ms", "p50 ms", "median latency of the timed runs, ms"),
-    ("p90_ms", "p90 ms", "90th percentile latency, ms"),
+    ("p50_ms", "p50", "median latency of the timed runs (µs under 1 ms)"),
+    ("p90_ms", "p90", "90th percentile latency (µs under 1 ms)"),
     ("speedup", "speed-up", "baseline p50 / this p50 (same model, device, threads, runtime); >1 is faster"),
-    ("init_ms", "init ms", "interpreter creation + allocate_tensors, ms"),
+    ("init_ms", "init", "interpreter creation + allocate_tensors (µs under 1 ms)"),
     ("peak_mb", "mem MB", "peak RSS of the measuring process above its baseline before the model was loaded, MiB"),
     ("max_abs", "max abs", "largest absolute difference from the original model's outputs"),
     ("cosine", "cosine", "mean cosine similarity of outputs vs the original (1 = same direction)"),
@@ -85,6 +85,17 @@ def sig(value: float | None, digits: int = 3) -> str:
     return f"{value:.{decimals}f}"
 
 
+def duration(ms: float | None) -> str:
+    """A latency given in ms, three significant digits, in µs below 1 ms: 3.66 µs, not 0.00366 ms."""
+    if ms is None:
+        return "-"
+    if isinstance(ms, float) and not math.isfinite(ms):
+        return fmt(ms)
+    if abs(ms) < 1:
+        return f"{sig(ms * 1000)} µs"
+    return f"{sig(ms)} ms"
+
+
 def _valid(v: object) -> str:
     return "warn: " + v if v and v != "valid" else fmt(v)
 
@@ -110,7 +121,7 @@ def _column_text(key: str, values: list[dict]) -> list[str]:
         return [_accuracy(v) for v in values]
     col = list(map(itemgetter(key), values))
     if key in _SIG_KEYS:
-        return list(map(sig, col))
+        return list(map(duration, col))
     if key in _TIMES_KEYS:
         return ["-" if v is None else f"{v:.2f}x" for v in col]
     if key == "top1":
@@ -183,15 +194,23 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
 
 
 TERMINAL_SKIP = {"p90_ms", "init_ms", "snr_db"}  # in the files, left out of the terminal for width
+# Left out of the terminal unless --wide, so the table fits 120 columns: they are in every file
+# (results.md/csv/json, HTML) and in `report --wide`.
+NARROW_SKIP = {"size_ratio", "peak_mb", "max_abs", "rep"}
+TERMINAL_WIDTH = 120
 
 
-def visible_columns(rows: list[Row], terminal: bool = False) -> list[tuple[str, str, str]]:
-    """Drop columns that say nothing for these rows (one device, one thread count)."""
+def visible_columns(rows: list[Row], terminal: bool = False, wide: bool = True) -> list[tuple[str, str, str]]:
+    """Drop columns that say nothing for these rows (one device, one thread count; in a narrow
+    terminal table also the columns without a value in any row)."""
     cols = []
     for key, header, desc in COLUMNS:
         if key in ("device", "threads") and len({r.values[key] for r in rows}) <= 1:
             continue
         if terminal and key in TERMINAL_SKIP:
+            continue
+        if terminal and not wide and (key in NARROW_SKIP or (
+                key in NUMERIC and all(r.values.get(key) is None for r in rows))):
             continue
         cols.append((key, header, desc))
     return cols
@@ -244,24 +263,53 @@ def terminal_cells(rows: list[Row], cols: list[tuple[str, str, str]], markup: bo
     return list(zip(*columns, strict=True)) if columns else [() for _ in rows]
 
 
-def rich_table(rows: list[Row], title: str | None = None):
+# When the narrow table is still too wide (many devices, long names), these go first, in this
+# order; model, flag set, device, threads, status, p50, valid and reason always stay.
+DROP_ORDER = ("top1", "accuracy", "size_kb", "cosine", "speedup")
+REASON_MIN = 16  # the reason column folds down to this width
+
+
+def fit_columns(rows: list[Row], cols: list[tuple[str, str, str]], limit: int) -> list[tuple[str, str, str]]:
+    """COLS without the fewest DROP_ORDER columns that make the table's width at most LIMIT."""
+    keys = [k for k, _, _ in cols]
+    texts = text_columns(rows, keys)
+    width = {k: max([len(h), *map(len, col)]) for (k, h, _), col in zip(cols, texts, strict=True)}
+    width["valid"] = max(len("valid"), 4)  # the terminal shows yes/warn, the reason carries the text
+    width["reason"] = REASON_MIN
+    kept = list(keys)
+    for key in DROP_ORDER:
+        if sum(width[k] + 2 for k in kept) + 2 <= limit:  # a border and one space per column (collapsed padding)
+            break
+        if key in kept:
+            kept.remove(key)
+    return [c for c in cols if c[0] in kept]
+
+
+def rich_table(rows: list[Row], title: str | None = None, wide: bool = False):
+    """The terminal table: fits TERMINAL_WIDTH columns (the reason folds), or every column with WIDE."""
+    from rich import box
     from rich.table import Table
 
-    cols = visible_columns(rows, terminal=True)
-    table = Table(title=title, show_lines=False, header_style="bold")
+    cols = visible_columns(rows, terminal=True, wide=wide)
+    if not wide:
+        cols = fit_columns(rows, cols, TERMINAL_WIDTH)
+    table = Table(title=title, show_lines=False, header_style="bold", box=box.HEAVY_HEAD, collapse_padding=not wide)
     for key, header, _ in cols:
         table.add_column(header, justify="right" if key in NUMERIC else "left",
-                         overflow="fold", no_wrap=key != "reason", min_width=30 if key == "reason" else None)
+                         overflow="fold", no_wrap=key != "reason",
+                         min_width=(30 if wide else REASON_MIN) if key == "reason" else None)
     for line in terminal_cells(rows, cols):
         table.add_row(*line)
     return table
 
 
-def plain_comparison_table(rows: list[Row], title: str | None = None) -> str:
+def plain_comparison_table(rows: list[Row], title: str | None = None, wide: bool = False) -> str:
     """The terminal table for many rows: what `rich_table` shows, as aligned plain text."""
     from harness.report.plain import plain_table
 
-    cols = visible_columns(rows, terminal=True)
+    cols = visible_columns(rows, terminal=True, wide=wide)
+    if not wide:
+        cols = fit_columns(rows, cols, TERMINAL_WIDTH)
     return plain_table([h for _, h, _ in cols], terminal_cells(rows, cols, markup=False),
                        right={i for i, (k, _, _) in enumerate(cols) if k in NUMERIC}, title=title)
 
