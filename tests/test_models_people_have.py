@@ -172,3 +172,35 @@ def test_a_tflite_whose_original_does_not_fit_is_an_input_error(shapes_run):
     row = rows[("not_its_original", "as_given")]
     assert (row["status"], row["failure_category"]) == ("input_error", "input_mismatch")
     assert "the .tflite takes 1 input(s)" in row["reason"] and "the original 2" in row["reason"], row["reason"]
+
+
+@pytest.mark.slow
+def test_devices_feed_a_two_input_artifact_by_name(shapes_run, tmp_path):
+    """The local runner and the ADB drift path match inputs by name, whatever order the job
+    lists them in: the same inputs given as (vector, image) and (image, vector) give the same outputs."""
+    import hashlib
+    from pathlib import Path
+
+    from harness.devices.adb.drift import ordered_inputs
+    from harness.devices.base import MeasureJob
+    from harness.devices.local import LocalDevice
+    from harness.tflite.file import read_tflite
+
+    _, rows = shapes_run
+    art = Path(rows[("two", "int8")]["artifact_path"])
+    rng = np.random.default_rng(5)
+    image, vector = rng.random((3, 24, 24, 3), dtype=np.float32), rng.random((3, 5), dtype=np.float32)
+    outs = {}
+    for order in (("image", "vector"), ("vector", "image")):
+        npz = tmp_path / f"{order[0]}.npz"
+        arrays = {"image": image, "vector": vector}
+        np.savez(npz, **{str(i): arrays[n] for i, n in enumerate(order)})
+        job = MeasureJob(art, hashlib.sha256(art.read_bytes()).hexdigest(), npz, list(order), threads=1,
+                         xnnpack=True, warmup_runs=0, runs=1, min_seconds=0.0, max_seconds=5.0, timeout_s=120)
+        m = LocalDevice().measure(job)
+        assert m.status == "ok", m.reason
+        outs[order] = m.outputs
+        tensors = ordered_inputs(read_tflite(art), list(order))
+        assert [tuple(t.shape[1:]) for t in tensors] == [arrays[n].shape[1:] for n in order]
+    for a, b in zip(outs[("image", "vector")], outs[("vector", "image")], strict=True):
+        np.testing.assert_array_equal(a, b)

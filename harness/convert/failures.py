@@ -77,6 +77,8 @@ def classify(error: str | None, log: str = "", *, signal: int | None = None,
 _NOT_FLEX = re.compile(r"'tf\.([A-Za-z0-9_]+)' op is neither a custom op nor a flex op")
 _QUANT_OP = re.compile(r"[Qq]uantization (?:to [0-9x-]+bit )?not (?:yet )?supported for op: '([A-Za-z0-9_]+)'")
 _CALIBRATION = ("cannot set tensor", "failed to prepare", "dimension mismatch")
+_EMPTY_RANGE = re.compile(r"Max and min for dynamic tensors should be recorded during calibration: "
+                          r"Failed for tensor (\S+)")
 
 
 def _specific(error: str) -> Failure | None:
@@ -85,6 +87,14 @@ def _specific(error: str) -> Failure | None:
         return Failure("representative_data",
                        "representative data does not fit the model's inputs (shape, rank or dtype) during "
                        f"calibration: {_short(error, 160)}; fix the samples or set input_shapes")
+    empty = _EMPTY_RANGE.search(error)
+    if empty:
+        # calibration saw no float values for the tensor: typically integer inputs (token ids)
+        # cast to float before an embedding lookup, which the quantizer then cannot range
+        return Failure("quantization_unsupported",
+                       f"the quantizer recorded no value range for tensor {empty.group(1)} during calibration "
+                       "(an integer input cast to float, e.g. token ids); this quantization mode cannot "
+                       "quantize it: try int8, int8_float_io or dynamic_range")
     m = _QUANT_OP.search(error)
     if m:
         is16 = "16x8" in error

@@ -96,8 +96,10 @@ def load_keras(path: Path) -> LoadedModel:
         fn = tf.function(lambda *args: model(list(args) if len(args) > 1 else args[0], training=False))
         return fn.get_concrete_function(*specs)
 
-    probe = model.outputs
-    names = [f"output_{i}" for i in range(len(probe))]
+    # Named as the exported signature names them: a dict's keys (sorted, as `call` orders them),
+    # else output_0, output_1, ... (dict outputs were matched by position, in another order)
+    structure = getattr(model, "output", None)
+    names = _output_names(structure) if isinstance(structure, dict) else [f"output_{i}" for i in range(len(model.outputs))]
     return LoadedModel(inputs, names, call, make_converter, trace=trace, source=model)
 
 

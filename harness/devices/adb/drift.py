@@ -51,7 +51,7 @@ def _dequantize(y: np.ndarray, t: TensorInfo) -> np.ndarray:
     return y
 
 
-def _ordered_inputs(model, names: list[str]) -> list[TensorInfo]:
+def ordered_inputs(model, names: list[str]) -> list[TensorInfo]:
     """Model inputs in the job's order: by signature name, by tensor name, else by position."""
     by_index = {t.index: t for t in model.inputs}
     if len(model.signatures) == 1 and names and all(n in model.signatures[0].inputs for n in names):
@@ -91,7 +91,7 @@ def run_drift(s: Session, job: MeasureJob, binary: str, model_name: str):
     if not arrays or len(arrays[0]) == 0:
         return [], [], []
     n = len(arrays[0])
-    tensors = _ordered_inputs(model, list(job.input_names))
+    tensors = ordered_inputs(model, list(job.input_names))
     blobs, layers_shapes = [], []
     for t, arr in zip(tensors, arrays, strict=True):
         q = np.ascontiguousarray(_quantize(arr, t))
