@@ -184,8 +184,9 @@ def model_from_path(
         kind=kind,
         path=path.resolve(),
         entry=entry,
-        samples=_resolve(samples, "samples", ".samples.npz"),
-        representative=_resolve(representative, "representative", ".calib.npz"),
+        # a .tflite held to its original takes the original's sidecar data unless it has its own
+        samples=_resolve(samples, "samples", ".samples.npz") or (orig.samples if orig else None),
+        representative=_resolve(representative, "representative", ".calib.npz") or (orig.representative if orig else None),
         input_shapes=shapes,
         signature=signature,
         original=orig.path if orig else None,
