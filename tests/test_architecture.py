@@ -27,7 +27,8 @@ ALLOWED = {
     "executors": {"core", "config", "store", "convert", "devices", "pipeline"},
     "api": {"core", "config", "store", "tflite", "convert", "devices", "report", "pipeline", "executors"},
 }
-WORKER_SIDE = {"convert/worker.py", "convert/sources.py", "convert/keras_export.py", "convert/assess.py"}
+WORKER_SIDE = {"convert/worker.py", "convert/sources.py", "convert/keras_export.py", "convert/assess.py",
+               "convert/graph_saved_model.py"}
 DEVICE_RUNNER = "devices/runner.py"  # self-contained; may fall back to tf.lite inside a function on a board
 
 
