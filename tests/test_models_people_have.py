@@ -164,6 +164,9 @@ def test_a_tflite_made_elsewhere_gets_drift_against_its_original(shapes_run):
     assert any("drift against the original" in w for w in row["warnings"]), row["warnings"]
     ours = rows[("two", "fp32")]
     assert abs(ours["drift"]["max_abs"] - row["drift"]["max_abs"]) < 1e-5  # same references, same fp32 graph
+    timeline = json.loads((root / "run" / "logs" / "build-timeline.json").read_text())
+    preps = [j["model"] for j in timeline["jobs"] if j["op"] == "prepare" and j["event"] == "submitted"]
+    assert len([p for p in preps if p in ("two", "official")]) == 1, preps  # one preparation, shared
 
 
 @pytest.mark.slow

@@ -265,13 +265,16 @@ class Builder:
         """Every model's preparation, all finished before this returns (see `build` for the pipelined run)."""
         prepared: dict[str, Prepared] = {}
         futures = {}
+        by_key: dict[str, object] = {}  # one preparation per reference key (a .tflite and its original share one)
         for m in self.campaign.models:
             p = self.cached_prepared(m)
             if p is not None:
                 prepared[m.name] = p
                 continue
             key = self._reference_key(m)
-            futures[m.name] = (m, key, self._pool_get().submit(self._prepare_job(m, key)))
+            if key not in by_key:
+                by_key[key] = self._pool_get().submit(self._prepare_job(m, key))
+            futures[m.name] = (m, key, by_key[key])
         for name, (m, key, fut) in futures.items():
             prepared[name] = self._prepared_from_answer(m, key, fut.result())
         return prepared

@@ -104,6 +104,25 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         job, out_path = b._convert_job(m, fs, p)
         submit("convert", m, fs, job, estimate(m), (key, out_path), p)
 
+    def prepare_done(m, p: Prepared) -> None:
+        """M's preparation finished: release its waiting conversions and held artifacts, or fail its rows."""
+        prepared[m.name] = p
+        if p.ok:
+            for wfs, key in waiting.pop(m.name, []):
+                submit_conversion(m, wfs, key, p)
+            for art in held.pop(m.name, []):
+                emit(art)
+            return
+        failed.add(m.name)
+        for other in inflight[m.name]:
+            other.cancel()  # only queued ones; a running conversion ends and is cached as usual
+        held.pop(m.name, None)
+        waiting.pop(m.name, None)
+        for name in ([AS_GIVEN] if m.kind == "tflite" else [f.name for f in flag_sets]):
+            emit(b.prepare_failed(m, name, p))
+
+    # models whose preparation is another's (same reference key): they wait for that one's answer
+    sharing: dict[str, list] = {}
     # Everything the cache already holds is handed on first (devices can start at once).
     jobs: list[tuple] = []
     for m in b.campaign.models:
@@ -136,6 +155,10 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         # already takes the right one
         for op, m, fs, key, p in sorted(jobs, key=lambda j: (j[0] != "prepare", -estimate(j[1]))):
             if op == "prepare":
+                if key in sharing:  # a .tflite held to a model of this campaign: one preparation for both
+                    sharing[key].append(m)
+                    continue
+                sharing[key] = []
                 submit("prepare", m, None, b._prepare_job(m, key), PREPARE_PRIORITY + estimate(m), key)
             else:
                 submit_conversion(m, fs, key, p)
@@ -152,21 +175,9 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         note("started", op, m, fs, answer.started_at)
         note("finished", op, m, fs, answer.finished_at)
         if op == "prepare":
-            p = b._prepared_from_answer(m, extra, answer)
-            prepared[m.name] = p
-            if p.ok:
-                for wfs, key in waiting.pop(m.name, []):
-                    submit_conversion(m, wfs, key, p)
-                for art in held.pop(m.name, []):
-                    emit(art)
-            else:
-                failed.add(m.name)
-                for other in inflight[m.name]:
-                    other.cancel()  # only queued ones; a running conversion ends and is cached as usual
-                held.pop(m.name, None)
-                waiting.pop(m.name, None)
-                for name in ([AS_GIVEN] if m.kind == "tflite" else [f.name for f in flag_sets]):
-                    emit(b.prepare_failed(m, name, p))
+            for other in sharing.pop(extra, []):
+                prepare_done(other, b._prepared_from_answer(other, extra, answer))
+            prepare_done(m, b._prepared_from_answer(m, extra, answer))
             continue
         key, out_path = extra
         art = b._finish_conversion(m, fs, key, out_path, answer, prepared.get(m.name))
@@ -177,3 +188,4 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
     models = {m.name: i for i, m in enumerate(b.campaign.models)}
     columns = {fs.name: j for j, fs in enumerate(flag_sets)}
     return sorted(out, key=lambda a: (models[a.model.name], columns.get(a.flag_set, len(columns))))
+
