@@ -161,6 +161,10 @@ class RayDevices:
                 self.record(base)
             return
         result = Result.from_dict(out["result"])
+        if out.get("runner_log"):
+            from harness.devices.base import RunnerReport
+
+            result.log = self.run.keep_runner_log(result, RunnerReport(**out["runner_log"]))
         if out["outputs"] and result.artifact:
             self.run.keep_outputs(result.artifact, name, result.threads, out["outputs"])
         if out.get("harness") != self.run.versions.get("tflite-harness") and not self._warned_version:

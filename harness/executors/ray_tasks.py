@@ -182,12 +182,16 @@ def measure_job(device_name: str, art, prepared, threads: int, settings, base: d
     prepared = replace(prepared, dir=folder)
     result = Result.from_dict(base)
     outputs: list = []
+    runner_log = None  # benchmark_model's command line and output, kept by the driver in logs/
     device = None
     try:
         device = open_device(device_name)
         result, m = measure_on(device, art, prepared, threads, settings, result)
         if m is not None and m.outputs and result.status in (statuses.OK, statuses.UNHEALTHY):
             outputs = m.outputs
+        if m is not None and m.report is not None and m.report.raw_output:
+            runner_log = {"runtime": m.report.runtime, "command": list(m.report.command),
+                          "raw_output": m.report.raw_output}
     except Exception as exc:  # noqa: BLE001 - one failing job must not stop the device
         from harness.core.errors import HarnessError
         from harness.devices.adb.transport import TransportError
@@ -207,4 +211,5 @@ def measure_job(device_name: str, art, prepared, threads: int, settings, base: d
                           "ray_worker_pid": os.getpid(), "ray_job": str(ctx.get_job_id())}
     from harness.core.version import __version__
 
-    return {"result": result.to_dict(), "outputs": outputs, "node_id": here, "harness": __version__}
+    return {"result": result.to_dict(), "outputs": outputs, "node_id": here, "harness": __version__,
+            "runner_log": runner_log}
