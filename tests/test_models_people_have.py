@@ -207,3 +207,16 @@ def test_devices_feed_a_two_input_artifact_by_name(shapes_run, tmp_path):
         assert [tuple(t.shape[1:]) for t in tensors] == [arrays[n].shape[1:] for n in order]
     for a, b in zip(outs[("image", "vector")], outs[("vector", "image")], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_check_reads_an_older_saved_model_through_the_graph_path(shapes_run):
+    """`check` on the add_slot SavedModel: the signature's ops only (no checkpoint save/restore
+    functions), the parameters from the checkpoint without the optimizer's slot, and it converts."""
+    root, _ = shapes_run
+    proc = run_cli("check", str(root / "models" / "slots_sm"), "--flag-sets", "fp32", "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["graph_ops"] == {"AddV2": 1, "MatMul": 1, "Softmax": 1}
+    assert report["params"] == 6 * 4 + 4
+    assert report["flag_sets"]["fp32"]["verdict"] == "works", report["flag_sets"]

@@ -70,11 +70,74 @@ class GraphView:
 
 
 @dataclass
+class SignatureGraph:
+    """The part of a v1 graph the signature computes (no checkpoint save/restore ops), as
+    `check` reads a concrete function's graph: `as_graph_def()`."""
+
+    graph: Any
+    outputs: list[Any]
+
+    def as_graph_def(self):
+        names = sorted({t.op.name for t in self.outputs})
+        graph_def = tf.compat.v1.graph_util.extract_sub_graph(self.graph.as_graph_def(), names)
+        # a TF2-saved graph calls its functions from the library, which also holds the
+        # checkpoint's save/restore functions: keep only those the signature reaches
+        library = {f.signature.name: f for f in graph_def.library.function}
+        seen: set[str] = set()
+        stack = list(_called(graph_def.node, library))
+        while stack:
+            name = stack.pop()
+            if name not in seen and name in library:
+                seen.add(name)
+                stack.extend(_called(library[name].node_def, library))
+        kept = [library[n] for n in sorted(seen)]
+        del graph_def.library.function[:]
+        graph_def.library.function.extend(kept)
+        return graph_def
+
+
+def _called(nodes, library: dict) -> list[str]:
+    """Names of the library functions NODES call (as an op, or through a function attribute)."""
+    out = []
+    for n in nodes:
+        if n.op in library:
+            out.append(n.op)
+        for attr in n.attr.values():
+            if attr.HasField("func"):
+                out.append(attr.func.name)
+            if attr.HasField("list"):
+                out.extend(f.name for f in attr.list.func)
+    return out
+
+
+@dataclass
 class GraphSource:
     """The loaded session; `variables` for the parameter count of `check`."""
 
     session: Any
     variables: list[Any]
+
+
+@dataclass
+class CheckpointVariable:
+    """A variable as its checkpoint lists it (a TF2-saved graph has no v1 variable collection)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: Any
+
+
+def _checkpoint_variables(path: Path) -> list[CheckpointVariable]:
+    """The model's variables from variables/ (for `check`'s parameter count), without the
+    object graph and optimizer slots."""
+    try:
+        reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
+    except Exception:  # noqa: BLE001 - a count is a nicety
+        return []
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    return [CheckpointVariable(k, tuple(shapes[k]), dtypes[k]) for k in sorted(shapes)
+            if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH") and "OPTIMIZER_SLOT" not in k
+            and not k.startswith("optimizer/")]
 
 
 def load_graph_saved_model(path: Path, signature: str, why: str) -> LoadedModel:
@@ -111,10 +174,10 @@ def load_graph_saved_model(path: Path, signature: str, why: str) -> LoadedModel:
             str(path), input_shapes=arrays, tag_set=set(tags), signature_key=signature)
 
     with graph.as_default():
-        variables = list(v1.global_variables())
+        variables = list(v1.global_variables()) or _checkpoint_variables(path)
     note = f"loaded and converted through the tf.compat.v1 graph path: {why}"
     return LoadedModel(
         inputs, [k for k, _ in outs], call, make_converter,
-        trace=lambda shapes: GraphView(graph, in_tensors, out_tensors),
+        trace=lambda shapes: GraphView(SignatureGraph(graph, out_tensors), in_tensors, out_tensors),
         source=GraphSource(session, variables), conversion_path=GRAPH_PATH, notes=[note],
     )
