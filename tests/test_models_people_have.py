@@ -123,6 +123,7 @@ def test_samples_that_kept_their_batch_axis_are_read_and_noted(shapes_run):
         _assert_ok_with_drift(row)
         assert row["eval_source"] == "samples"
         assert any("(16, 1, 12): read as 16 samples of shape (1, 12)" in w for w in row["warnings"]), row["warnings"]
+        assert row["reason"].startswith("note: samples for input 'features' have shape (16, 1, 12)"), row["reason"]
 
 
 @pytest.mark.slow
@@ -137,6 +138,7 @@ def test_older_saved_models_convert_through_the_graph_path(shapes_run, model, wh
         _assert_ok_with_drift(row)
         assert row["conversion_path"] == "tf_compat_v1_graph"
         assert any("tf.compat.v1 graph path" in w and why in w for w in row["warnings"]), row["warnings"]
+        assert "tf.compat.v1 graph path" in row["reason"]  # the table's reason column shows the note
 
 
 @pytest.mark.slow

@@ -66,6 +66,9 @@ def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Setti
     m = device.measure(measure_job(art, prepared, threads, s))
     result.finished_at = time.time()
     fill_result(result, m, prepared, s)
+    notes = list(dict.fromkeys([*art.meta.get("notes", []), *prepared.meta.get("notes", [])]))
+    if notes and result.status == statuses.OK and not result.reason:  # the reason column: "or a note"
+        result.reason = "note: " + "; ".join(notes)
     return result, m
 
 
