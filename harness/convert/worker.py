@@ -85,7 +85,7 @@ def job_inputs(job: dict, model) -> tuple[list[tuple], list | None, list[str] | 
     if job.get("rep_path"):
         with np.load(job["rep_path"], allow_pickle=False) as data:
             rep = [data[str(i)].astype(s.dtype) for i, s in enumerate(model.inputs)]
-    return shapes, rep, [s.name for s in model.inputs] if model.feeds_dict else None
+    return shapes, rep, [s.name for s in model.inputs]  # apply_options decides whether to feed by name
 
 
 def prepare(job: dict) -> dict:
@@ -178,7 +178,8 @@ _OPS_SETS = {
 
 
 def apply_options(converter: Any, options: dict, rep_arrays: list | None, feed_names: list[str] | None) -> None:
-    """Turn a flag set's plain options into TFLiteConverter attributes."""
+    """Turn a flag set's plain options into TFLiteConverter attributes. FEED_NAMES (the model's
+    input names, in REP_ARRAYS' order) are used when the converter calibrates by name."""
     import tensorflow as tf
 
     if options.get("optimizations"):
@@ -197,16 +198,17 @@ def apply_options(converter: Any, options: dict, rep_arrays: list | None, feed_n
             setattr(converter, key, value)
     if rep_arrays is not None:
         count = min(len(rep_arrays[0]), int(options.get("representative_count", 100)))
+        names = feed_names if feed_names and feeds_by_name(converter) else None
 
         def gen():
             for i in range(count):
                 batch = [a[i : i + 1] for a in rep_arrays]
-                yield dict(zip(feed_names, batch, strict=True)) if feed_names else batch
+                yield dict(zip(names, batch, strict=True)) if names else batch
 
         converter.representative_dataset = gen
 
 
-def feeds_by_name(model: Any, converter: Any) -> bool:
+def feeds_by_name(converter: Any) -> bool:
     """Whether representative data goes to the converter as {input name: array}.
 
     A converter made from a SavedModel calibrates through that SavedModel's signature, whose
@@ -214,7 +216,7 @@ def feeds_by_name(model: Any, converter: Any) -> bool:
     (image, vector) is converted from its exported SavedModel, whose signature gave the
     vector first, and a positional dataset fed the vector to the convolution. Named data
     cannot be misplaced."""
-    return bool(model.feeds_dict) or type(converter).__name__ == "TFLiteSavedModelConverterV2"
+    return type(converter).__name__ == "TFLiteSavedModelConverterV2"
 
 
 def convert(job: dict) -> dict:
@@ -224,7 +226,9 @@ def convert(job: dict) -> dict:
     if job.get("calibration"):  # the int8 family: quantize the shared calibration (convert/calibration.py)
         from harness.convert.diagnose import convert_calibrated
 
-        return convert_calibrated(job, _tools())
+        done = convert_calibrated(job, _tools())
+        model = _model(job)  # the one calibration used (reused, not loaded again)
+        return {**done, "conversion_path": model.conversion_path or job["model"]["kind"], "notes": list(model.notes)}
     model = _model(job)
     if job.get("shapes") is None:  # submitted before the model's preparation finished
         shapes = [tuple(s) for s in _input_specs(job["model"], model)[2]]
@@ -236,7 +240,7 @@ def convert(job: dict) -> dict:
     if job.get("rep_path"):
         with np.load(job["rep_path"], allow_pickle=False) as data:
             rep = [data[str(i)].astype(s.dtype) for i, s in enumerate(model.inputs)]
-    apply_options(converter, job["options"], rep, [s.name for s in model.inputs] if feeds_by_name(model, converter) else None)
+    apply_options(converter, job["options"], rep, [s.name for s in model.inputs])
     blob = converter.convert()
     convert_s = time.perf_counter() - t0
     extra: dict = {"conversion_path": model.conversion_path or job["model"]["kind"], "notes": list(model.notes)}

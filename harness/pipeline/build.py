@@ -20,6 +20,7 @@ from harness.convert.failures import classify
 from harness.core import statuses
 from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
+from harness.pipeline.original import fit_to_tflite
 
 
 class _NoEvents:
@@ -233,7 +234,7 @@ class Builder:
             meta = {**answer.data, "has_reference": True}
             meta.pop("id", None)
             self.cache.store_reference_meta(key, meta)
-            return self._held_to_original(m, Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta))
+            return fit_to_tflite(m, Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta))
         failure = classify(answer.error, answer.log, signal=answer.signal, timed_out=answer.timed_out)
         reason = answer.error if answer.usage else failure.reason
         log = self._write_log(f"{m.name}-prepare.log", answer.log)
@@ -250,16 +251,7 @@ class Builder:
         meta = self.cache.reference_meta(key)
         if meta is None:
             return None
-        return self._held_to_original(m, Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta))
-
-    def _held_to_original(self, m: ModelSpec, p: Prepared) -> Prepared:
-        """A .tflite measured against its original must take the original's inputs (see
-        `pipeline/original.py`); any other model's preparation is returned as it is."""
-        if m.kind != "tflite" or not p.ok:
-            return p
-        from harness.pipeline.original import fit_to_tflite
-
-        return fit_to_tflite(m, p)
+        return fit_to_tflite(m, Prepared(m, True, dir=self.cache.reference_dir(key), meta=meta))
 
     def prepare_all(self) -> dict[str, Prepared]:
         """Every model's preparation, all finished before this returns (see `build` for the pipelined run)."""

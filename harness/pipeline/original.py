@@ -27,7 +27,10 @@ def tflite_input_names(info) -> list[str]:
 
 
 def fit_to_tflite(m: ModelSpec, p: Prepared) -> Prepared:
-    """P (the original's preparation) for the .tflite M, or M's failure saying why it does not fit."""
+    """P (the original's preparation) for the .tflite M, or M's failure saying why it does not fit;
+    any other model's preparation (or a failed one) as it is."""
+    if m.kind != "tflite" or not p.ok:
+        return p
     from harness.tflite.file import TFLiteFormatError, read_tflite
 
     try:
