@@ -74,8 +74,8 @@ class HarnessFixture:
         if not art.ok:
             pytest.fail(f"{art.model.name}/{flag_set}: {art.status}: {art.reason}", pytrace=False)
         p = done.prepared[art.model.name]
-        return ConvertedArtifact(art.model.name, flag_set, art.path, art.meta["size_bytes"], art.meta.get("ops", []),
-                                 [i["name"] for i in p.meta["inputs"]], p.dir / "eval.npz")
+        return ConvertedArtifact(art.model.name, flag_set, art.path, art.meta.size_bytes, list(art.meta.ops),
+                                 p.meta.input_names, p.dir / "eval.npz")
 
     def benchmark(self, benchmark, artifact: ConvertedArtifact, threads: int = 1):
         """Time `invoke()` of ARTIFACT with pytest-benchmark's `benchmark` fixture (in this process)."""

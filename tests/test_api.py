@@ -135,7 +135,7 @@ def test_convert_a_tflite_gives_it_as_given(tmp_path):
     done = harness.convert_model(TINY, out=tmp_path / "logs", cache_dir=tmp_path / "cache", workers=1)
     assert [a.ok for a in done.artifacts] == [True]
     assert done.artifacts[0].path.read_bytes() == TINY.read_bytes()
-    assert done.prepared["tiny"].meta["inputs"]
+    assert done.prepared["tiny"].meta.inputs
 
 
 @pytest.mark.slow

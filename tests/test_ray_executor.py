@@ -98,7 +98,7 @@ def test_a_conversion_lost_with_its_node_is_a_row_resume_reruns_and_is_not_cache
         lost_prepares: set = set()
         nodes: list = []
 
-        def submit(self, job):
+        def submit(self, job, priority=0.0):  # WorkerPool.submit's interface
             f = Future()
             f.set_result(WorkerAnswer(ok=False, timed_out=True, error="node lost: NodeDiedError: gone"))
             return f
@@ -111,7 +111,7 @@ def test_a_conversion_lost_with_its_node_is_a_row_resume_reruns_and_is_not_cache
     cache = Cache(tmp_path / "cache")
     b = RayBuilder(c, cache, tool_versions(), tmp_path / "out", 1, shipper=None, cache_template=None)
     b._pool = LostPool()
-    prepared = {model.name: Prepared(model, True, dir=tmp_path, meta={"inputs": [{"shape": [1, 8, 8, 1]}]})}
+    prepared = {model.name: Prepared(model, True, dir=tmp_path, meta={"inputs": [{"name": "x", "shape": [1, 8, 8, 1]}]})}
     (art,) = b.convert_all(prepared, lambda a: None)
     assert art.status == "conversion_failed" and art.failure_category == "node_lost"
     assert art.reason.startswith("node lost: NodeDiedError") and "--resume" in art.reason

@@ -253,9 +253,9 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
         if a.ok:
             dest = out / f"{a.model.name}-{a.flag_set}.tflite"
             shutil.copyfile(a.path, dest)
-            table.add_row(a.flag_set, "ok", str(dest), f"{a.meta['size_bytes'] / 1024:.1f}",
-                          f"{a.meta.get('convert_s', 0):.2f}" + ("" if a.converted else " (cached)"),
-                          ", ".join(a.meta.get("ops", [])))
+            table.add_row(a.flag_set, "ok", str(dest), f"{(a.meta.size_bytes or 0) / 1024:.1f}",
+                          f"{a.meta.convert_s or 0:.2f}" + ("" if a.converted else " (cached)"),
+                          ", ".join(a.meta.ops))
         else:
             table.add_row(a.flag_set, f"[red]{a.status}[/]", "-", "-", "-", f"{a.failure_category}: {a.reason}")
     _console().print(table)

@@ -79,7 +79,9 @@ class RayPool:
         self._thread = threading.Thread(target=self._collect, name="ray-conversions", daemon=True)
         self._thread.start()
 
-    def submit(self, job: dict) -> Future:
+    def submit(self, job: dict, priority: float = 0.0) -> Future:
+        """WorkerPool.submit's interface; Ray places tasks itself, so PRIORITY (a local pool's
+        order) is not used."""
         m = job["model"]
         blobs = {f: self.shipper.blob(Path(m[f])) for f in ("path", "samples", "representative") if m.get(f)}
         if job.get("rep_path"):
@@ -180,9 +182,9 @@ class RayBuilder(Builder):
 
     def convert_all(self, prepared, on_done):
         def fix(art: Artifact) -> None:
-            if not art.ok and str(art.meta.get("error") or "").startswith(LOST):
+            if not art.ok and str(art.meta.error or "").startswith(LOST):
                 art.status = statuses.CONVERSION_FAILED
-                art.reason = f"{art.meta['error']}; --resume runs it again"[:400]
+                art.reason = f"{art.meta.error}; --resume runs it again"[:400]
                 art.failure_category = NODE_LOST
             on_done(art)
 

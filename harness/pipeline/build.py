@@ -313,7 +313,7 @@ class Builder:
             "op": "convert", "model": model_payload(m), "options": fs.converter_options(),
             "calibration": str(calibration) if calibration else None,
             "rep_path": str(rep_path) if rep_path else None,
-            "shapes": [i["shape"] for i in p.meta["inputs"]] if p is not None else None, "out_path": str(out_path),
+            "shapes": p.meta.input_shapes if p is not None else None, "out_path": str(out_path),
         }, out_path
 
     def _finish_conversion(self, m: ModelSpec, fs: FlagSet, key: str, out_path: Path, answer,
@@ -325,7 +325,7 @@ class Builder:
             meta = {
                 "artifact": sha, "size_bytes": answer.data["size_bytes"], "convert_s": answer.data["convert_s"],
                 "tf_version": answer.data["tf_version"], "ops": self._ops(path),
-                "representative": p.meta.get("representative_source") if fs.needs_representative_data else "none",
+                "representative": p.meta.representative_source if fs.needs_representative_data else "none",
                 **{k: answer.data[k] for k in ("diagnosis", "calibration") if k in answer.data},  # budget, int8 family
                 "conversion_path": answer.data.get("conversion_path"), "notes": answer.data.get("notes", []),
             }

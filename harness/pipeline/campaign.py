@@ -135,11 +135,11 @@ class CampaignRun:
             model=art.model.name, flag_set=art.flag_set, device=device, threads=threads,
             xnnpack=self.campaign.settings.xnnpack, runner=runner, status=art.status, reason=art.reason,
             artifact=art.sha, artifact_path=str(art.path) if art.path else None,
-            size_bytes=art.meta.get("size_bytes"), convert_s=art.meta.get("convert_s"), converted=art.converted,
-            failure_category=art.failure_category, ops=art.meta.get("ops", []),
-            representative=art.meta.get("representative"), tool_versions=self.versions, log=art.log,
-            diagnosis=art.meta.get("diagnosis"),
-            conversion_path=art.meta.get("conversion_path"), warnings=list(art.meta.get("notes", [])),
+            size_bytes=art.meta.size_bytes, convert_s=art.meta.convert_s, converted=art.converted,
+            failure_category=art.failure_category, ops=list(art.meta.ops),
+            representative=art.meta.representative, tool_versions=self.versions, log=art.log,
+            diagnosis=art.meta.diagnosis,
+            conversion_path=art.meta.conversion_path, warnings=list(art.meta.notes),
         )
 
     # ------------------------------------------------------------------ outputs

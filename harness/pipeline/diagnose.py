@@ -124,14 +124,14 @@ class DiagnoseSession:
         if self.calibration is None:
             raise UsageError(f"flag set {fs.name!r} is not full-integer quantization from representative data; "
                              "diagnose one of int8, int8_float_io, int16x8 or a flag set like them")
-        self.input_names = [i["name"] for i in p.meta["inputs"]]
+        self.input_names = p.meta.input_names
         self._diagnosis: Diagnosis | None = None
 
     # ------------------------------------------------------------------ worker jobs
     def job(self, op: str, out_path: Path, float_nodes: list[str] | tuple = (), **extra: Any) -> dict:
         p = self.prepared
         return {"op": op, "model": model_payload(self.model), "options": self.flag_set.converter_options(),
-                "rep_path": str(p.dir / "representative.npz"), "shapes": [i["shape"] for i in p.meta["inputs"]],
+                "rep_path": str(p.dir / "representative.npz"), "shapes": p.meta.input_shapes,
                 "calibration": str(self.calibration), "out_path": str(out_path), "float_nodes": list(float_nodes),
                 **extra}
 

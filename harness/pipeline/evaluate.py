@@ -35,7 +35,7 @@ from harness.pipeline.artifacts import Artifact, Prepared
 def measure_job(art: Artifact, prepared: Prepared, threads: int, s: Settings) -> MeasureJob:
     return MeasureJob(
         artifact=art.path, artifact_sha=art.sha, inputs_npz=prepared.dir / "eval.npz",
-        input_names=[i["name"] for i in prepared.meta["inputs"]], threads=threads, xnnpack=s.xnnpack,
+        input_names=prepared.meta.input_names, threads=threads, xnnpack=s.xnnpack,
         warmup_runs=s.warmup_runs, runs=s.runs, min_seconds=s.min_seconds, max_seconds=s.max_seconds,
         timeout_s=s.timeout_s, repeat=s.repeat, pin_cpu=s.pin_cpu,
     )
@@ -53,11 +53,11 @@ def measurement_settings(s: Settings) -> dict:
 def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Settings,
                result: Result) -> tuple[Result, Measurement]:
     """Run the job on DEVICE and fill RESULT; returns the raw measurement too (its outputs)."""
-    result.eval_source = prepared.meta.get("eval_source")
+    result.eval_source = prepared.meta.eval_source
     result.settings = measurement_settings(s)
     result.inputs_dir = str(prepared.dir) if prepared.dir else None
     # how the model's data was read (samples that kept a batch axis, the graph loader): once per row
-    result.warnings.extend(n for n in prepared.meta.get("notes", []) if n not in result.warnings)
+    result.warnings.extend(n for n in prepared.meta.notes if n not in result.warnings)
     result.started_at = time.time()
     try:
         result.device_info = device.info()
@@ -66,7 +66,7 @@ def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Setti
     m = device.measure(measure_job(art, prepared, threads, s))
     result.finished_at = time.time()
     fill_result(result, m, prepared, s)
-    notes = list(dict.fromkeys([*art.meta.get("notes", []), *prepared.meta.get("notes", [])]))
+    notes = list(dict.fromkeys([*art.meta.notes, *prepared.meta.notes]))
     if notes and result.status == statuses.OK and not result.reason:  # the reason column: "or a note"
         result.reason = "note: " + "; ".join(notes)
     return result, m
@@ -155,13 +155,13 @@ def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings 
 def judge_outputs(result: Result, outputs: list, names: list[str], prepared: Prepared) -> None:
     """Health first, then drift against the original model's outputs."""
     reference = None
-    if prepared.meta.get("has_reference"):
+    if prepared.meta.has_reference:
         with np.load(prepared.dir / "reference.npz", allow_pickle=False) as data:
             reference = [data[str(k)] for k in range(len(data.files))]
     with np.load(prepared.dir / "eval.npz", allow_pickle=False) as data:
         labels = data["labels"] if "labels" in data.files else None
     if reference is not None:
-        outputs = align_outputs(prepared.meta.get("output_names", []), names, outputs)
+        outputs = align_outputs(prepared.meta.output_names, names, outputs)
     problems = health_problems(outputs, names, reference)
     drift = None
     if reference is not None:

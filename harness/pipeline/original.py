@@ -37,25 +37,25 @@ def fit_to_tflite(m: ModelSpec, p: Prepared) -> Prepared:
         info = read_tflite(m.path)
     except (TFLiteFormatError, OSError) as exc:
         return Prepared(m, False, str(exc), "load_error")
-    ours = p.meta["inputs"]
+    ours = p.meta.inputs
     names = tflite_input_names(info)
     where = f"{m.name}: {m.path.name} and its original {m.original}"
     if len(ours) != len(info.inputs):
         return Prepared(m, False, f"{where} differ: the .tflite takes {len(info.inputs)} input(s) {names}, the "
-                                  f"original {len(ours)} {[i['name'] for i in ours]}; give the original it was made from",
+                                  f"original {len(ours)} {[i.name for i in ours]}; give the original it was made from",
                         statuses.INPUT_MISMATCH)
-    want = [i["name"] for i in ours]
+    want = [i.name for i in ours]
     by_name = all(n in names for n in want)
     tensors = [info.inputs[names.index(n)] for n in want] if by_name else list(info.inputs)
     for spec, t in zip(ours, tensors, strict=True):
-        size = math.prod(spec["shape"][1:])
+        size = math.prod(spec.shape[1:])
         theirs = [d for d in (t.shape_signature or t.shape)][1:]
         if all(d > 0 for d in theirs) and math.prod(theirs) != size:
-            return Prepared(m, False, f"{where} differ: input {spec['name']!r} is {list(spec['shape'])} in the original, "
+            return Prepared(m, False, f"{where} differ: input {spec.name!r} is {list(spec.shape)} in the original, "
                                       f"{list(t.shape)} in the .tflite ({t.name!r}); set input_shapes to the .tflite's",
                             statuses.INPUT_MISMATCH)
-    notes = list(p.meta.get("notes", []))
+    notes = list(p.meta.notes)
     notes.append(f"drift against the original {m.original} ({m.original_kind})")
     if not by_name and len(want) > 1:
         notes.append(f"inputs matched by position: the .tflite names them {names}, the original {want}")
-    return replace(p, model=m, meta={**p.meta, "notes": notes})
+    return replace(p, model=m, meta=replace(p.meta, notes=notes))
