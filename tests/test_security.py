@@ -83,7 +83,7 @@ def test_pickled_samples_through_the_cli_are_refused(tmp_path):
                    str(tmp_path / "cache"), *FAST, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads((tmp_path / "run" / "results.json").read_text())[0]
-    assert row["status"] == "runtime_failed" and "never loaded" in row["reason"]
+    assert row["status"] == "input_error" and "never loaded" in row["reason"]  # sample data, not the model
     assert not marker.exists()
 
 
@@ -180,6 +180,7 @@ def test_no_urls_are_fetched_at_run_time():
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"https?://", line) and not line.lstrip().startswith("#"):
                 hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
-    allowed = ("cdn", "docs", "ai.google.dev", "github.com", "tensorflow.org", "w3.org", "plotly")
+    allowed = ("cdn", "docs", "ai.google.dev", "github.com", "tensorflow.org", "w3.org", "plotly",
+               "://127.0.0.1")  # loopback (the private Ray instance's dead proxy) is not a fetch
     suspicious = [h for h in hits if not any(a in h for a in allowed)]
     assert suspicious == [], suspicious
