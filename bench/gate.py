@@ -20,6 +20,9 @@ Method (figures and targets in BENCHMARKS.md, section "regression gate"):
   nominated) and the two slowdowns, each with `harness.pipeline.confirm.gate` (defaults:
   5 % threshold, 6 rounds).
 - Cost: a confirmation's wall time over the wall time of the two rows' run measurements.
+  Runs exec a fresh runner per measurement; confirmation forks each of its fresh
+  processes from a runner zygote (harness/devices/zygote.py), started inside the
+  confirmation and so counted in its cost.
 """
 
 from __future__ import annotations
