@@ -20,6 +20,11 @@ Method (figures and targets in BENCHMARKS.md, section "regression gate"):
   nominated) and the two slowdowns, each with `harness.pipeline.confirm.gate` (defaults:
   5 % threshold, 6 rounds).
 - Cost: a confirmation's wall time over the wall time of the two rows' run measurements.
+  `--confirm-processes exec` measures confirmation as it was before the zygote (one exec'd
+  runner per measurement), for a comparison on the same machine state.
+  Runs exec a fresh runner per measurement; confirmation forks each of its fresh
+  processes from a runner zygote (harness/devices/zygote.py), started inside the
+  confirmation and so counted in its cost.
 """
 
 from __future__ import annotations
@@ -153,11 +158,19 @@ def _row(path: Path):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compares", type=int, default=20)
+    ap.add_argument("--confirm-processes", choices=("fork", "exec"), default="fork",
+                    help="fork: confirmation as shipped (runner zygote); exec: one exec'd runner per "
+                         "measurement, as before the zygote, for comparison on the same machine")
     args = ap.parse_args()
     from harness.config import Settings
     from harness.core.confirmation import paired_change
     from harness.devices.local import LocalDevice
+    from harness.devices.registry import open_device
     from harness.pipeline.confirm import gate
+
+    class ExecEachMeasurement(LocalDevice):
+        """The local device as confirmation used it before the zygote: `for_confirmation`
+        forks only for a plain LocalDevice, so this one execs a runner per measurement."""
     from harness.report.compare import REGRESSED, Thresholds
 
     c.header("regression gate under a memory-bound neighbour")
@@ -170,6 +183,8 @@ def main() -> int:
         time.sleep(1.0)
         found = calibrate(paths)
         device, settings = LocalDevice(), Settings()
+        opener = (lambda name: ExecEachMeasurement()) if args.confirm_processes == "exec" else open_device
+        print(f"  confirmation processes: {args.confirm_processes}", flush=True)
         counts = {"identical": 0, "same_work": 0, "same_work_nominated": 0, "slow10": 0, "slow25": 0}
         by_median = dict.fromkeys(counts, 0)
         costs, confirm_s, pair_s = [], [], []
@@ -182,7 +197,7 @@ def main() -> int:
             verdicts = []
             for name, new, t_new in (("identical", again, t_again), ("same_work", same, t_same),
                                      ("slow10", s10, t10), ("slow25", s25, t25)):
-                comp = gate([base], [new], Thresholds(), cache_dirs=())
+                comp = gate([base], [new], Thresholds(), cache_dirs=(), opener=opener)
                 row = comp.rows[0]
                 verdicts.append(f"{name}={row.verdict}")
                 counts[name] += row.verdict == REGRESSED

@@ -79,25 +79,7 @@ class LocalDevice:
     def _measure_once(self, job: MeasureJob, outputs: bool) -> Measurement:
         with tempfile.TemporaryDirectory(prefix="tflite-harness-") as tmp:
             out_npz = Path(tmp) / "outputs.npz"
-            cpus = None
-            if job.pin_cpu is not None:
-                n = os.cpu_count() or 1
-                cpus = sorted({(job.pin_cpu + k) % n for k in range(job.threads)})
-            spec = {
-                "model": str(job.artifact),
-                "inputs": str(job.inputs_npz),
-                "input_names": job.input_names,
-                "outputs": str(out_npz) if outputs else None,
-                "threads": job.threads,
-                "xnnpack": job.xnnpack,
-                "warmup_runs": job.warmup_runs,
-                "runs": job.runs,
-                "min_seconds": job.min_seconds,
-                "max_seconds": job.max_seconds,
-                "cpus": cpus,
-            }
-            spec_path = Path(tmp) / "job.json"
-            spec_path.write_text(json.dumps(spec))
+            spec_path = write_job_spec(job, Path(tmp), out_npz if outputs else None)
             try:
                 proc = subprocess.run(
                     [self.python, "-I", str(RUNNER_PATH), str(spec_path)],
@@ -106,25 +88,58 @@ class LocalDevice:
                     timeout=job.timeout_s,
                 )
             except subprocess.TimeoutExpired:
-                return Measurement(statuses.TIMEOUT, f"runner gave no result within {job.timeout_s:.0f} s (settings.timeout_s)")
-            raw = parse_runner_stdout(proc.stdout)
-            if proc.returncode < 0:
-                name = signal_name(-proc.returncode)
-                return Measurement(statuses.RUNTIME_FAILED, f"runner crashed with {name} while running the model",
-                                   report=RunnerReport(stderr=proc.stderr[-4000:]))
-            if raw is None:
-                tail = " ".join(proc.stderr.split()[-40:])
-                return Measurement(statuses.RUNTIME_FAILED, f"runner exited {proc.returncode} without a result: {tail}"[:400],
-                                   report=RunnerReport(stderr=proc.stderr[-4000:]))
-            report = RunnerReport.from_dict({k: v for k, v in raw.items() if k not in ("status", "reason")})
-            if raw.get("status") != statuses.OK:
-                return Measurement(raw.get("status", statuses.RUNTIME_FAILED), raw.get("reason", ""), report=report)
-            arrays: list[np.ndarray] = []
-            if outputs and out_npz.is_file():
-                with np.load(out_npz, allow_pickle=False) as data:
-                    arrays = [data[str(k)] for k in range(len(raw.get("outputs", []))) if str(k) in data.files]
-            names = [o["name"] for o in raw.get("outputs", [])]
-            return Measurement(statuses.OK, "", report=report, outputs=arrays, output_names=names)
+                return timeout_measurement(job)
+            return measurement_from(proc.returncode, proc.stdout, proc.stderr, out_npz if outputs else None)
 
     def close(self) -> None:
         pass
+
+
+def write_job_spec(job: MeasureJob, folder: Path, out_npz: Path | None) -> Path:
+    """The runner's JOB.json for `job` in `folder` (shared by the fresh-process and zygote paths)."""
+    cpus = None
+    if job.pin_cpu is not None:
+        n = os.cpu_count() or 1
+        cpus = sorted({(job.pin_cpu + k) % n for k in range(job.threads)})
+    spec = {
+        "model": str(job.artifact),
+        "inputs": str(job.inputs_npz),
+        "input_names": job.input_names,
+        "outputs": str(out_npz) if out_npz else None,
+        "threads": job.threads,
+        "xnnpack": job.xnnpack,
+        "warmup_runs": job.warmup_runs,
+        "runs": job.runs,
+        "min_seconds": job.min_seconds,
+        "max_seconds": job.max_seconds,
+        "cpus": cpus,
+    }
+    spec_path = folder / "job.json"
+    spec_path.write_text(json.dumps(spec))
+    return spec_path
+
+
+def timeout_measurement(job: MeasureJob) -> Measurement:
+    return Measurement(statuses.TIMEOUT, f"runner gave no result within {job.timeout_s:.0f} s (settings.timeout_s)")
+
+
+def measurement_from(returncode: int, stdout: str, stderr: str, out_npz: Path | None) -> Measurement:
+    """One runner process's exit status and output as a Measurement (negative code: killed by a signal)."""
+    raw = parse_runner_stdout(stdout)
+    if returncode < 0:
+        name = signal_name(-returncode)
+        return Measurement(statuses.RUNTIME_FAILED, f"runner crashed with {name} while running the model",
+                           report=RunnerReport(stderr=stderr[-4000:]))
+    if raw is None:
+        tail = " ".join(stderr.split()[-40:])
+        return Measurement(statuses.RUNTIME_FAILED, f"runner exited {returncode} without a result: {tail}"[:400],
+                           report=RunnerReport(stderr=stderr[-4000:]))
+    report = RunnerReport.from_dict({k: v for k, v in raw.items() if k not in ("status", "reason")})
+    if raw.get("status") != statuses.OK:
+        return Measurement(raw.get("status", statuses.RUNTIME_FAILED), raw.get("reason", ""), report=report)
+    arrays: list[np.ndarray] = []
+    if out_npz is not None and out_npz.is_file():
+        with np.load(out_npz, allow_pickle=False) as data:
+            arrays = [data[str(k)] for k in range(len(raw.get("outputs", []))) if str(k) in data.files]
+    names = [o["name"] for o in raw.get("outputs", [])]
+    return Measurement(statuses.OK, "", report=report, outputs=arrays, output_names=names)

@@ -7,6 +7,7 @@ it pushed as-is. It never imports TensorFlow unless nothing else is there, so th
 measuring process carries no 570 MB framework and the numbers are the runtime's own.
 
 Usage: python runner.py JOB.json
+       python runner.py --serve   (the zygote: see `serve`)
 JOB.json: {"model", "inputs" (npz: "0", "1", ... one array per input, first axis =
 sample), "input_names", "outputs" (npz to write), "threads", "xnnpack",
 "warmup_runs", "runs", "min_seconds", "max_seconds"}.
@@ -231,9 +232,50 @@ def run(job: dict) -> dict:
     return result
 
 
+DONE_PREFIX = "TFLITE-HARNESS-EXIT "
+
+
+def serve() -> int:
+    """The zygote: import NumPy and the runtime once, then fork one fresh child per job.
+
+    Reads one JOB.json path per stdin line; for each, forks a child that runs the job
+    exactly as `runner.py JOB.json` would (its own pid, address space, interpreter and
+    model: nothing but the imported modules is shared), prints the child's result line,
+    then `DONE_PREFIX <exit status>` (negative: killed by that signal). No interpreter is
+    ever created here, so no child inherits a loaded model or a warmed runtime. The child's
+    peak RSS starts at its RSS when forked (Linux resets VmHWM on fork), so the memory
+    figures, read against the child's own baseline, still count the model only.
+    """
+    import numpy  # noqa: F401 - imported once, shared copy-on-write by every child
+
+    _load_runtime()
+    for line in sys.stdin:
+        path = line.strip()
+        if not path:
+            continue
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            global _START
+            _START = time.perf_counter()
+            code = 1
+            try:
+                code = main([sys.argv[0], path])
+            finally:
+                sys.stdout.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        sys.stdout.write(f"{DONE_PREFIX}{code}\n")
+        sys.stdout.flush()
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[1] == "--serve":
+        return serve()
     if len(argv) != 2:
-        print("usage: runner.py JOB.json", file=sys.stderr)
+        print("usage: runner.py JOB.json | runner.py --serve", file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as f:
         job = json.load(f)

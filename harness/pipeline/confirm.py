@@ -6,7 +6,8 @@ two artifacts are at hand (the path the row names, or the content-addressed cach
 against the row's sha256) and whose device opens, it measures the pair again:
 
 - on the row's device (`open_device`), through the same `MeasureJob` path as a run
-  (`measure_job` + `device.measure`), each measurement a fresh runner process;
+  (`measure_job` + `device.measure`), each measurement a fresh runner process (locally
+  forked by a runner zygote that imported NumPy and LiteRT once: `for_confirmation`);
 - for `rounds` rounds, alternating which goes first (A B, B A, A B, ...): on a busy machine
   the second of two back-to-back processes reads a few percent slower, and a fixed order
   would turn that into a change;
@@ -32,7 +33,9 @@ from harness.config import Settings
 from harness.core.confirmation import ROUND_QUANTILE, Remeasurement
 from harness.core.hashing import hash_path
 from harness.core.result import Result
+from harness.devices.local import LocalDevice
 from harness.devices.registry import open_device
+from harness.devices.zygote import ForkingLocalDevice
 from harness.pipeline.artifacts import Artifact, Prepared
 from harness.pipeline.evaluate import measure_job
 from harness.report.compare import Comparison, Thresholds, compare_results
@@ -90,7 +93,7 @@ def remeasure(pairs: list[tuple[tuple, Result, Result]], rounds: int, *,
                     continue
                 if n.device not in devices and n.device not in failed_devices:
                     try:
-                        devices[n.device] = opener(n.device)
+                        devices[n.device] = for_confirmation(opener(n.device))
                     except Exception as exc:  # noqa: BLE001 - an unreachable device leaves the change unconfirmed
                         failed_devices[n.device] = f"device {n.device} unreachable ({' '.join(str(exc).split())})"
                 if n.device in failed_devices:
@@ -106,6 +109,15 @@ def remeasure(pairs: list[tuple[tuple, Result, Result]], rounds: int, *,
             except Exception:  # noqa: BLE001
                 pass
     return out
+
+
+def for_confirmation(device):
+    """The device confirmation measures on: a local device's measurements forked by a runner
+    zygote (harness/devices/zygote.py: a fresh process each, without paying the imports);
+    any other device as it is."""
+    if type(device) is LocalDevice:
+        return ForkingLocalDevice(device.python)
+    return device
 
 
 def _rounds(device, jobs: list, rounds: int, rem: Remeasurement) -> None:
