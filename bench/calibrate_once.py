@@ -72,7 +72,7 @@ def cold_build(model: Path, samples: Path, flag_sets: list[str], cache: Path) ->
     if bad:
         raise SystemExit("conversion failed: " + "; ".join(bad))
     return {"wall": wall, "load": f"{load0} -> {c.loadavg()}", "arts": {a.flag_set: a for a in arts},
-            "convert_s": {a.flag_set: a.meta.get("convert_s") for a in arts}}
+            "convert_s": {a.flag_set: a.meta.convert_s for a in arts}}
 
 
 def outputs(path: Path, x) -> list:

@@ -107,7 +107,7 @@ def harness_p50(artifact: Path, npz: Path, names: list[str], runs: int) -> float
     m = LocalDevice().measure(job)
     if m.status != "ok":
         raise SystemExit(f"harness measurement failed: {m.status} {m.reason}")
-    return float(np.median(m.raw["samples_us"]))
+    return float(np.median(m.report.samples_us))
 
 
 def _last(proc: subprocess.CompletedProcess, tag: str) -> float:

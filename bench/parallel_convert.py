@@ -47,7 +47,7 @@ def cold_convert(workers: int, cache_dir: Path) -> dict:
         start = time.time() - wall
         t_prep = max((e["t"] - start for e in b.timeline if e["event"] == "finished" and e["op"] == "prepare"),
                      default=0.0)
-    conv_sum = sum(a.meta.get("convert_s", 0.0) for a in arts if a.ok)
+    conv_sum = sum(a.meta.convert_s or 0.0 for a in arts if a.ok)
     return {"wall": wall, "prepare": t_prep, "n": len(arts), "performed": b.conversions_performed,
             "failed": sum(not a.ok for a in arts), "convert_sum": conv_sum, "load": f"{load0} -> {c.loadavg()}"}
 

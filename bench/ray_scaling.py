@@ -68,7 +68,7 @@ def convert_on_cluster(nodes: int, models: list[str], flag_sets: list[str], work
         return {"conversions": b.conversions_performed, "prepare_s": t_prep, "convert_s": total - t_prep,
                 "total_s": total, "nodes_used": len(set(b.conversion_nodes)), "failed": failed,
                 "tf_workers": b.fresh_workers,
-                "converter_s": [round(a.meta.get("convert_s") or 0, 2) for a in arts],
+                "converter_s": [round(a.meta.convert_s or 0, 2) for a in arts],
                 "load": f"{load0} -> {c.loadavg()}"}
     finally:
         ray.shutdown()
