@@ -81,20 +81,7 @@ class FakePool:
             self.jobs.put((float("inf"), next(self.seq), None, None))
 
 
-class FakeBuilder(Builder):
-    def __init__(self, *args, pool_factory, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pool_factory = pool_factory
-        self.pools: list[FakePool] = []
-
-    def _pool_get(self):
-        if self._pool is None:
-            self._pool = self.pool_factory()
-            self.pools.append(self._pool)
-        return self._pool
-
-
-def make_builder(tmp_path: Path, models: dict[str, int], pool_factory, flag_sets=("fp32", "int8")) -> FakeBuilder:
+def make_builder(tmp_path: Path, models: dict[str, int], pool_factory, flag_sets=("fp32", "int8")) -> Builder:
     specs = []
     for name, size in models.items():
         path = tmp_path / f"{name}.keras"
@@ -102,8 +89,8 @@ def make_builder(tmp_path: Path, models: dict[str, int], pool_factory, flag_sets
         specs.append(ModelSpec(name=name, kind="keras", path=path))
     fs = resolve_flag_sets(list(flag_sets), {})
     campaign = Campaign(name="t", models=tuple(specs), flag_sets=tuple(fs), devices=("local",), settings=Settings())
-    return FakeBuilder(campaign, Cache(tmp_path / "cache"), {"tensorflow": "x"}, tmp_path / "out", 2,
-                       pool_factory=pool_factory)
+    return Builder(campaign, Cache(tmp_path / "cache"), {"tensorflow": "x"}, tmp_path / "out", 2,
+                   pool_factory=lambda builder: pool_factory())
 
 
 def test_a_models_artifacts_are_handed_on_while_another_model_is_still_preparing(tmp_path):

@@ -94,7 +94,7 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
     def submit(op: str, m, fs, job: dict, priority: float, extra, p: Prepared | None = None) -> None:
         nonlocal outstanding
         fut = (b.submit_conversion(m, fs, job, extra[1], p, priority) if op == "convert"
-               else b._pool_get().submit(job, priority=priority))
+               else b.pool().submit(job, priority=priority))
         note("submitted", op, m, fs)
         inflight[m.name].append(fut)
         outstanding += 1
@@ -148,7 +148,7 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         if p is None:
             jobs.append(("prepare", m, None, b._reference_key(m), None))
     if jobs:
-        pool = b._pool_get()
+        pool = b.pool()
         if hasattr(pool, "start"):
             pool.start()
         # in priority order, so that a worker taking a job while the rest are still being queued
