@@ -37,7 +37,7 @@ class Builder:
     Two pools, both made lazily (a warm run starts none):
     - the campaign's pool (`pool()`): preparations and conversions. `pool_factory(builder)`
       makes it; without one it is a `WorkerPool` of `workers` processes on this host. An
-      executor that runs them elsewhere passes its own (the Ray executor: `RayPool`). A pool
+      executor that runs them elsewhere passes its own (the Ray executor: `RayPools`). A pool
       whose jobs do not run on this host says so with `on_host = False`: its conversions
       then get no shared calibration (it lives in this host's cache) and convert standalone.
     - the host pool (`host_pool()`): jobs outside the plan (`submit`: diagnosis, the steps
