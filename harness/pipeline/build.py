@@ -9,6 +9,7 @@ about devices.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class Builder:
         self.conversions_cached = 0
         self._pool = None
         self._host_pool = None
+        self._pools_lock = threading.RLock()  # budget searches ask for the host pool from their own threads
         self._model_hashes: dict[str, str] = {}
         self._reference_keys: dict[str, str] = {}
         self.timeline: list[dict] = []  # worker jobs: submitted / started / finished (time.time()), see `build`
@@ -71,24 +73,29 @@ class Builder:
 
     def close(self, kill: bool = False) -> None:
         """Stop the worker processes (they hold ~600 MB each and must not share the CPU with measurements)."""
-        for pool in {id(p): p for p in (self._pool, self._host_pool) if p is not None}.values():
+        with self._pools_lock:
+            pools = {id(p): p for p in (self._pool, self._host_pool) if p is not None}
+        for pool in pools.values():
             pool.close(kill=kill)
             self.worker_imports += getattr(pool, "worker_imports", [])
-        self._pool = self._host_pool = None
+        with self._pools_lock:  # only now: `busy` stays true until the workers are gone
+            self._pool = self._host_pool = None
 
     def pool(self):
         """The campaign's pool (preparations, conversions), made on first use."""
-        if self._pool is None:
-            self._pool = self.pool_factory(self) if self.pool_factory is not None else self.host_pool()
-        return self._pool
+        with self._pools_lock:
+            if self._pool is None:
+                self._pool = self.pool_factory(self) if self.pool_factory is not None else self.host_pool()
+            return self._pool
 
     def host_pool(self):
         """Converter workers on this host, made on first use (the campaign's pool when there is no factory)."""
-        if self._host_pool is None:
-            from harness.convert.pool import WorkerPool
+        with self._pools_lock:
+            if self._host_pool is None:
+                from harness.convert.pool import WorkerPool
 
-            self._host_pool = WorkerPool(self.workers, self.out_dir / "logs", self.campaign.settings.timeout_s)
-        return self._host_pool
+                self._host_pool = WorkerPool(self.workers, self.out_dir / "logs", self.campaign.settings.timeout_s)
+            return self._host_pool
 
     @property
     def shares_calibration(self) -> bool:
