@@ -211,10 +211,9 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
             continue
         key, out_path, calibration = extra
         art = b._finish_conversion(m, fs, key, out_path, answer, prepared.get(m.name))
-        if m.name not in failed:
-            calibration_done(calibration)
         if m.name in failed:
             continue  # this model's rows are its preparation's failure, already handed on
+        calibration_done(calibration)
         (emit if m.name in prepared else held[m.name].append)(art)
 
     models = {m.name: i for i, m in enumerate(b.campaign.models)}
