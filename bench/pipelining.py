@@ -18,6 +18,15 @@ Two bounds are printed; the target (wall <= 1.15 x bound) is judged on both.
       max(sum of worker job spans / cores, device time)
   TensorFlow's import (printed separately) and the CLI start stay out, as before.
 
+Issue 19: with two or more workers, the second int8-family conversion of a model used to
+take a worker only to wait on the shared calibration's file lock while the first
+calibrated, with other models' conversions queued. The schedule now holds it back until
+the calibration exists. Printed from the run's timeline (`harness/pipeline/timeline.py:
+lock_waits`): the worker-seconds spent blocked on a calibration lock, the jobs blocked, and
+the most jobs that were queued meanwhile (0 s and 0 jobs is the target). Run against an
+older checkout (PYTHONPATH=that tree) for the before figure: that timeline has no
+calibration keys, so the int8 family is told by its flag sets.
+
 A third figure, informative only, adds the device time to the conversion side: the
 "device" is simulated on this machine, so its runner competes for the same cores as the
 converter workers and no schedule can beat (worker work + device work) / cores here. On a
@@ -39,6 +48,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
+from harness.pipeline.timeline import lock_waits  # noqa: E402
+
 TARGET = 1.15
 FLAG_SETS = "fp32,dynamic_range,float16,int8,int8_float_io,int16x8"
 
@@ -48,6 +59,7 @@ def main() -> int:
     ap.add_argument("--models", default="digits_cnn,digits_mobilenet,digits_transformer")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--min-seconds", type=float, default=0.5)
+    ap.add_argument("--workers", type=int, default=None, help="converter workers (default: the CLI's, one per core)")
     args = ap.parse_args()
     c.header("pipelining: cold campaign on the simulated ADB device vs the ideal bound")
     rep = c.Report("pipelining")
@@ -69,6 +81,7 @@ def main() -> int:
             t0 = time.perf_counter()
             c.run([c.HARNESS, "run", *models, "--flag-sets", FLAG_SETS, "--devices", f"adb:{dev.serial}",
                    "--runs", str(args.runs), "--min-seconds", str(args.min_seconds),
+                   *(["--workers", str(args.workers)] if args.workers else []),
                    "--out", str(tmp / "run"), "--store", str(tmp / "s.sqlite"), "--cache-dir", str(tmp / "cache")],
                   env=env, timeout=3600)
             wall = time.perf_counter() - t0
@@ -112,7 +125,21 @@ def main() -> int:
     rep.add("wall / (convert_s + device) / cores", wall / floor, "x", load=load,
             note=f"{floor:.1f} s: no schedule beats this here, so the old target needs "
                  f"{floor / old:.2f} <= {TARGET} first")
+    waits = lock_waits(timeline["jobs"], family_flag_sets())
+    rep.add("worker time blocked on a calibration lock", sum(w.blocked_s for w in waits), "s", "0", not waits,
+            load=load, note=f"{len(waits)} job(s) blocked, up to {max((w.ready for w in waits), default=0)} other "
+                            "job(s) queued meanwhile" + "".join(f"; {w.model}/{w.flag_set} {w.blocked_s:.1f} s"
+                                                                for w in waits))
     return rep.finish()
+
+
+def family_flag_sets() -> set[str]:
+    """The bench's flag sets that quantize from a shared calibration (the int8 family)."""
+    from harness.convert.calibration import in_family
+    from harness.core.flag_sets import resolve_flag_sets
+
+    return {fs.name for fs in resolve_flag_sets(FLAG_SETS.split(","), {})
+            if in_family(fs.converter_options(), fs.needs_representative_data)}
 
 
 def worker_jobs(events: list[dict]) -> dict[tuple, float]:

@@ -2,8 +2,9 @@
 
 A local Ray cluster (`ray.cluster_utils.Cluster`) with `num_cpus=1` per node, so one
 node runs one conversion at a time and two nodes run two. The same conversions run
-each time, into a new, empty cache, through `RayBuilder` (what `tflite-harness run
---executor ray` uses): reference outputs for each model, then every model x flag set.
+each time, into a new, empty cache, through `Builder` with `RayPools` as its pool (what
+`tflite-harness run --executor ray` uses): reference outputs for each model, then every
+model x flag set.
 The figure is conversions/minute over the conversion phase (after the reference outputs,
 which also warm each node's TensorFlow worker); the cold total is printed beside it, and
 "conversions at a time" (seconds inside the converter per wall-clock second), which does
@@ -39,8 +40,9 @@ def convert_on_cluster(nodes: int, models: list[str], flag_sets: list[str], work
     from harness.config import Campaign, Settings, model_from_path
     from harness.convert.cache import Cache
     from harness.core.flag_sets import resolve_flag_sets
-    from harness.executors.ray_convert import RayBuilder, Shipper
+    from harness.executors.ray_convert import RayPools, Shipper
     from harness.executors.ray_loopback import NO_ACCELERATORS, loopback_only
+    from harness.pipeline.build import Builder
     from harness.pipeline.campaign import tool_versions
 
     campaign = Campaign(
@@ -57,8 +59,8 @@ def convert_on_cluster(nodes: int, models: list[str], flag_sets: list[str], work
     try:
         load0 = c.loadavg()
         t0 = time.perf_counter()
-        b = RayBuilder(campaign, Cache(work / "cache"), tool_versions(), work / "out", nodes,
-                       shipper=Shipper(), cache_template=str(work / "node-{node}"))
+        pools = RayPools(Shipper(), str(work / "node-{node}"))
+        b = Builder(campaign, Cache(work / "cache"), tool_versions(), work / "out", nodes, pool_factory=pools)
         prepared = b.prepare_all()
         t_prep = time.perf_counter() - t0
         arts = b.convert_all(prepared, lambda a: None)
@@ -66,8 +68,8 @@ def convert_on_cluster(nodes: int, models: list[str], flag_sets: list[str], work
         b.close()
         failed = [f"{a.model.name}/{a.flag_set}: {a.reason}" for a in arts if not a.ok]
         return {"conversions": b.conversions_performed, "prepare_s": t_prep, "convert_s": total - t_prep,
-                "total_s": total, "nodes_used": len(set(b.conversion_nodes)), "failed": failed,
-                "tf_workers": b.fresh_workers,
+                "total_s": total, "nodes_used": len(set(pools.conversion_nodes)), "failed": failed,
+                "tf_workers": pools.fresh_workers,
                 "converter_s": [round(a.meta.convert_s or 0, 2) for a in arts],
                 "load": f"{load0} -> {c.loadavg()}"}
     finally:

@@ -2,7 +2,9 @@
 
 The fake pool answers jobs on its own threads in priority order, like `WorkerPool`, and
 logs what it did, so the tests assert orderings (what was handed on before what), never
-durations.
+durations. It reaches the builder the way every executor's pool does, through
+`Builder(pool_factory=...)`. Its conversions with a shared calibration take the real file
+lock (`convert/calibration.py: calibrated_model`), so a worker that would wait on it does.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
 from harness.config import Campaign, ModelSpec, Settings
 from harness.convert.cache import Cache
+from harness.convert.calibration import calibrated_model
 from harness.convert.pool import WorkerAnswer
 from harness.core.flag_sets import resolve_flag_sets
 from harness.pipeline.build import Builder
+from harness.pipeline.timeline import lock_waits
 
 GATE_S = 20.0  # only a guard against hanging: a staged build would wait this long, then fail the order checks
 
@@ -25,7 +30,9 @@ GATE_S = 20.0  # only a guard against hanging: a staged build would wait this lo
 class FakePool:
     """`WorkerPool`'s interface; `prepare` of a model in `blocked` waits for `gate`."""
 
-    def __init__(self, size: int, gate: threading.Event, blocked: set[str], failing: set[str]):
+    def __init__(self, size: int, gate: threading.Event, blocked: set[str], failing: set[str],
+                 calibrate=None):
+        self.calibrate = calibrate or (lambda name: b"calibrated " + name.encode())  # model name -> bytes
         self.jobs: queue.PriorityQueue = queue.PriorityQueue()
         self.seq = itertools.count()
         self.gate, self.blocked, self.failing = gate, blocked, failing
@@ -59,6 +66,7 @@ class FakePool:
             if not fut.set_running_or_notify_cancel():
                 continue
             self._record("start", job)
+            started = time.time()
             name = job["model"]["name"]
             if job["op"] == "prepare":
                 if name in self.blocked:
@@ -71,8 +79,13 @@ class FakePool:
                         "eval_source": "samples", "representative_source": "samples", "eval_count": 4,
                         "has_labels": False})
             else:
+                data = {"size_bytes": 20, "convert_s": 0.1, "tf_version": "fake"}
+                if job.get("calibration"):  # as convert/diagnose.py: convert_calibrated does
+                    _blob, made, waited = calibrated_model(Path(job["calibration"]), lambda name=name: self.calibrate(name))
+                    data.update(calibration="made" if made else "reused", calibration_wait_s=waited)
                 Path(job["out_path"]).write_bytes(b"fake tflite " + name.encode() + str(job["options"]).encode())
-                answer = WorkerAnswer(ok=True, data={"size_bytes": 20, "convert_s": 0.1, "tf_version": "fake"})
+                answer = WorkerAnswer(ok=True, data=data)
+            answer.started_at, answer.finished_at = started, time.time()
             self._record("done", job)
             fut.set_result(answer)
 
@@ -81,20 +94,7 @@ class FakePool:
             self.jobs.put((float("inf"), next(self.seq), None, None))
 
 
-class FakeBuilder(Builder):
-    def __init__(self, *args, pool_factory, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pool_factory = pool_factory
-        self.pools: list[FakePool] = []
-
-    def _pool_get(self):
-        if self._pool is None:
-            self._pool = self.pool_factory()
-            self.pools.append(self._pool)
-        return self._pool
-
-
-def make_builder(tmp_path: Path, models: dict[str, int], pool_factory, flag_sets=("fp32", "int8")) -> FakeBuilder:
+def make_builder(tmp_path: Path, models: dict[str, int], pool_factory, flag_sets=("fp32", "int8")) -> Builder:
     specs = []
     for name, size in models.items():
         path = tmp_path / f"{name}.keras"
@@ -102,8 +102,8 @@ def make_builder(tmp_path: Path, models: dict[str, int], pool_factory, flag_sets
         specs.append(ModelSpec(name=name, kind="keras", path=path))
     fs = resolve_flag_sets(list(flag_sets), {})
     campaign = Campaign(name="t", models=tuple(specs), flag_sets=tuple(fs), devices=("local",), settings=Settings())
-    return FakeBuilder(campaign, Cache(tmp_path / "cache"), {"tensorflow": "x"}, tmp_path / "out", 2,
-                       pool_factory=pool_factory)
+    return Builder(campaign, Cache(tmp_path / "cache"), {"tensorflow": "x"}, tmp_path / "out", 2,
+                   pool_factory=lambda builder: pool_factory())
 
 
 def test_a_models_artifacts_are_handed_on_while_another_model_is_still_preparing(tmp_path):
@@ -202,3 +202,75 @@ def test_warm_build_starts_no_worker(tmp_path):
     arts = again.build({}, lambda a: None)
     assert len(made) == 1  # the cache held everything: no pool, so no TensorFlow import
     assert all(a.ok and not a.converted for a in arts) and again.conversions_cached == 2
+
+
+def test_a_second_int8_family_job_waits_for_the_calibration_in_the_queue_not_on_its_lock(tmp_path):
+    """Two workers. Big's int8 calibrates until small's conversions are all done; big's other
+    family flag sets outrank small's jobs in the queue. Submitted at once, the second worker
+    would take big/int8_float_io and sit on the calibration's lock, small's jobs would stay
+    queued, and the calibration would end only at GATE_S. Held back until the calibration
+    exists, the second worker converts small meanwhile, and no job waited on the lock."""
+    gate = threading.Event()
+    gate.set()
+    small_done = threading.Event()
+    pools: list[FakePool] = []
+
+    def calibrate(name: str) -> bytes:
+        if name == "big":
+            small_done.wait(GATE_S)
+        return b"calibrated " + name.encode()
+
+    def factory():
+        pools.append(FakePool(2, gate, blocked=set(), failing=set(), calibrate=calibrate))
+        return pools[-1]
+
+    flag_sets = ("int8", "int8_float_io", "int16x8", "fp32")
+    b = make_builder(tmp_path, {"big": 5000, "small": 10}, factory, flag_sets=flag_sets)
+
+    def on_done(art):
+        small = [a for a in done if a.model.name == "small"]
+        if art.model.name == "small" and len(small) == len(flag_sets) - 1:  # this one is the last
+            small_done.set()
+        done.append(art)
+
+    done: list = []
+    arts = b.build({}, on_done)
+    assert all(a.ok for a in arts) and len(arts) == 2 * len(flag_sets)
+    # from the timeline (what the run writes to logs/build-timeline.json)
+    t = b.timeline
+    assert lock_waits(t) == []
+    made = {e["flag_set"] for e in t if e["event"] == "finished" and e.get("calibration") == "made"
+            and e["model"] == "big"}
+    assert len(made) == 1
+    maker_done = next(e["t"] for e in t if e["event"] == "finished" and e["model"] == "big"
+                      and e["flag_set"] in made)
+    # small was converted while big calibrated (the calibration ended only after small's last job)
+    small = [e["t"] for e in t if e["event"] == "finished" and e["op"] == "convert" and e["model"] == "small"]
+    assert small_done.is_set() and len(small) == len(flag_sets) and max(small) <= maker_done
+    held = [e for e in t if e["event"] == "held" and e["model"] == "big"]
+    assert {e["flag_set"] for e in held} == set(flag_sets[:3]) - made  # the other two family members
+    for e in held:  # submitted to the pool only once the calibration existed
+        submitted = next(x["t"] for x in t if x["event"] == "submitted" and x["model"] == "big"
+                         and x["flag_set"] == e["flag_set"])
+        assert submitted >= maker_done
+    assert all(e.get("calibration") == "reused" and e["calibration_wait_s"] < GATE_S / 2 for e in t
+               if e["event"] == "finished" and e["model"] == "big" and e["flag_set"] in {x["flag_set"] for x in held})
+
+
+def test_lock_waits_finds_a_worker_that_sat_on_the_lock():
+    """The timeline reader itself, on a recorded shape of the old schedule (no hold): big's
+    int8_float_io started while int8 calibrated, with small's fp32 queued meanwhile."""
+    def ev(event, t, fs, model="big", **kw):
+        return {"t": t, "event": event, "op": "convert", "model": model, "flag_set": fs, **kw}
+
+    events = [ev("submitted", 0, "int8", calibration_key="k"), ev("submitted", 0, "int8_float_io", calibration_key="k"),
+              ev("submitted", 0, "fp32", model="small"),
+              ev("started", 1, "int8"), ev("started", 1, "int8_float_io"),
+              ev("finished", 9, "int8", calibration="made"), ev("finished", 10, "int8_float_io", calibration="reused"),
+              ev("started", 9, "fp32", model="small"), ev("finished", 11, "fp32", model="small")]
+    (w,) = lock_waits(events)
+    assert (w.model, w.flag_set, w.blocked_s, w.ready) == ("big", "int8_float_io", 8, 1)
+    # an older timeline without calibration keys: the family is told by flag set
+    bare = [{k: v for k, v in e.items() if k not in ("calibration_key", "calibration")} for e in events]
+    assert lock_waits(bare) == []
+    assert [x.flag_set for x in lock_waits(bare, family={"int8", "int8_float_io"})] == ["int8_float_io"]

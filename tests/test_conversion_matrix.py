@@ -40,7 +40,7 @@ LIMIT_CATEGORIES = {"quantization_unsupported", "unsupported_op", "needs_flex_op
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory):
+def matrix_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("matrix")
     built = subprocess.run([sys.executable, str(TEST_MODELS / "make_matrix.py"), str(root / "models")],
                            capture_output=True, text=True, cwd=ROOT, timeout=600)
@@ -56,7 +56,13 @@ def matrix(tmp_path_factory):
     done = run_cli("run", str(root / "matrix.toml"), "--out", str(root / "run"), "--store", str(root / "s.sqlite"),
                    "--cache-dir", str(root / "cache"), "--workers", "2", timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
-    return {(r["model"], r["flag_set"]): r for r in json.loads((root / "run" / "results.json").read_text())}
+    rows = {(r["model"], r["flag_set"]): r for r in json.loads((root / "run" / "results.json").read_text())}
+    return rows, json.loads((root / "run" / "logs" / "build-timeline.json").read_text())["jobs"]
+
+
+@pytest.fixture(scope="module")
+def matrix(matrix_run):
+    return matrix_run[0]
 
 
 def test_every_cell_has_a_row(matrix):
@@ -83,3 +89,24 @@ def test_rows_say_how_each_model_was_converted(matrix):
     assert paths["jax_one"].startswith("jax:")
     assert paths["k_func_one"] == "keras" and paths["sm_tokens"] == "saved_model"
     assert paths["cf_nobatch"] == "concrete_function"
+
+
+def test_no_worker_waited_on_a_calibration_lock(matrix_run):
+    """Two workers, three int8-family flag sets per model: each model's first family job makes
+    the calibration while the others are held out of the pool (issue 19), so the run's
+    timeline shows every other family job starting after it and no worker waiting on the lock."""
+    from harness.pipeline.timeline import lock_waits, spans
+
+    _rows, events = matrix_run
+    assert lock_waits(events) == []
+    family = [s for s in spans(events) if s.calibration_key]
+    assert {s.flag_set for s in family} == {"int8", "int8_float_io", "int16x8"}
+    for key in {s.calibration_key for s in family}:
+        group = [s for s in family if s.calibration_key == key]
+        made = [s for s in group if s.calibration == "made"]
+        assert len(made) <= 1, [(s.model, s.flag_set) for s in made]  # once per model and data
+        for s in group:
+            if made and s is not made[0]:
+                assert s.started >= made[0].finished, (s.model, s.flag_set)
+    finished = [e for e in events if e["event"] == "finished" and e.get("calibration") == "reused"]
+    assert finished and all(e["calibration_wait_s"] < 1.0 for e in finished)

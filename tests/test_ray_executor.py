@@ -90,17 +90,16 @@ def test_a_conversion_lost_with_its_node_is_a_row_resume_reruns_and_is_not_cache
     from harness.convert.pool import WorkerAnswer
     from harness.core.flag_sets import resolve_flag_sets
     from harness.core.result import Result
-    from harness.executors.ray_convert import RayBuilder
     from harness.pipeline.artifacts import Prepared
+    from harness.pipeline.build import Builder
     from harness.pipeline.campaign import retry_on_resume, tool_versions
 
-    class LostPool:
-        lost_prepares: set = set()
-        nodes: list = []
+    class LostPool:  # what RayPool answers when Ray's retries ran out
+        on_host = False
 
         def submit(self, job, priority=0.0):  # WorkerPool.submit's interface
             f = Future()
-            f.set_result(WorkerAnswer(ok=False, timed_out=True, error="node lost: NodeDiedError: gone"))
+            f.set_result(WorkerAnswer(ok=False, lost=True, error="node lost: NodeDiedError: gone"))
             return f
 
         def close(self, kill=False): ...
@@ -109,8 +108,7 @@ def test_a_conversion_lost_with_its_node_is_a_row_resume_reruns_and_is_not_cache
     c = Campaign(name="t", models=(model,), flag_sets=tuple(resolve_flag_sets(["fp32"], {})), devices=(),
                  settings=Settings())
     cache = Cache(tmp_path / "cache")
-    b = RayBuilder(c, cache, tool_versions(), tmp_path / "out", 1, shipper=None, cache_template=None)
-    b._pool = LostPool()
+    b = Builder(c, cache, tool_versions(), tmp_path / "out", 1, pool_factory=lambda builder: LostPool())
     prepared = {model.name: Prepared(model, True, dir=tmp_path, meta={"inputs": [{"name": "x", "shape": [1, 8, 8, 1]}]})}
     (art,) = b.convert_all(prepared, lambda a: None)
     assert art.status == "conversion_failed" and art.failure_category == "node_lost"
@@ -202,12 +200,17 @@ class Events:
         self.notes.append(text)
 
 
+# a budget flag set whose first search step (plain int8) already meets it: one diagnosis and one step
+BUDGET_FLAG_SET = {"base": "int8", "budget": "cosine>=0.5"}
+
+
 def campaign(lab: Lab, flag_sets=("fp32", "int8"), threads=(1,), devices=None):
     from harness.config import Campaign, Settings, model_from_path
-    from harness.core.flag_sets import resolve_flag_sets
+    from harness.core.flag_sets import parse_flag_set, resolve_bases, resolve_flag_sets
 
     model = model_from_path(str(MODELS / "digits_cnn.keras"), where="test")
-    return Campaign(name="lab", models=(model,), flag_sets=tuple(resolve_flag_sets(list(flag_sets), {})),
+    user = resolve_bases({"int8_budget": parse_flag_set("int8_budget", BUDGET_FLAG_SET, "test")}, "test")
+    return Campaign(name="lab", models=(model,), flag_sets=tuple(resolve_flag_sets(list(flag_sets), user)),
                     devices=tuple(devices if devices is not None else (lab.name("A"), lab.name("B"))),
                     settings=Settings(threads=threads, runs=10, min_seconds=0.05, eval_samples=8, warmup_runs=2))
 
@@ -225,16 +228,24 @@ def by_key(results):
 
 @pytest.mark.slow
 def test_campaign_spreads_over_the_lab_and_matches_the_local_executor(lab):
+    """fp32 and int8 convert on the cluster; the budget flag set's search runs on the driver
+    (its steps read the host's calibration and measure on its runtime), and its choice is
+    measured on the lab's devices like any artifact."""
     from harness.executors import make_run
 
-    c = campaign(lab)
-    local = make_run(c, options(lab, "local", executor="local")).execute()
+    c = campaign(lab, flag_sets=("fp32", "int8", "int8_budget"))
+    local = make_run(campaign(lab), options(lab, "local", executor="local")).execute()  # no search: cheaper
     events = Events()
     run = make_run(c, options(lab, "ray"), events)
     summary = run.execute()
-    assert summary.conversions_performed == 2  # its own cache: converted on the cluster, not copied
+    assert summary.conversions_performed == 3  # its own cache: converted (and searched), not copied
     ray_rows, local_rows = by_key(summary.results), by_key(local.results)
-    assert set(ray_rows) == set(local_rows) and len(ray_rows) == 4
+    for (fs, device, threads), r in ray_rows.items():
+        if fs == "int8_budget":  # its first step, plain int8 from the driver's calibration, meets it
+            assert r.status == "ok" and r.reason.startswith("float layers: none; meets cosine>=0.5"), r.reason
+            assert r.diagnosis["layers"] and r.diagnosis["search"]["met"], r.diagnosis
+            local_rows[(fs, device, threads)] = local_rows[("int8", device, threads)]  # so: as local int8
+    assert set(ray_rows) == set(local_rows) and len(ray_rows) == 6
     for key, r in ray_rows.items():
         lr = local_rows[key]
         assert r.status == lr.status == "ok", (r.reason, lr.reason)
@@ -256,7 +267,8 @@ def test_campaign_spreads_over_the_lab_and_matches_the_local_executor(lab):
     for w in "AB":
         cached = list((lab.tmp / f"node-{lab.nodes[w].node_id[:12]}" / "blobs").glob("*/*.tflite"))
         assert {p.stem for p in cached} >= {r.artifact for r in summary.results}
-    assert run.builder.conversion_nodes  # conversions ran as Ray tasks
+    # the model's preparation and its two conversions ran as Ray tasks; the search's steps did not
+    assert len(run.executor.conversion_nodes) == 3
 
 
 @pytest.mark.slow
@@ -294,7 +306,7 @@ def test_a_conversion_on_a_lost_node_is_retried_on_another(lab):
     killer.join()
     assert any(started.iterdir()), "no job ever started on C"  # C died with a job unfinished
     assert summary.conversions_performed == 1
-    assert run.builder.conversion_nodes and node_c.node_id not in run.builder.conversion_nodes
+    assert run.executor.conversion_nodes and node_c.node_id not in run.executor.conversion_nodes
     prepared = run.builder.cache.reference_meta(run.builder._reference_key(run.campaign.models[0]))
     assert prepared is not None and prepared["has_labels"]
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,17 +145,25 @@ def quantize(calibrated: bytes, options: dict[str, Any], float_nodes: list[str] 
     return bytes(tf_lite._deduplicate_readonly_buffers(blob))  # noqa: SLF001 - as lite.py does after quantizing
 
 
-def calibrated_model(path: Path, make: Any) -> tuple[bytes, bool]:
-    """The calibration at PATH, made by MAKE() under a file lock when missing; (bytes, made_now).
+def calibrated_model(path: Path, make: Any) -> tuple[bytes, bool, float]:
+    """The calibration at PATH, made by MAKE() under a file lock when missing; (bytes, made_now,
+    seconds spent waiting for the lock).
 
-    The lock lets two workers that need the same calibration at once make it once."""
+    The lock lets two workers that need the same calibration at once make it once. The wait
+    is reported because a worker waiting here is a worker not converting: the campaign's
+    schedule holds such jobs back instead (`pipeline/schedule.py`), and the wait shows
+    whether it did (`logs/build-timeline.json`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.stat().st_size > 0:  # made earlier: no lock to wait for
+        return path.read_bytes(), False, 0.0
     with open(path.with_suffix(".lock"), "w") as lock:
+        t0 = time.perf_counter()
         fcntl.flock(lock, fcntl.LOCK_EX)
+        waited = time.perf_counter() - t0
         if path.is_file() and path.stat().st_size > 0:
-            return path.read_bytes(), False
+            return path.read_bytes(), False, waited
         blob = make()
         tmp = path.with_suffix(f".tmp-{os.getpid()}")
         tmp.write_bytes(blob)
         os.replace(tmp, path)
-        return blob, True
+        return blob, True, waited

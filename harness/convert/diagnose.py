@@ -37,8 +37,8 @@ class WorkerTools:
     apply_options: Callable[..., None]  # (converter, options, rep, feed names)
 
 
-def _calibration(job: dict, tools: WorkerTools) -> tuple[bytes, bool, float]:
-    """(calibrated model, made by this job, seconds it took to get it)."""
+def _calibration(job: dict, tools: WorkerTools) -> tuple[bytes, bool, float, float]:
+    """(calibrated model, made by this job, seconds it took to get it, of which waiting for its lock)."""
     t0 = time.perf_counter()
 
     def make() -> bytes:
@@ -52,8 +52,8 @@ def _calibration(job: dict, tools: WorkerTools) -> tuple[bytes, bool, float]:
         tools.apply_options(converter, float_io, rep, feeds)
         return calibrate(converter)
 
-    blob, made = calibrated_model(Path(job["calibration"]), make)
-    return blob, made, time.perf_counter() - t0
+    blob, made, waited = calibrated_model(Path(job["calibration"]), make)
+    return blob, made, time.perf_counter() - t0, waited
 
 
 def convert_calibrated(job: dict, tools: WorkerTools) -> dict:
@@ -61,7 +61,7 @@ def convert_calibrated(job: dict, tools: WorkerTools) -> dict:
     import tensorflow as tf
 
     t0 = time.perf_counter()
-    calibrated, made, calibrate_s = _calibration(job, tools)
+    calibrated, made, calibrate_s, waited = _calibration(job, tools)
     blob = quantize(calibrated, job["options"], job.get("float_nodes") or ())
     extra: dict = {}
     if job["options"].get("metadata"):
@@ -71,12 +71,13 @@ def convert_calibrated(job: dict, tools: WorkerTools) -> dict:
         extra["metadata"] = sorted(job["options"]["metadata"])
     Path(job["out_path"]).write_bytes(blob)
     return {"convert_s": time.perf_counter() - t0, "size_bytes": len(blob), "tf_version": tf.__version__,
-            "calibration": "made" if made else "reused", "calibrate_s": calibrate_s if made else 0.0, **extra}
+            "calibration": "made" if made else "reused", "calibrate_s": calibrate_s if made else 0.0,
+            "calibration_wait_s": waited, **extra}
 
 
 def quantize_step(job: dict, tools: WorkerTools) -> dict:
     """One search step: quantize with `float_nodes` kept float; seconds of the quantization alone."""
-    calibrated, made, calibrate_s = _calibration(job, tools)
+    calibrated, made, calibrate_s, _waited = _calibration(job, tools)
     t0 = time.perf_counter()
     blob = quantize(calibrated, job["options"], job.get("float_nodes") or ())
     quantize_s = time.perf_counter() - t0
@@ -139,7 +140,7 @@ def diagnose(job: dict, tools: WorkerTools) -> dict:
     """Isolated per-layer error of the job's flag set, and the quantized model it was measured on."""
     import tensorflow as tf
 
-    calibrated, made, calibrate_s = _calibration(job, tools)
+    calibrated, made, calibrate_s, _waited = _calibration(job, tools)
     float_io = {k: v for k, v in job["options"].items() if k not in ("inference_input_type", "inference_output_type")}
     float_nodes = job.get("float_nodes") or ()
     t0 = time.perf_counter()

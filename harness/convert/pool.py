@@ -45,6 +45,7 @@ class WorkerAnswer:
     usage: bool = False  # the model or its data is wrong, not the converter
     signal: int | None = None
     timed_out: bool = False
+    lost: bool = False  # the machine that ran it went away (an executor's node): not the model's fault, not cached
     log: str = ""
     started_at: float | None = None  # time.time() when a worker took the job (None: never ran here)
     finished_at: float | None = None

@@ -18,6 +18,8 @@ ALL = (OK, UNHEALTHY, CONVERSION_FAILED, RUNTIME_FAILED, UNSUPPORTED, DEVICE_LOS
 SAMPLE_DATA = "sample_data"
 INPUT_MISMATCH = "input_mismatch"
 INPUT_CATEGORIES = (SAMPLE_DATA, INPUT_MISMATCH)
+# Failure category of a job whose executor node was lost (not the model's fault; `--resume` reruns it)
+NODE_LOST = "node_lost"
 
 
 def for_category(category: str | None, default: str) -> str:

@@ -2,17 +2,20 @@
 
 `RayPool` submits each converter-worker job (reference outputs, conversion) as a Ray task
 on any node with a free CPU and resolves a `Future[WorkerAnswer]` when it ends, so
-`Builder` keeps its cache keys, classification and caching unchanged (`RayBuilder`). The
-files a task wrote come back as bytes and land where `Builder` expects them. A task lost
-with its node is retried by Ray (`max_retries`); when retries run out the answer says
-"node lost", which is neither cached nor classified as the converter's fault.
+`Builder` keeps its cache keys, classification, caching and schedule unchanged: the Ray
+executor hands it `RayPools` as its `pool_factory` (composition, no subclass). The files a
+task wrote come back as bytes and land where `Builder` expects them. A task lost with its
+node is retried by Ray (`max_retries`); when retries run out the answer is `lost` ("node
+lost"), which `Builder` neither caches nor classifies as the converter's fault.
+
+Jobs outside the plan (diagnosis, the steps of a budget flag set's search) stay in the
+builder's host pool: they read this host's calibration and are measured here.
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from dataclasses import replace
 from pathlib import Path
 
 import ray
@@ -20,13 +23,10 @@ from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
 from harness.convert.cache import hash_path
 from harness.convert.pool import WorkerAnswer
-from harness.core import statuses
 from harness.executors.ray_tasks import pack, worker_job
-from harness.pipeline.artifacts import Artifact
-from harness.pipeline.build import Builder
-from harness.pipeline.campaign import NODE_LOST
+from harness.pipeline.build import LOST_REASON, Builder
 
-LOST = "node lost"  # error prefix of a job whose node (or worker) was lost
+LOST = LOST_REASON  # error prefix of a job whose node (or worker) was lost
 
 
 def one_line(exc: BaseException) -> str:
@@ -66,6 +66,8 @@ class Shipper:
 class RayPool:
     """`WorkerPool`'s interface (submit -> Future[WorkerAnswer], close) over Ray tasks."""
 
+    on_host = False  # its jobs run on the cluster's nodes, not where the builder's cache is
+
     def __init__(self, shipper: Shipper, timeout_s: float, cache_template: str | None):
         self.shipper = shipper
         self.timeout_s = timeout_s
@@ -86,7 +88,8 @@ class RayPool:
         blobs = {f: self.shipper.blob(Path(m[f])) for f in ("path", "samples", "representative") if m.get(f)}
         if job.get("rep_path"):
             blobs["rep_path"] = self.shipper.blob(Path(job["rep_path"]))
-        # the shared calibration lives in this host's cache: on a cluster each flag set converts standalone
+        # the shared calibration lives in this host's cache (Builder gives none to a pool not `on_host`):
+        # on a cluster each flag set converts standalone
         job = {**job, "timeout_s": self.timeout_s, "calibration": None}
         future: Future = Future()
         future.set_running_or_notify_cancel()
@@ -115,14 +118,14 @@ class RayPool:
         try:
             out = ray.get(ref)
         except TaskCancelledError:
-            return WorkerAnswer(ok=False, timed_out=True, error=f"{LOST}: cancelled")
+            return WorkerAnswer(ok=False, lost=True, error=f"{LOST}: cancelled")
         except Exception as exc:  # noqa: BLE001 - every failure is an answer
             if not is_lost(exc):
                 return WorkerAnswer(ok=False, error=one_line(getattr(exc, "cause", None) or exc))
             if job["op"] == "prepare":
                 self.lost_prepares.add(job["model"]["name"])
-            # timed_out keeps Builder from caching the failure: a lost node says nothing about the model
-            return WorkerAnswer(ok=False, timed_out=True, error=f"{LOST}: {one_line(exc)}")
+            # lost: Builder does not cache it, and the row says --resume runs it again
+            return WorkerAnswer(ok=False, lost=True, error=f"{LOST}: {one_line(exc)}")
         files = out.pop("files")
         if job["op"] == "convert" and "out.tflite" in files:
             Path(job["out_path"]).write_bytes(files["out.tflite"])
@@ -150,42 +153,26 @@ class RayPool:
             self._thread.join()
 
 
-class RayBuilder(Builder):
-    """Builder whose worker pool is the Ray cluster; lost jobs become rows `--resume` reruns."""
+class RayPools:
+    """The Ray executor's pool factory (`Builder(pool_factory=RayPools(...))`): one `RayPool`
+    per builder, kept so the run can say where its conversions ran."""
 
-    def __init__(self, *args, shipper: Shipper, cache_template: str | None, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, shipper: Shipper, cache_template: str | None):
         self.shipper = shipper
         self.cache_template = cache_template
-        self.conversion_nodes: list[str] = []
-        self.fresh_workers = 0
+        self.made: list[RayPool] = []
 
-    def _pool_get(self):
-        if self._pool is None:
-            self._pool = RayPool(self.shipper, self.campaign.settings.timeout_s, self.cache_template)
-        return self._pool
+    def __call__(self, builder: Builder) -> RayPool:
+        pool = RayPool(self.shipper, builder.campaign.settings.timeout_s, self.cache_template)
+        self.made.append(pool)
+        return pool
 
-    def close(self, kill: bool = False) -> None:
-        if self._pool is not None:
-            self.conversion_nodes += self._pool.nodes
-            self.fresh_workers += self._pool.fresh_workers
-        super().close(kill)
+    @property
+    def conversion_nodes(self) -> list[str]:
+        """The Ray node of each finished conversion or preparation, in completion order."""
+        return [n for pool in self.made for n in pool.nodes]
 
-    def prepare_all(self):
-        prepared = super().prepare_all()
-        lost = self._pool.lost_prepares if self._pool is not None else set()
-        for name in lost:
-            p = prepared[name]
-            prepared[name] = replace(p, reason=f"{LOST} while computing reference outputs; "
-                                     "--resume runs it again", failure_category=NODE_LOST)
-        return prepared
-
-    def convert_all(self, prepared, on_done):
-        def fix(art: Artifact) -> None:
-            if not art.ok and str(art.meta.error or "").startswith(LOST):
-                art.status = statuses.CONVERSION_FAILED
-                art.reason = f"{art.meta.error}; --resume runs it again"[:400]
-                art.failure_category = NODE_LOST
-            on_done(art)
-
-        return super().convert_all(prepared, fix)
+    @property
+    def fresh_workers(self) -> int:
+        """Converter workers started on the nodes (each paid TensorFlow's import)."""
+        return sum(pool.fresh_workers for pool in self.made)

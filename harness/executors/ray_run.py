@@ -10,6 +10,9 @@
 - The driver is the one writer: rows stream back (`ray.wait`) and are committed to the
   store one by one as they arrive, exactly as the local executor does.
 - `local` in a ray campaign means the driver's host, measured as today, after conversions.
+- A budget flag set's search runs on the driver (the builder's host pool and local
+  runtime: its steps read the driver's calibration); its chosen artifact is measured on
+  the devices like any other.
 
 `RayExecutor` is the `Executor` protocol (`base.py`): `CampaignRun` plans and writes rows,
 this module only says where the jobs run.
@@ -32,11 +35,12 @@ from harness.core.errors import UsageError
 from harness.core.result import Result
 from harness.executors.base import Record
 from harness.executors.local import ThreadDevices
-from harness.executors.ray_convert import LOST, RayBuilder, Shipper, is_lost, one_line
+from harness.executors.ray_convert import LOST, RayPools, Shipper, is_lost, one_line
 from harness.executors.ray_loopback import NO_ACCELERATORS, loopback_only
 from harness.executors.ray_tasks import measure_job
 from harness.executors.resources import device_resource, resources_for
 from harness.pipeline.artifacts import Artifact, Prepared
+from harness.pipeline.build import Builder
 
 if TYPE_CHECKING:
     from harness.pipeline.campaign import CampaignRun, RunOptions
@@ -254,11 +258,18 @@ class RayExecutor:
         self.options = options
         self.owns_ray = connect(options.ray_address, options.workers, devices)
         self.shipper = Shipper()
+        self.pools = RayPools(self.shipper, options.node_cache)
 
-    def make_builder(self, run: CampaignRun) -> RayBuilder:
+    def make_builder(self, run: CampaignRun) -> Builder:
+        """The usual `Builder` (cache, schedule, classification) with Ray as its pool."""
         o = self.options
-        return RayBuilder(run.campaign, run.cache, run.versions, run.out_dir, o.workers, run.events,
-                          shipper=self.shipper, cache_template=o.node_cache)
+        return Builder(run.campaign, run.cache, run.versions, run.out_dir, o.workers, run.events,
+                       pool_factory=self.pools)
+
+    @property
+    def conversion_nodes(self) -> list[str]:
+        """The Ray node of each finished conversion or preparation of this executor's runs."""
+        return self.pools.conversion_nodes
 
     def device_dispatch(self, run: CampaignRun, names: list[str], record: Record,
                         prepared: dict[str, Prepared], gate: threading.Event) -> RayDevices:

@@ -9,10 +9,10 @@ about devices.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from harness.config import Campaign, ModelSpec, model_payload, reference_model
 from harness.convert.cache import CACHE_FORMAT, Cache, hash_json, hash_path
@@ -22,25 +22,45 @@ from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
 from harness.pipeline.original import fit_to_tflite
 
+LOST_REASON = "node lost"  # how the reason of a job whose machine was lost starts
+
 
 class _NoEvents:
     def note(self, text: str) -> None: ...
 
 
+PoolFactory = Callable[["Builder"], Any]  # -> a pool: submit(job, priority) -> Future[WorkerAnswer], close(kill)
+
+
 class Builder:
-    """Prepares and converts the campaign's models; owns the converter worker pool."""
+    """Prepares and converts the campaign's models; owns the converter worker pools.
+
+    Two pools, both made lazily (a warm run starts none):
+    - the campaign's pool (`pool()`): preparations and conversions. `pool_factory(builder)`
+      makes it; without one it is a `WorkerPool` of `workers` processes on this host. An
+      executor that runs them elsewhere passes its own (the Ray executor: `RayPools`). A pool
+      whose jobs do not run on this host says so with `on_host = False`: its conversions
+      then get no shared calibration (it lives in this host's cache) and convert standalone.
+    - the host pool (`host_pool()`): jobs outside the plan (`submit`: diagnosis, the steps
+      of a budget search). They read and write this host's cache (the calibration, the
+      diagnosis) and their caller measures on this host, so they always run here; with no
+      factory it is the campaign's pool.
+    """
 
     def __init__(self, campaign: Campaign, cache: Cache, versions: dict[str, str], out_dir: Path,
-                 workers: int, events=None):
+                 workers: int, events=None, pool_factory: PoolFactory | None = None):
         self.campaign = campaign
         self.cache = cache
         self.versions = versions
         self.out_dir = out_dir
         self.workers = workers
         self.events = events or _NoEvents()
+        self.pool_factory = pool_factory
         self.conversions_performed = 0
         self.conversions_cached = 0
         self._pool = None
+        self._host_pool = None
+        self._pools_lock = threading.RLock()  # budget searches ask for the host pool from their own threads
         self._model_hashes: dict[str, str] = {}
         self._reference_keys: dict[str, str] = {}
         self.timeline: list[dict] = []  # worker jobs: submitted / started / finished (time.time()), see `build`
@@ -49,20 +69,45 @@ class Builder:
     @property
     def busy(self) -> bool:
         """True while converter workers exist (and may be using the CPU)."""
-        return self._pool is not None
+        return self._pool is not None or self._host_pool is not None
 
     def close(self, kill: bool = False) -> None:
         """Stop the worker processes (they hold ~600 MB each and must not share the CPU with measurements)."""
-        if self._pool is not None:
-            self._pool.close(kill=kill)
-            self.worker_imports += getattr(self._pool, "worker_imports", [])
-            self._pool = None
+        with self._pools_lock:
+            pools = {id(p): p for p in (self._pool, self._host_pool) if p is not None}
+        for pool in pools.values():
+            pool.close(kill=kill)
+            self.worker_imports += getattr(pool, "worker_imports", [])
+        with self._pools_lock:  # only now: `busy` stays true until the workers are gone
+            self._pool = self._host_pool = None
+
+    def pool(self):
+        """The campaign's pool (preparations, conversions), made on first use."""
+        with self._pools_lock:
+            if self._pool is None:
+                self._pool = self.pool_factory(self) if self.pool_factory is not None else self.host_pool()
+            return self._pool
+
+    def host_pool(self):
+        """Converter workers on this host, made on first use (the campaign's pool when there is no factory)."""
+        with self._pools_lock:
+            if self._host_pool is None:
+                from harness.convert.pool import WorkerPool
+
+                self._host_pool = WorkerPool(self.workers, self.out_dir / "logs", self.campaign.settings.timeout_s)
+            return self._host_pool
+
+    @property
+    def shares_calibration(self) -> bool:
+        """Whether the campaign's conversions can use this host's shared calibration (their pool runs here)."""
+        return getattr(self.pool(), "on_host", True)
 
     @property
     def pipelined(self) -> bool:
         """Whether `build` may run preparations and conversions as one pipeline. A subclass that
-        customises the staged steps (`prepare_all`, `convert_all`; the Ray executor does) keeps
-        the staged order, so its customisations still apply."""
+        customises the staged steps (`prepare_all`, `convert_all`) keeps the staged order, so
+        its customisations still apply. Where the jobs run is the pool's business
+        (`pool_factory`), not a subclass's."""
         return type(self).prepare_all is Builder.prepare_all and type(self).convert_all is Builder.convert_all
 
     def start_workers(self) -> bool:
@@ -72,7 +117,7 @@ class Builder:
 
         if not self.pipelined or not needs_workers(self):
             return False
-        pool = self._pool_get()
+        pool = self.pool()
         if hasattr(pool, "start"):
             pool.start()
         return True
@@ -89,13 +134,6 @@ class Builder:
         return run_pipeline(self, prepared, on_done)
 
     # ------------------------------------------------------------------ helpers
-    def _pool_get(self):
-        if self._pool is None:
-            from harness.convert.pool import WorkerPool
-
-            self._pool = WorkerPool(self.workers, self.out_dir / "logs", self.campaign.settings.timeout_s)
-        return self._pool
-
     def _model_hash(self, m: ModelSpec) -> str:
         key = str(m.path)
         if key not in self._model_hashes:
@@ -148,11 +186,11 @@ class Builder:
             from harness.pipeline.budgeted import start_search
 
             return start_search(self, m, fs, p, out_path)
-        return self._pool_get().submit(job, priority=priority)
+        return self.pool().submit(job, priority=priority)
 
     def submit(self, job: dict, priority: float = 0.0):
-        """A worker job outside the campaign's plan (diagnosis, search steps): Future[WorkerAnswer]."""
-        return self._pool_get().submit(job, priority=priority)
+        """A worker job outside the campaign's plan (diagnosis, search steps), on this host: Future[WorkerAnswer]."""
+        return self.host_pool().submit(job, priority=priority)
 
     def _write_log(self, name: str, text: str) -> str:
         path = self.out_dir / "logs" / name
@@ -161,67 +199,6 @@ class Builder:
         return str(path)
 
     # ------------------------------------------------------------------ stage 1: prepare
-    def _prepare_tflite(self, m: ModelSpec) -> Prepared:
-        """An existing .tflite: inputs come from the file itself; there is no original to compare to."""
-        from harness.core.samples import (
-            SampleError,
-            check_fit,
-            drop_batch_axis,
-            load_arrays,
-            random_inputs,
-            resolve_shapes,
-        )
-        from harness.tflite.file import TFLiteFormatError, read_tflite
-
-        key = self._reference_key(m)
-        folder = self.cache.reference_dir(key)
-        meta = self.cache.reference_meta(key)
-        if meta is not None:
-            return Prepared(m, True, dir=folder, meta=meta)
-        try:
-            info = read_tflite(m.path)
-        except (TFLiteFormatError, OSError) as exc:
-            return Prepared(m, False, str(exc), "load_error")
-        names = [t.name for t in info.inputs]
-        sig_names = None
-        if len(info.signatures) == 1:
-            by_index = {idx: name for name, idx in info.signatures[0].inputs.items()}
-            sig_names = [by_index.get(t.index, t.name) for t in info.inputs]
-        names = sig_names or names
-        s = self.campaign.settings
-        try:
-            samples = labels = None
-            notes: list[str] = []
-            sig = [tuple(d if d != -1 else None for d in (t.shape_signature or t.shape)) for t in info.inputs]
-            if m.samples:
-                samples, labels = load_arrays(m.samples, names)
-                samples, notes = drop_batch_axis(names, sig, samples)
-            shapes = resolve_shapes(names, sig, m.input_shapes, samples, m.name)
-            # Quantized inputs take float samples (the runner quantizes them).
-            float_types = ["float32" if t.quantization else t.dtype for t in info.inputs]
-            if samples is not None:
-                arrays = [a[: s.eval_samples] for a in check_fit(str(m.samples), samples, names, shapes, float_types)]
-                labels = labels[: s.eval_samples] if labels is not None else None
-                source = "samples"
-            else:
-                arrays = random_inputs(names, shapes, float_types, s.eval_samples, s.seed, m.name)
-                source = "random"
-        except SampleError as exc:
-            return Prepared(m, False, str(exc), statuses.SAMPLE_DATA)
-        folder.mkdir(parents=True, exist_ok=True)
-        payload = {str(i): a for i, a in enumerate(arrays)}
-        if labels is not None:
-            payload["labels"] = labels
-        np.savez(folder / "eval.npz", **payload)
-        meta = {
-            "inputs": [{"name": n, "shape": list(sh), "dtype": d} for n, sh, d in zip(names, shapes, float_types, strict=True)],
-            "output_names": [t.name for t in info.outputs], "eval_source": source, "representative_source": None,
-            "eval_count": len(arrays[0]), "has_labels": labels is not None, "has_reference": False,
-            "notes": notes,
-        }
-        self.cache.store_reference_meta(key, meta)
-        return Prepared(m, True, dir=folder, meta=meta)
-
     def _prepare_job(self, m: ModelSpec, key: str) -> dict:
         s = self.campaign.settings
         return {"op": "prepare", "model": model_payload(reference_model(m)), "eval_samples": s.eval_samples,
@@ -230,6 +207,9 @@ class Builder:
 
     def _prepared_from_answer(self, m: ModelSpec, key: str, answer) -> Prepared:
         """Cache a finished preparation and describe it (or its failure, with its log kept)."""
+        if answer.lost:  # its machine went away: nothing to say about the model, --resume runs it again
+            return Prepared(m, False, f"{LOST_REASON} while computing reference outputs; --resume runs it again",
+                            statuses.NODE_LOST)
         if answer.ok:
             meta = {**answer.data, "has_reference": True}
             meta.pop("id", None)
@@ -246,7 +226,9 @@ class Builder:
     def cached_prepared(self, m: ModelSpec) -> Prepared | None:
         """The model's preparation if it needs no worker (a .tflite, or references in the cache)."""
         if m.kind == "tflite" and m.original is None:
-            return self._prepare_tflite(m)
+            from harness.pipeline.prepare_tflite import prepare_tflite
+
+            return prepare_tflite(self, m)
         key = self._reference_key(m)
         meta = self.cache.reference_meta(key)
         if meta is None:
@@ -265,7 +247,7 @@ class Builder:
                 continue
             key = self._reference_key(m)
             if key not in by_key:
-                by_key[key] = self._pool_get().submit(self._prepare_job(m, key))
+                by_key[key] = self.pool().submit(self._prepare_job(m, key))
             futures[m.name] = (m, key, by_key[key])
         for name, (m, key, fut) in futures.items():
             prepared[name] = self._prepared_from_answer(m, key, fut.result())
@@ -308,7 +290,8 @@ class Builder:
         assert p is not None or not fs.needs_representative_data
         rep_path = p.dir / "representative.npz" if p is not None and fs.needs_representative_data and p.dir else None
         out_path = self.cache.tmp_path(".tflite")
-        calibration = self.calibration_path(m, fs) if rep_path else None  # the int8 family calibrates once
+        # the int8 family calibrates once, in this host's cache: only for conversions that run here
+        calibration = self.calibration_path(m, fs) if rep_path and self.shares_calibration else None
         return {
             "op": "convert", "model": model_payload(m), "options": fs.converter_options(),
             "calibration": str(calibration) if calibration else None,
@@ -332,6 +315,10 @@ class Builder:
             self.cache.store_conversion(key, meta)
             return self._artifact_from_meta(m, fs.name, meta, converted=True)
         out_path.unlink(missing_ok=True)
+        if answer.lost:  # not cached: a lost node says nothing about the model
+            return Artifact(m, fs.name, False, status=statuses.CONVERSION_FAILED,
+                            reason=f"{answer.error or LOST_REASON}; --resume runs it again"[:400],
+                            failure_category=statuses.NODE_LOST, converted=True, meta={"error": answer.error})
         failure = classify(answer.error, answer.log, signal=answer.signal, timed_out=answer.timed_out,
                            flag_set=fs.name)
         log = self._write_log(f"{m.name}-{fs.name}-convert.log", answer.log or answer.error or "")

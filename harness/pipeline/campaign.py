@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AS_GIVEN", "CampaignRun", "Events", "RunOptions", "RunSummary", "retry_on_resume"]
 
-NODE_LOST = "node_lost"  # failure category of a conversion whose executor node was lost
+NODE_LOST = statuses.NODE_LOST  # failure category of a conversion whose executor node was lost
 
 
 @dataclass

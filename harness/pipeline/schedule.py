@@ -15,6 +15,12 @@ here:
   model's representative data exists;
 - conversions run largest model first (`estimate`), so the last jobs in the
   pool are short and two workers do not end on one long conversion;
+- of the flag sets that quantize from one shared calibration (the int8 family and budget
+  searches, `pipeline/calibrate.py`), only the first goes to the pool while that
+  calibration does not exist yet; the others are held until it ends. Submitted together,
+  the second would take a worker only to wait on the calibration's file lock while other
+  models' conversions stay queued; held, that worker takes them, and the held ones (a
+  quantization each) follow. When the first fails, the next held one makes it;
 - an artifact is handed on (`on_done`) only when its model's preparation is done, since
   measuring needs the evaluation inputs and reference outputs; when the preparation
   fails, every flag set of that model carries that failure (as in the staged order) and
@@ -30,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.pipeline.artifacts import AS_GIVEN
@@ -52,6 +59,11 @@ def estimate(m: ModelSpec) -> float:
         return float(m.path.stat().st_size)
     except OSError:
         return 0.0
+
+
+def calibration_of(job: dict) -> dict:
+    """The timeline's note of the shared calibration a job quantizes from (its file name), if any."""
+    return {"calibration_key": Path(job["calibration"]).stem} if job.get("calibration") else {}
 
 
 def needs_workers(b: Builder) -> bool:
@@ -80,6 +92,7 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
     waiting: dict[str, list] = defaultdict(list)  # calibrating conversions waiting for representative data
     inflight: dict[str, list[Future]] = defaultdict(list)
     failed: set[str] = set()
+    calibrating: dict[str, list] = {}  # calibration path being made -> conversions held until it exists
     finished: queue.SimpleQueue = queue.SimpleQueue()
     outstanding = 0
 
@@ -87,28 +100,42 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         out.append(art)
         on_done(art)
 
-    def note(event: str, op: str, m, fs, t: float | None = None) -> None:
+    def note(event: str, op: str, m, fs, t: float | None = None, **more) -> None:
         b.timeline.append({"t": time.time() if t is None else t, "event": event, "op": op, "model": m.name,
-                           "flag_set": fs.name if fs is not None else None})
+                           "flag_set": fs.name if fs is not None else None, **more})
 
     def submit(op: str, m, fs, job: dict, priority: float, extra, p: Prepared | None = None) -> None:
         nonlocal outstanding
         fut = (b.submit_conversion(m, fs, job, extra[1], p, priority) if op == "convert"
-               else b._pool_get().submit(job, priority=priority))
-        note("submitted", op, m, fs)
+               else b.pool().submit(job, priority=priority))
+        note("submitted", op, m, fs, **calibration_of(job))
         inflight[m.name].append(fut)
         outstanding += 1
         fut.add_done_callback(lambda f: finished.put((op, m, fs, extra, f)))
 
     def submit_conversion(m, fs, key: str, p: Prepared | None) -> None:
         job, out_path = b._convert_job(m, fs, p)
-        submit("convert", m, fs, job, estimate(m), (key, out_path), p)
+        calibration = job.get("calibration")
+        if calibration and not Path(calibration).is_file():
+            if calibration in calibrating:  # another job is making it: wait for that one, not on its lock
+                calibrating[calibration].append((m, fs, key, p))
+                note("held", "convert", m, fs, **calibration_of(job))
+                out_path.unlink(missing_ok=True)
+                return
+            calibrating[calibration] = []
+        submit("convert", m, fs, job, estimate(m), (key, out_path, calibration), p)
+
+    def calibration_done(calibration: str | None) -> None:
+        """The job making CALIBRATION ended (made it, or failed): the held ones go to the pool."""
+        for m, fs, key, p in calibrating.pop(calibration, None) or []:
+            submit_conversion(m, fs, key, p)
 
     def prepare_done(m, p: Prepared) -> None:
         """M's preparation finished: release its waiting conversions and held artifacts, or fail its rows."""
         prepared[m.name] = p
         if p.ok:
-            for wfs, key in waiting.pop(m.name, []):
+            # a budget search last: it holds the calibration for its whole search, not one conversion
+            for wfs, key in sorted(waiting.pop(m.name, []), key=lambda w: bool(w[0].budget)):
                 submit_conversion(m, wfs, key, p)
             for art in held.pop(m.name, []):
                 emit(art)
@@ -148,12 +175,13 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         if p is None:
             jobs.append(("prepare", m, None, b._reference_key(m), None))
     if jobs:
-        pool = b._pool_get()
+        pool = b.pool()
         if hasattr(pool, "start"):
             pool.start()
         # in priority order, so that a worker taking a job while the rest are still being queued
         # already takes the right one
-        for op, m, fs, key, p in sorted(jobs, key=lambda j: (j[0] != "prepare", -estimate(j[1]))):
+        for op, m, fs, key, p in sorted(jobs, key=lambda j: (j[0] != "prepare", -estimate(j[1]),
+                                                              bool(j[2] is not None and j[2].budget))):
             if op == "prepare":
                 if key in sharing:  # a .tflite held to a model of this campaign: one preparation for both
                     sharing[key].append(m)
@@ -166,23 +194,26 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
     while outstanding:
         op, m, fs, extra, fut = finished.get()
         outstanding -= 1
-        if fut.cancelled():
+        if fut.cancelled():  # the pool is closing (Ctrl-C) or the model failed: held jobs go nowhere
             note("cancelled", op, m, fs)
             if op == "convert":
                 extra[1].unlink(missing_ok=True)
+                calibrating.pop(extra[2], None)
             continue
         answer = fut.result()
         note("started", op, m, fs, answer.started_at)
-        note("finished", op, m, fs, answer.finished_at)
+        made = {k: answer.data[k] for k in ("calibration", "calibration_wait_s") if k in answer.data}
+        note("finished", op, m, fs, answer.finished_at, **made)
         if op == "prepare":
             for other in sharing.pop(extra, []):
                 prepare_done(other, b._prepared_from_answer(other, extra, answer))
             prepare_done(m, b._prepared_from_answer(m, extra, answer))
             continue
-        key, out_path = extra
+        key, out_path, calibration = extra
         art = b._finish_conversion(m, fs, key, out_path, answer, prepared.get(m.name))
         if m.name in failed:
             continue  # this model's rows are its preparation's failure, already handed on
+        calibration_done(calibration)
         (emit if m.name in prepared else held[m.name].append)(art)
 
     models = {m.name: i for i, m in enumerate(b.campaign.models)}
