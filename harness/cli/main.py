@@ -284,9 +284,11 @@ _register_commands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors are one line and exit 2; tracebacks only with --debug."""
     from harness.core.errors import HarnessError
+    from harness.core.native_log import set_verbose
 
     args = list(sys.argv[1:] if argv is None else argv)
     _State.debug = "--debug" in args
+    set_verbose(_State.debug)  # --debug: the runtime's native log lines reach the terminal too
     try:
         app.main(args=args, prog_name="tflite-harness", standalone_mode=False)
     except click.exceptions.Abort:
