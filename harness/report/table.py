@@ -12,7 +12,7 @@ from operator import itemgetter
 from harness.core import statuses
 from harness.core.result import Result
 
-# (key, header, description) — the README's column list is generated from the same text.
+# (key, header, description) — docs/results.md's column list says the same in more words.
 COLUMNS: list[tuple[str, str, str]] = [
     ("model", "model", "model name from the campaign"),
     ("flag_set", "flag set", "converter flag set (as_given: a .tflite measured without conversion)"),
