@@ -81,3 +81,30 @@ def test_readme_is_a_front_page():
         assert re.search(r"\]\(docs/[\w.-]+\.md(#[\w-]+)?\)\.?\s*$", section.strip()), f"{job}: end with a link"
     for link in re.findall(r"\]\((docs/[\w.-]+\.md)", text):
         assert (ROOT / link).is_file(), link
+
+
+def _anchors(path) -> set[str]:
+    """GitHub's heading anchors of a Markdown file (code blocks skipped)."""
+    found, fence = set(), False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fence = not fence
+            continue
+        m = re.match(r"#{1,6} (.*)", line)
+        if m and not fence:
+            found.add(re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-"))
+    return found
+
+
+def test_relative_links_of_the_readme_and_docs_resolve():
+    """The reference moved into docs/: every relative link and #anchor still lands."""
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", link):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path) if path else page
+            if not target.exists() or (anchor and target.suffix == ".md" and anchor not in _anchors(target)):
+                broken.append(f"{page.relative_to(ROOT)}: {link}")
+    assert broken == []
