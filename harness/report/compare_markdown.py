@@ -132,16 +132,16 @@ def _table(rows: list[RowComparison]) -> list[str]:
 
 def comparison_markdown(c: Comparison, base_name: str, new_name: str) -> str:
     head, text = c.headline()
-    lines = [f"**{head}**: {md_text(text)} (tflite-harness compare `{base_name}` → `{new_name}`)", ""]
+    blocks = [[f"**{head}**: {md_text(text)} (tflite-harness compare `{base_name}` → `{new_name}`)"]]
     changed = sorted((r for r in c.rows if r.verdict != SAME), key=lambda r: ORDER[r.verdict])
     same = [r for r in c.rows if r.verdict == SAME]
     if changed:
-        lines += _table(changed[:MAX_CHANGED_ROWS])
+        blocks.append(_table(changed[:MAX_CHANGED_ROWS]))
         if len(changed) > MAX_CHANGED_ROWS:
-            lines += ["", f"... and {len(changed) - MAX_CHANGED_ROWS} more changed rows (`--format json` has all)."]
+            blocks.append([f"... and {len(changed) - MAX_CHANGED_ROWS} more changed rows (`--format json` has all)."])
     if same and len(same) <= MAX_UNCHANGED_ROWS:
-        lines += ["", f"<details><summary>{len(same)} unchanged row{'' if len(same) == 1 else 's'}</summary>", "",
-                  *_table(same), "", "</details>"]
+        blocks.append([f"<details><summary>{len(same)} unchanged row{'' if len(same) == 1 else 's'}</summary>", "",
+                       *_table(same), "", "</details>"])
     elif same:
-        lines += ["", f"{len(same)} unchanged rows (`--format json` lists them)."]
-    return "\n".join(lines) + "\n"
+        blocks.append([f"{len(same)} unchanged rows (`--format json` lists them)."])
+    return "\n\n".join("\n".join(b) for b in blocks) + "\n"
