@@ -63,10 +63,13 @@ def native_stderr_to(log: str | Path | None) -> Iterator[None]:
         sys.stderr.flush()
     except (AttributeError, ValueError):  # a closed or replaced stream: nothing buffered to keep in order
         pass
-    if log is not None:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-    target = os.open(os.devnull if log is None else str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    saved = os.dup(2)
+    target = _open_log(log)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all (a detached service): nothing can reach a terminal
+        os.close(target)
+        yield
+        return
     try:
         os.dup2(target, 2)
         yield
@@ -78,3 +81,15 @@ def native_stderr_to(log: str | Path | None) -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(target)
+
+
+def _open_log(log: str | Path | None) -> int:
+    """LOG opened for appending; os.devnull when there is none or it cannot be written (the
+    lines are only the runtime's chatter: not worth failing a diagnosis for)."""
+    if log is not None:
+        try:
+            Path(log).parent.mkdir(parents=True, exist_ok=True)
+            return os.open(str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            pass
+    return os.open(os.devnull, os.O_WRONLY)
