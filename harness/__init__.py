@@ -1,6 +1,6 @@
 """tflite-harness: convert, run and compare TensorFlow Lite (LiteRT) models.
 
-The Python API (harness/api.py; docs in README "Python API"):
+The Python API (harness/api.py; docs in docs/python.md):
 
     import harness
     run = harness.run_model("models/digits_cnn.keras", ["fp32", "int8"], runs=20)

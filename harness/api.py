@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.core.errors import UsageError
+from harness.core.native_log import verbose_output
 
 if TYPE_CHECKING:
     from harness.config import Campaign
@@ -154,23 +155,28 @@ def open_run(campaign: Campaign, *, out: PathLike | None = None, store: PathLike
 
 
 def run_campaign(campaign: PathLike | Campaign | None = None, *, flag_sets: Sequence[str] | None = None,
-                 devices: Sequence[str] | None = None, events: Events | None = None, **options: Any) -> RunSummary:
+                 devices: Sequence[str] | None = None, events: Events | None = None, verbose: bool = False,
+                 **options: Any) -> RunSummary:
     """Run a campaign (a TOML path or a `Campaign`; the bundled one by default) to the end.
 
     FLAG_SETS, DEVICES and settings keywords (`runs=5`, `threads=(1, 2)`, `min_seconds=0`,
     ...) override the campaign's; run keywords (`out`, `store`, `cache_dir`, `workers`,
     `baseline`, `executor`, `ray_address`) are `open_run`'s. Returns the `RunSummary`:
     `run_id`, `out_dir`, `store_path`, `results` (every row, failures included).
+    The runtime's native log lines go to the run's logs/, not to the notebook; `verbose=True` shows them.
     """
     run_kw = {k: options.pop(k) for k in list(options) if k in RUN_SETTINGS}
     c = make_campaign(campaign, flag_sets=flag_sets, devices=devices, **options)
-    return open_run(c, events=events, **run_kw).execute()
+    with verbose_output(verbose or None):
+        return open_run(c, events=events, **run_kw).execute()
 
 
 def run_model(model: PathLike, flag_sets: Sequence[str] = ("fp32",), devices: Sequence[str] = ("local",), *,
-              samples: PathLike | None = None, events: Events | None = None, **options: Any) -> RunSummary:
+              samples: PathLike | None = None, events: Events | None = None, verbose: bool = False,
+              **options: Any) -> RunSummary:
     """Convert MODEL (.keras, .h5, SavedModel folder, file.py:function, .tflite) under each
-    flag set and measure it on each device; keywords as `run_campaign`'s. Returns the `RunSummary`."""
+    flag set and measure it on each device; keywords (`verbose` too) as `run_campaign`'s.
+    Returns the `RunSummary`."""
     from harness.config import Campaign, Settings
     from harness.core.flag_sets import resolve_flag_sets
 
@@ -178,7 +184,8 @@ def run_model(model: PathLike, flag_sets: Sequence[str] = ("fp32",), devices: Se
                     devices=tuple(devices), settings=Settings())
     run_kw = {k: options.pop(k) for k in list(options) if k in RUN_SETTINGS}
     c = make_campaign(base, models=[model], samples=samples, **options)
-    return open_run(c, events=events, **run_kw).execute()
+    with verbose_output(verbose or None):
+        return open_run(c, events=events, **run_kw).execute()
 
 
 # ---------------------------------------------------------------------------- conversion only
@@ -323,7 +330,7 @@ def compare(base: PathLike | RunSummary | list, new: PathLike | RunSummary | lis
     regression gate, as `tflite-harness compare` runs it.
 
     THRESHOLDS are `harness.report.compare.Thresholds` fields (`max_latency_regression=0.05`,
-    `max_size_increase`, `max_drift_increase`, `max_accuracy_drop`, `alpha`, `noise_factor`,
+    `max_size_increase=0.01`, `max_drift_increase`, `max_accuracy_drop`, `alpha`, `noise_factor`,
     `unconfirmed="warn"|"fail"`); IGNORE drops settings from the row match (e.g.
     `ignore=("xnnpack",)`). A latency change of a changed artifact is confirmed by re-measuring
     both artifacts now, interleaved, `rounds` times (`confirm=False`: stored results only, the
@@ -354,17 +361,21 @@ def compare(base: PathLike | RunSummary | list, new: PathLike | RunSummary | lis
 
 def diagnose(model: PathLike, flag_set: str = "int8", *, samples: PathLike | None = None,
              budget: str | None = None, float_layers: Sequence[str] | None = None,
-             cache_dir: PathLike | None = None, write: PathLike | None = None, **options: Any):
+             cache_dir: PathLike | None = None, write: PathLike | None = None, verbose: bool = False,
+             **options: Any):
     """Where quantization hurts MODEL under FLAG_SET, layer by layer (worst first), and with
     BUDGET (e.g. "top1>=0.99,cosine>=0.999") the cheapest set of layers kept float that meets
     it, measured on the local runtime; WRITE receives the chosen `.tflite`.
 
     Returns a `Diagnosis`: `.layers` (tensor, op, isolated and accumulated error), `.search`
     (`steps`, `chosen`, `met`) and `.to_dict()` (what `tflite-harness diagnose --json` prints).
-    `tflite-harness diagnose` and the pytest fixture's `diagnose` make the same call.
+    `tflite-harness diagnose` and the pytest fixture's `diagnose` make the same call. LiteRT's
+    log lines ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.") go to the session's
+    logs/runtime.log, not to the notebook; `verbose=True` shows them.
     """
     from harness.pipeline.session import diagnose as run_diagnosis
 
-    return run_diagnosis(model, flag_set, samples=samples, budget=budget,
-                         float_layers=list(float_layers) if float_layers else None,
-                         cache_dir=cache_dir, write=write, **options)
+    with verbose_output(verbose or None):
+        return run_diagnosis(model, flag_set, samples=samples, budget=budget,
+                             float_layers=list(float_layers) if float_layers else None,
+                             cache_dir=cache_dir, write=write, **options)

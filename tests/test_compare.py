@@ -102,7 +102,7 @@ def test_twenty_percent_slowdown_of_stored_results_is_unconfirmed():
     assert "unconfirmed: stored results only" in row.why
     strict = compare_results([make_result(rng=rng, noise=0.1)], [make_result(rng=rng, noise=0.1, p50=1200.0)],
                              Thresholds(unconfirmed="fail"))
-    assert strict.failed and not strict.regressed and "FAILED (unconfirmed slowdown)" in strict.summary()
+    assert strict.failed and not strict.regressed and strict.summary().startswith("FAILED: 1 unconfirmed slowdown (--unconfirmed fail)")
     assert row.latency.significant and row.latency.p_value < 0.01
     assert row.latency.ci_low < 0.20 < row.latency.ci_high or abs(row.latency.change - 0.2) < 0.05
     assert row.latency.ci_low > 0.05
@@ -226,7 +226,7 @@ def test_compare_cli_exit_codes_and_formats(tmp_path, capsys):
     assert "| cnn | int8 |" in out and "latency p50 +3" in out and "not at hand" in out, out
     code, out, _ = invoke(capsys, "compare", a, c[:17], "--store", str(db), "--format", "md",
                           "--unconfirmed", "fail", "--no-confirm")
-    assert code == 1 and "FAILED (unconfirmed slowdown)" in out.splitlines()[0]
+    assert code == 1 and "**FAILED**: 1 unconfirmed slowdown" in out.splitlines()[0]
     assert "stored results only" in out
 
     code, out, _ = invoke(capsys, "compare", a, c, "--store", str(db), "--max-latency-regression", "40%")
@@ -359,7 +359,7 @@ def test_compare_on_a_store_gives_the_verdicts_of_full_results(tmp_path, capsys,
     assert rows["bm1"]["latency"]["p_value"] is None and rows["small0"]["latency"]["p_value"] is not None
     # md and table read the same
     code, out, _ = invoke(capsys, "compare", a, b, "--store", str(db), "--format", "md", "--no-confirm", *extra)
-    from harness.report.compare_render import comparison_markdown
+    from harness.report.compare_markdown import comparison_markdown
 
     assert code == 1 and out == comparison_markdown(full, a, b)
 

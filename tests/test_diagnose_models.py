@@ -201,3 +201,22 @@ def test_a_budget_no_step_meets_ends_with_the_best_step_and_says_so(outlier):
     assert not any(s["meets_budget"] for s in search["steps"])
     best = min(s["drift"]["max_abs"] for s in search["steps"])
     assert search["chosen"]["drift"]["max_abs"] == best  # the closest step is the one kept
+
+
+def test_python_api_diagnose_keeps_litert_log_lines_out_of_the_notebook(outlier, tmp_path, capfd):
+    """Issue 19: the accumulated-error pass runs LiteRT in the caller's process, whose native
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." reached every notebook. A fresh
+    process (the line prints once per process), float layers no other test diagnoses (so the
+    pass runs, not the cache), fd 2 read by capfd."""
+    model, samples, cache = outlier
+    out = tmp_path / "session"
+    script = (f"import harness; d = harness.diagnose({str(model)!r}, 'int8', samples={str(samples)!r}, "
+              f"float_layers=['hidden', 'after'], cache_dir={str(cache)!r}, out_dir={str(out)!r}); "
+              "print('layers', len(d.layers))")
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=600,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    captured = capfd.readouterr()
+    assert "layers" in captured.out
+    assert "INFO:" not in captured.err and "XNNPACK" not in captured.err, captured.err[-2000:]
+    (log,) = out.rglob("runtime.log")
+    assert "Created TensorFlow Lite XNNPACK delegate for CPU." in log.read_text()

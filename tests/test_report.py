@@ -248,13 +248,21 @@ def test_plain_table_has_the_rich_tables_columns_and_cells():
     rows[1].values["valid"] = "wide spread"
     console = Console(width=400, color_system=None, record=True)
     console.print(rich_table(rows, title="t"))
-    rich_cells = _cells(console.export_text())
+    rich_text = console.export_text()
+    rich_cells = _cells(rich_text)
     plain = plain_comparison_table(rows, title="t")
     plain_cells = _cells(plain)
     assert plain_cells == rich_cells
     assert len(plain_cells) == len(rows) + 1 and plain_cells[0][:2] == ["model", "flag set"]
-    assert ["[bold]x[/]", "int8"] == plain_cells[-1][:2] and "a [red]reason[/] | <b>" in plain_cells[-1][-1]
-    assert "[wide spread]" in plain_cells[2][-1] and "warn" in plain_cells[2]
+    assert ["[bold]x[/]", "int8"] == plain_cells[-1][:2] and "runtime_failed [3]" in plain_cells[-1]
+    assert "warn" in plain_cells[2] and "ok [1]" in plain_cells[2]
+    # the notes beneath the table: the same lines in both, markup and all, as written
+    notes = [line for line in plain.splitlines() if line.startswith("[")]
+    assert notes == [line for line in rich_text.splitlines() if line.startswith("[")]
+    assert notes == ["[1] latency warn: wide spread", "[2] op UNIDIRECTIONAL_SEQUENCE_LSTM",
+                     "[3] a [red]reason[/] | <b>"]
+    wide = plain_comparison_table(rows, title="t", wide=True)
+    assert "a [red]reason[/] | <b>" in _cells(wide)[-1][-1] and "[wide spread]" in _cells(wide)[2][-1]
 
 
 def test_report_table_above_the_threshold_is_plain_and_complete(tmp_path, capsys, monkeypatch):

@@ -40,8 +40,8 @@ def _fraction(value: str | None, option: str) -> float | None:
 @click.option("--max-drift-increase", type=click.FloatRange(0), default=None,
               help="Largest allowed absolute increase of max_abs drift (default: not gated).")
 @click.option("--max-accuracy-drop", default=None, help="Largest allowed accuracy drop, e.g. 1% (default: not gated).")
-@click.option("--max-size-increase", default="0%", show_default=True,
-              help="Largest allowed artifact size increase ('none' to not gate).")
+@click.option("--max-size-increase", default="1%", show_default=True,
+              help="Largest allowed artifact size increase (0% gates every byte; 'none' to not gate).")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="Significance level of the Mann-Whitney U test on stored samples.")
 @click.option("--noise-factor", type=click.FloatRange(0), default=3.0, show_default=True,
@@ -69,11 +69,11 @@ def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increa
     from harness.core.errors import UsageError
     from harness.pipeline.confirm import DEFAULT_CACHE_DIRS, gate
     from harness.report.compare import Thresholds
+    from harness.report.compare_markdown import comparison_markdown
     from harness.report.compare_render import (
         comparison_dict,
         comparison_json,
         comparison_junit,
-        comparison_markdown,
         comparison_plain,
         comparison_rich,
     )

@@ -100,7 +100,7 @@ def register(app: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
     @click.option("--cache-dir", type=click.Path(path_type=Path), help="Conversion cache (default results/cache).")
     @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Converter processes.")
-    @click.option("--debug", is_flag=True, help="Show tracebacks.")
+    @click.option("--debug", is_flag=True, help="Show tracebacks and the runtime's native log lines.")
     def diagnose(model, flag_set, samples, budget, float_layers, out, explorer, op_profile, benchmark_model, top,
                  as_json, cache_dir, workers, debug) -> None:
         """Rank MODEL's quantized layers by their error against float; with --budget, keep the worst

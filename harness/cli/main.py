@@ -45,7 +45,7 @@ class _State:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tflite-harness")
-@click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
+@click.option("--debug", is_flag=True, help="Show tracebacks, full converter logs and the runtime's native log lines.")
 def app(debug: bool) -> None:
     """Convert TensorFlow models under many flag sets, run them on LiteRT, compare the results."""
     _State.debug = _State.debug or debug
@@ -134,7 +134,7 @@ class _ProgressEvents:
 @click.option("--ray-address", metavar="ADDR|auto",
               help="Ray cluster to join with --executor ray (default: start a local Ray instance).")
 @click.option("--wide", is_flag=True, help="Show every column of the table (default: the ones that fit 120 columns).")
-@click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
+@click.option("--debug", is_flag=True, help="Show tracebacks, full converter logs and the runtime's native log lines.")
 def run(campaign, models, samples, flag_sets, threads, devices, out, store, cache_dir, workers, runs, warmup_runs,
         min_seconds, eval_samples, xnnpack, timeout, repeat, pin_cpu, baseline, resume, executor, ray_address,
         wide, debug) -> None:
@@ -233,7 +233,7 @@ def _run_campaign(c, out, store, cache_dir, workers, baseline, run_id=None, resu
 @click.option("--samples", type=click.Path(path_type=Path), help="Samples (.npy/.npz) for representative data.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Conversion cache (default results/cache).")
 @click.option("--workers", type=click.IntRange(1, 64), help="Converter processes (default: number of cores).")
-@click.option("--debug", is_flag=True, help="Show tracebacks and full converter logs.")
+@click.option("--debug", is_flag=True, help="Show tracebacks, full converter logs and the runtime's native log lines.")
 def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
     """Convert MODEL under each flag set and write MODEL-FLAGSET.tflite files to --out."""
     _State.debug = _State.debug or debug
@@ -284,9 +284,11 @@ _register_commands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors are one line and exit 2; tracebacks only with --debug."""
     from harness.core.errors import HarnessError
+    from harness.core.native_log import set_verbose
 
     args = list(sys.argv[1:] if argv is None else argv)
     _State.debug = "--debug" in args
+    set_verbose(_State.debug)  # --debug: the runtime's native log lines reach the terminal too
     try:
         app.main(args=args, prog_name="tflite-harness", standalone_mode=False)
     except click.exceptions.Abort:

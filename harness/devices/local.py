@@ -135,6 +135,7 @@ def measurement_from(returncode: int, stdout: str, stderr: str, out_npz: Path | 
         return Measurement(statuses.RUNTIME_FAILED, f"runner exited {returncode} without a result: {tail}"[:400],
                            report=RunnerReport(stderr=stderr[-4000:]))
     report = RunnerReport.from_dict({k: v for k, v in raw.items() if k not in ("status", "reason")})
+    report.stderr = stderr[-4000:]  # LiteRT's INFO lines and warnings: for the run's logs/runtime.log
     if raw.get("status") != statuses.OK:
         return Measurement(raw.get("status", statuses.RUNTIME_FAILED), raw.get("reason", ""), report=report)
     arrays: list[np.ndarray] = []

@@ -124,6 +124,8 @@ def device_loop(run: CampaignRun, name: str, jobs: queue.Queue, gate: threading.
             break
         if m is not None and m.report is not None and m.report.raw_output:  # benchmark_model's own words
             result.log = run.keep_runner_log(result, m.report)
+        elif m is not None and m.report is not None and m.report.stderr:  # the runtime's log lines
+            run.keep_runtime_log(result, m.report.stderr)
         if m is not None and m.outputs and result.status in (statuses.OK, statuses.UNHEALTHY):
             run.keep_outputs(art.sha, name, threads, m.outputs)
         if result.status == statuses.DEVICE_LOST:

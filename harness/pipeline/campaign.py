@@ -159,6 +159,16 @@ class CampaignRun:
         path.write_text(f"$ {shlex.join(report.command)}\n{report.raw_output}", encoding="utf-8")
         return str(path)
 
+    def keep_runtime_log(self, r: Result, text: str) -> None:
+        """logs/runtime.log: what a runner process wrote to stderr (LiteRT's "INFO: Created
+        TensorFlow Lite XNNPACK delegate for CPU.", warnings), under a line naming the row.
+        Kept here rather than shown: the terminal shows the table (issue 19)."""
+        path = self.out_dir / "logs" / "runtime.log"
+        with self._lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(f"=== {r.model}/{r.flag_set} on {r.device}, {r.threads} thread(s)\n{text.rstrip()}\n")
+
     def _device_vs_local(self, results: list[Result], store: Store) -> None:
         """For rows of remote devices: drift against the local runtime on the same artifact.
 

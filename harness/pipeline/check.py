@@ -23,6 +23,7 @@ from typing import Any
 from harness.config import ModelSpec
 from harness.convert.failures import classify
 from harness.core.flag_sets import BUILTIN_FLAG_SETS, FlagSet
+from harness.core.native_log import native_stderr_to
 from harness.tflite.check import check_tflite, gpu_compatibility, size_parts  # noqa: F401 - re-exported
 
 PROBE_FLAG_SETS = ("fp32", "select_tf_ops")  # always converted: they decide the op verdicts
@@ -218,7 +219,8 @@ def _conversion_entry(fs: FlagSet, out_path: Path, ans: Any, prep_dir: Path, met
             entry["run"] = {"ran": False, "reason": "needs " + ", ".join(m.flex_ops + m.custom_ops)
                             + " (the local runtime has no Flex delegate or custom kernels)"}
         else:
-            entry["run"] = _run_artifact(out_path, prep_dir, meta)
+            with native_stderr_to(out_path.parent / "logs" / "runtime.log"):  # LiteRT's INFO lines: the log's
+                entry["run"] = _run_artifact(out_path, prep_dir, meta)
         return entry
     failure = classify(ans.error, ans.log, signal=ans.signal, timed_out=ans.timed_out, flag_set=fs.name)
     return {"ok": False, "category": failure.category, "reason": failure.reason,

@@ -28,6 +28,7 @@ from harness.convert.cache import atomic_write, hash_json
 from harness.convert.calibration import why_not_diagnosable
 from harness.core.errors import HarnessError, UsageError
 from harness.core.flag_sets import FlagSet
+from harness.core.native_log import native_stderr_to
 from harness.pipeline.artifacts import Prepared
 
 DIAGNOSIS_FORMAT = 1
@@ -191,7 +192,9 @@ class DiagnoseSession:
             arrays = [ev[str(i)] for i in range(len(self.input_names))]
         n_acc = min(ACCUMULATED_SAMPLES, len(arrays[0]))
         t0 = time.perf_counter()
-        acc = accumulated_error(self.calibration, qpath, [x["tensor"] for x in raw], self.input_names, arrays, n_acc)
+        with native_stderr_to(self.builder.out_dir / "logs" / "runtime.log"):  # LiteRT's INFO lines: the log's
+            acc = accumulated_error(self.calibration, qpath, [x["tensor"] for x in raw], self.input_names, arrays,
+                                    n_acc)
         timings = {"isolated_s": float(data.get("diagnose_s", 0.0)), "accumulated_s": time.perf_counter() - t0}
         labels = short_labels([x["tensor"] for x in raw])
         layers = [Layer(index=producer.get(x["tensor"], -1), tensor=x["tensor"], label=labels[x["tensor"]],

@@ -1,4 +1,4 @@
-"""`compare`'s output: the Markdown, terminal (rich or plain), dict and JSON forms of a `Comparison`."""
+"""`compare`'s output: the terminal (rich or plain), dict and JSON forms of a `Comparison`."""
 
 from __future__ import annotations
 
@@ -14,21 +14,16 @@ from harness.report.compare import (
     Comparison,
     RowComparison,
 )
+from harness.report.table import duration
 
-COMPARE_COLUMNS = ["model", "flag set", "device", "thr", "xnn", "status", "artifact", "p50 base ms", "p50 new ms",
+COMPARE_COLUMNS = ["model", "flag set", "device", "thr", "xnn", "status", "artifact", "p50 base", "p50 new",
                    "p50 change [95% CI]", "confirmed [95% CI]", "p", "max abs", "accuracy", "size", "mem MB",
                    "verdict", "why"]
-VERDICT_ORDER = {REGRESSED: 0, MISSING: 0, UNCONFIRMED: 1, IMPROVED: 2, ADDED: 3, SAME: 4}
 
 
-def _ms(us: float | None) -> str:
-    if us is None:
-        return "-"
-    ms = us / 1000
-    if ms == 0:
-        return "0"
-    decimals = max(0, 2 - int(math.floor(math.log10(abs(ms)))))
-    return f"{ms:.{decimals}f}"
+def _us(us: float | None) -> str:
+    """The terminal table's units: three significant digits, µs under 1 ms."""
+    return "-" if us is None else duration(us / 1000)
 
 
 def _p_text(p: float) -> str:
@@ -62,7 +57,7 @@ def row_cells(r: RowComparison) -> list[str]:
         p = "-" if lat.p_value is None else _p_text(lat.p_value)
         c = lat.confirmed
         confirmed = "-" if c is None else f"{c.change:+.1%} [{c.ci_low:+.1%}, {c.ci_high:+.1%}] x{c.rounds}"
-        lat_cells = [_ms(lat.base_p50_us), _ms(lat.new_p50_us), change, confirmed, p]
+        lat_cells = [_us(lat.base_p50_us), _us(lat.new_p50_us), change, confirmed, p]
     else:
         lat_cells = ["-", "-", "-", "-", "-"]
     sb, sa = r.size_bytes
@@ -70,22 +65,6 @@ def row_cells(r: RowComparison) -> list[str]:
     return [model, flag_set, device, threads_text, xnn_text, status, r.identity or "-", *lat_cells,
             _pair(*r.max_abs, ".3g"), _pair(*r.accuracy, ".3f"), size, _pair(*r.peak_rss_mb, ".1f"),
             r.verdict, r.why]
-
-
-def comparison_markdown(c: Comparison, base_name: str, new_name: str) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
-
-    lines = [f"**tflite-harness compare** `{esc(base_name)}` -> `{esc(new_name)}`: {esc(c.summary())}", "",
-             "| " + " | ".join(COMPARE_COLUMNS) + " |",
-             "|" + "|".join("---" if i < 3 or h in ("status", "artifact", "verdict", "why") else "---:"
-                            for i, h in enumerate(COMPARE_COLUMNS)) + "|"]
-    for r in sorted(c.rows, key=lambda r: VERDICT_ORDER[r.verdict]):
-        cells = [esc(x) for x in row_cells(r)]
-        if r.verdict in (REGRESSED, MISSING):
-            cells[COMPARE_COLUMNS.index("verdict")] = f"**{r.verdict}**"
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def comparison_rich(c: Comparison, base_name: str, new_name: str):

@@ -12,7 +12,7 @@ from operator import itemgetter
 from harness.core import statuses
 from harness.core.result import Result
 
-# (key, header, description) — the README's column list is generated from the same text.
+# (key, header, description) — docs/results.md's column list says the same in more words.
 COLUMNS: list[tuple[str, str, str]] = [
     ("model", "model", "model name from the campaign"),
     ("flag_set", "flag set", "converter flag set (as_given: a .tflite measured without conversion)"),
@@ -195,8 +195,9 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
 
 TERMINAL_SKIP = {"p90_ms", "init_ms", "snr_db"}  # in the files, left out of the terminal for width
 # Left out of the terminal unless --wide, so the table fits 120 columns: they are in every file
-# (results.md/csv/json, HTML) and in `report --wide`.
-NARROW_SKIP = {"size_ratio", "peak_mb", "max_abs", "rep"}
+# (results.md/csv/json, HTML) and in `report --wide`. The narrow table's reasons and latency
+# warnings are numbered notes beneath it (`table_notes`), not a column empty on most rows.
+NARROW_SKIP = {"size_ratio", "max_abs", "rep", "reason"}
 TERMINAL_WIDTH = 120
 
 
@@ -240,8 +241,47 @@ def memo(fn):
     return cached
 
 
-def terminal_cells(rows: list[Row], cols: list[tuple[str, str, str]], markup: bool = True) -> list[tuple[str, ...]]:
-    """The terminal table's cells: status coloured (markup), valid as yes/warn, warnings after the reason."""
+def note_text(values: dict) -> str | None:
+    """What a row says beyond its figures: why it is not ok (or an ok row's note), and why its
+    latency should not be trusted. None when it says nothing more."""
+    parts = []
+    reason = values.get("reason")
+    if reason:
+        parts.append(str(reason))
+    valid = values.get("valid")
+    if valid and valid != "valid":
+        parts.append(f"latency warn: {valid}")
+    return "; ".join(parts) or None
+
+
+def table_notes(rows: list[Row]) -> tuple[list[int | None], list[str]]:
+    """Each row's note number (None without a note) and the notes in order: rows whose note
+    reads the same share its number, so thirty rows lost with one device make one note."""
+    numbers: list[int | None] = []
+    texts: list[str] = []
+    index: dict[str, int] = {}
+    for r in rows:
+        text = note_text(r.values)
+        if text is None:
+            numbers.append(None)
+            continue
+        n = index.get(text)
+        if n is None:
+            texts.append(text)
+            n = index[text] = len(texts)
+        numbers.append(n)
+    return numbers, texts
+
+
+def notes_lines(texts: list[str]) -> list[str]:
+    """The notes as they are printed beneath the narrow table: "[1] why"."""
+    return [f"[{n}] {t}" for n, t in enumerate(texts, 1)]
+
+
+def terminal_cells(rows: list[Row], cols: list[tuple[str, str, str]], markup: bool = True,
+                   numbers: list[int | None] | None = None) -> list[tuple[str, ...]]:
+    """The terminal table's cells: status coloured (markup) and, with NUMBERS, followed by the
+    row's note number; valid as yes/warn; in the wide table warnings after the reason."""
     from rich.markup import escape
 
     keys = [k for k, _, _ in cols]
@@ -249,8 +289,14 @@ def terminal_cells(rows: list[Row], cols: list[tuple[str, str, str]], markup: bo
     esc = memo(escape) if markup else str
     valid = [r.values["valid"] for r in rows]
     for i, key in enumerate(keys):
-        if key == "status" and markup:
-            columns[i] = [f"[{STATUS_STYLES.get(st, 'red')}]{esc(st)}[/]" for st in columns[i]]
+        if key == "status":
+            tags = [""] * len(rows) if numbers is None else [
+                "" if n is None else (f" \\[{n}]" if markup else f" [{n}]") for n in numbers]
+            if markup:
+                columns[i] = [f"[{STATUS_STYLES.get(st, 'red')}]{esc(st)}[/]{tag}"
+                              for st, tag in zip(columns[i], tags, strict=True)]
+            else:
+                columns[i] = [st + tag for st, tag in zip(columns[i], tags, strict=True)]
         elif key == "valid":
             warn = "[yellow]warn[/]" if markup else "warn"
             columns[i] = ["-" if v is None else ("yes" if v == "valid" else warn) for v in valid]
@@ -263,55 +309,71 @@ def terminal_cells(rows: list[Row], cols: list[tuple[str, str, str]], markup: bo
     return list(zip(*columns, strict=True)) if columns else [() for _ in rows]
 
 
-# When the narrow table is still too wide (many devices, long names), these go first, in this
-# order; model, flag set, device, threads, status, p50, valid and reason always stay.
-DROP_ORDER = ("top1", "accuracy", "size_kb", "cosine", "speedup")
-REASON_MIN = 16  # the reason column folds down to this width
+# When the narrow table is too wide, these go first, in this order: top-1 when acc is there
+# (labels say more than agreement with the original), then speed-up (p50 says it), then size.
+# The mission's figures stay: latency (p50), memory (mem MB), drift (cosine, and top-1 or
+# acc); so do model, flag set, device, threads, status and valid.
+DROP_ORDER = ("top1", "speedup", "size_kb")
+REASON_MIN = 16  # the wide table's reason column folds down to this width
+FOLDING = {"model", "flag_set", "device", "reason"}  # the columns rich may fold to fit
 
 
-def fit_columns(rows: list[Row], cols: list[tuple[str, str, str]], limit: int) -> list[tuple[str, str, str]]:
+def fit_columns(rows: list[Row], cols: list[tuple[str, str, str]], limit: int,
+                numbers: list[int | None] | None = None) -> list[tuple[str, str, str]]:
     """COLS without the fewest DROP_ORDER columns that make the table's width at most LIMIT."""
     keys = [k for k, _, _ in cols]
-    texts = text_columns(rows, keys)
-    width = {k: max([len(h), *map(len, col)]) for (k, h, _), col in zip(cols, texts, strict=True)}
-    width["valid"] = max(len("valid"), 4)  # the terminal shows yes/warn, the reason carries the text
+    cells = terminal_cells(rows, cols, markup=False, numbers=numbers)
+    width = {k: max([len(h), *(len(line[i]) for line in cells)]) for i, (k, h, _) in enumerate(cols)}
     width["reason"] = REASON_MIN
     kept = list(keys)
     for key in DROP_ORDER:
         if sum(width[k] + 2 for k in kept) + 2 <= limit:  # a border and one space per column (collapsed padding)
             break
-        if key in kept:
+        if key in kept and (key != "top1" or "accuracy" in kept):
             kept.remove(key)
     return [c for c in cols if c[0] in kept]
 
 
-def rich_table(rows: list[Row], title: str | None = None, wide: bool = False):
-    """The terminal table: fits TERMINAL_WIDTH columns (the reason folds), or every column with WIDE."""
-    from rich import box
-    from rich.table import Table
-
+def terminal_layout(rows: list[Row], wide: bool) -> tuple[list[tuple[str, str, str]], list[int | None] | None,
+                                                           list[str]]:
+    """The terminal table's columns, each row's note number and the notes (none when WIDE:
+    the wide table keeps the reason column)."""
     cols = visible_columns(rows, terminal=True, wide=wide)
-    if not wide:
-        cols = fit_columns(rows, cols, TERMINAL_WIDTH)
+    if wide:
+        return cols, None, []
+    numbers, texts = table_notes(rows)
+    return fit_columns(rows, cols, TERMINAL_WIDTH, numbers), numbers, texts
+
+
+def rich_table(rows: list[Row], title: str | None = None, wide: bool = False):
+    """The terminal table: fits TERMINAL_WIDTH columns with the reasons as numbered notes
+    beneath it, or every column with WIDE."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    cols, numbers, notes = terminal_layout(rows, wide)
     table = Table(title=title, show_lines=False, header_style="bold", box=box.HEAVY_HEAD, collapse_padding=not wide)
-    for key, header, _ in cols:
+    for key, header, _ in cols:  # still too wide (long names, many devices): the names fold, never a figure
         table.add_column(header, justify="right" if key in NUMERIC else "left",
-                         overflow="fold", no_wrap=key != "reason",
-                         min_width=(30 if wide else REASON_MIN) if key == "reason" else None)
-    for line in terminal_cells(rows, cols):
+                         overflow="fold", no_wrap=key not in FOLDING,
+                         min_width=30 if key == "reason" else None)
+    for line in terminal_cells(rows, cols, numbers=numbers):
         table.add_row(*line)
-    return table
+    if not notes:
+        return table
+    return Group(table, *(Text(line, overflow="fold") for line in notes_lines(notes)))
 
 
 def plain_comparison_table(rows: list[Row], title: str | None = None, wide: bool = False) -> str:
     """The terminal table for many rows: what `rich_table` shows, as aligned plain text."""
     from harness.report.plain import plain_table
 
-    cols = visible_columns(rows, terminal=True, wide=wide)
-    if not wide:
-        cols = fit_columns(rows, cols, TERMINAL_WIDTH)
-    return plain_table([h for _, h, _ in cols], terminal_cells(rows, cols, markup=False),
+    cols, numbers, notes = terminal_layout(rows, wide)
+    text = plain_table([h for _, h, _ in cols], terminal_cells(rows, cols, markup=False, numbers=numbers),
                        right={i for i, (k, _, _) in enumerate(cols) if k in NUMERIC}, title=title)
+    return text + "".join(line + "\n" for line in notes_lines(notes))
 
 
 def _md_escape(text: str) -> str:
