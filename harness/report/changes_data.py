@@ -1,0 +1,122 @@
+"""What `changes` reads from the store: each row series (one row key) across the last N runs.
+
+One SELECT over the chosen runs, only the columns the analysis needs: the row's identity
+(artifact, runtime and version, settings), its exact figures, its p50, the tool versions and
+the device's stable description. Reports read only the store (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from harness.core.errors import UsageError
+from harness.store import Store
+
+# device_info fields that describe the device itself (not its temperature or frequency now)
+DEVICE_FIELDS = ("model", "os", "abi", "cpu", "cores", "soc", "android", "sdk", "release", "board", "build")
+
+
+@dataclass(frozen=True)
+class RunRef:
+    id: str
+    started_at: float
+    git_commit: str | None
+
+
+@dataclass
+class Point:
+    """One row of one run: what can change between runs, and what changed with it."""
+
+    run: int  # index into ChangesInput.runs
+    status: str
+    reason: str
+    artifact: str | None
+    size_bytes: int | None
+    ops: tuple[str, ...]
+    runtime: str | None
+    runtime_version: str | None
+    settings: str  # canonical JSON of the measurement settings
+    tools: dict[str, str]
+    device: dict
+    p50_us: float | None
+    max_abs: float | None
+    accuracy: float | None
+
+    def same_artifact(self, other: Point) -> bool:
+        """The gate's identity rule (report/compare_identity.py): same bytes, runtime and
+        version, settings: a latency change between the two is the machine's."""
+        return (self.artifact is not None and self.artifact == other.artifact
+                and (self.runtime, self.runtime_version) == (other.runtime, other.runtime_version)
+                and self.settings == other.settings)
+
+
+@dataclass
+class Series:
+    key: tuple  # model, flag_set, device, threads, xnnpack
+    points: list[Point] = field(default_factory=list)  # in run order
+
+    @property
+    def label(self) -> str:
+        model, flag_set, device, threads, xnnpack = self.key
+        return f"{model}/{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'})"
+
+
+@dataclass
+class ChangesInput:
+    runs: list[RunRef]  # oldest first
+    series: list[Series]
+
+
+def _number(v: object) -> float | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    return None
+
+
+def read_series(store: Store, last: int | None = None, model: str | None = None, flag_set: str | None = None,
+                device: str | None = None) -> ChangesInput:
+    """The row series of the newest `last` runs (all when None), optionally filtered."""
+    q = "SELECT id, started_at, git_commit FROM runs ORDER BY started_at DESC, rowid DESC"
+    rows = store.db.execute(q + (" LIMIT ?" if last else ""), (last,) if last else ()).fetchall()
+    runs = [RunRef(*r) for r in reversed(rows)]
+    if not runs:
+        raise UsageError(f"{store.path}: no runs stored yet; run `tflite-harness run` first")
+    index = {r.id: i for i, r in enumerate(runs)}
+    where, args = ["run_id IN (SELECT value FROM json_each(?))"], [json.dumps(list(index))]
+    for column, value in (("model", model), ("flag_set", flag_set), ("device", device)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    sql = ("SELECT run_id, model, flag_set, device, threads, xnnpack, status, reason, artifact,"
+           " COALESCE(size_bytes, json_extract(data, '$.size_bytes')),"
+           " COALESCE(runtime, json_extract(data, '$.runtime')),"
+           " COALESCE(runtime_version, json_extract(data, '$.runtime_version')),"
+           " COALESCE(lat_p50, json_extract(data, '$.latency_us.p50')),"
+           " COALESCE(drift_max_abs, json_extract(data, '$.drift.max_abs')),"
+           " COALESCE(drift_accuracy, json_extract(data, '$.drift.accuracy')),"
+           " json_extract(data, '$.ops'), json_extract(data, '$.settings'), json_extract(data, '$.tool_versions'),"
+           " json_extract(data, '$.device_info')"
+           f" FROM results WHERE {' AND '.join(where)}")
+    by_key: dict[tuple, Series] = {}
+    for (run_id, m, f, d, threads, xnn, status, reason, artifact, size, runtime, version, p50, max_abs, acc,
+         ops, settings, tools, info) in store.db.execute(sql, args):
+        key = (m, f, d, threads, bool(xnn))
+        info = json.loads(info) if info else {}
+        settings_obj = json.loads(settings) if settings else None
+        by_key.setdefault(key, Series(key)).points.append(Point(
+            run=index[run_id], status=status, reason=reason or "", artifact=artifact,
+            size_bytes=int(size) if size is not None else None, ops=tuple(json.loads(ops) if ops else ()),
+            runtime=runtime, runtime_version=version,
+            settings=json.dumps(settings_obj, sort_keys=True) if settings_obj is not None else "",
+            tools=json.loads(tools) if tools else {},
+            device={k: info[k] for k in DEVICE_FIELDS if info.get(k) is not None},
+            p50_us=_number(p50), max_abs=_number(max_abs), accuracy=_number(acc)))
+    if not by_key:
+        what = ", ".join(f"{n} {v!r}" for n, v in (("model", model), ("flag set", flag_set), ("device", device)) if v)
+        raise UsageError(f"no stored rows{' for ' + what if what else ''} in the newest {len(runs)} run(s); "
+                         "`tflite-harness report` shows the names a run used")
+    series = list(by_key.values())
+    for s in series:
+        s.points.sort(key=lambda p: p.run)
+    return ChangesInput(runs, series)
