@@ -224,7 +224,8 @@ def trend(points: list[dict], title: str | None = None, marks: list[dict] | None
                          textcoords="offset points", fontsize=7, color="#c62828", rotation=0)
         ax1.set_ylabel("p50 ms")
         ax2.set_ylabel("max abs")
-        _log(ax2, "y")
+        if any(p.get("max_abs") is not None for p in points):  # a log axis with no data fails to draw
+            _log(ax2, "y")
         ax3.set_ylabel("size KiB")
         ax1.legend(loc="best", fontsize=8)
         if title:
