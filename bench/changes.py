@@ -98,13 +98,14 @@ def otava(python: str, series: list[list[float]]) -> list[list[int]] | None:
 def synthetic_input(n_series: int, n_runs: int, rng: np.random.Generator) -> ChangesInput:
     """In-memory series for the speed figure: 10 % of them step +8 % somewhere."""
     runs = [RunRef(f"r{i}", float(i), None) for i in range(n_runs)]
+    tools = json.dumps(TOOLS)
     out = []
     for k in range(n_series):
         at = rng.integers(10, n_runs - 10) if k % 10 == 0 else n_runs
         p50 = 1000 * np.exp(NOISE * rng.standard_normal(n_runs)) * np.where(np.arange(n_runs) >= at, 1 + STEP, 1)
         out.append(Series((f"m{k}", "fp32", "local", 1, True), [
-            Point(i, "ok", "", "a" * 64, 1000, ("CONV_2D",), "ai_edge_litert", "2.3.0", "{}", TOOLS, {}, float(v), None,
-                  None) for i, v in enumerate(p50)]))
+            Point(i, "ok", "", "a" * 64, 1000, ("CONV_2D",), "ai_edge_litert", "2.3.0", "{}", tools, "{}", float(v),
+                  None, None) for i, v in enumerate(p50)]))
     return ChangesInput(runs, out)
 
 

@@ -14,6 +14,7 @@ and what changed with them.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -148,9 +149,19 @@ def _short(v: object) -> str:
     return str(v)
 
 
+def _differs(prev: Point, cur: Point) -> bool:
+    """Anything a cause could name differs (the fast test: most consecutive runs differ in nothing)."""
+    return (prev.artifact != cur.artifact or prev.runtime_version != cur.runtime_version
+            or prev.runtime != cur.runtime or prev.settings != cur.settings or prev.tools != cur.tools
+            or prev.device != cur.device)
+
+
 def what_changed(prev: Point, cur: Point) -> tuple[list[str], list[str]]:
     """The causes a change between two runs of one row can have, with their texts."""
-    causes, also = [], []
+    causes: list[str] = []
+    also: list[str] = []
+    if not _differs(prev, cur):
+        return causes, also
     if prev.artifact != cur.artifact:
         causes.append(BYTES)
         also.append(f"bytes {(prev.artifact or '-')[:12]} -> {(cur.artifact or '-')[:12]}")
@@ -160,13 +171,14 @@ def what_changed(prev: Point, cur: Point) -> tuple[list[str], list[str]]:
     if prev.settings != cur.settings:
         causes.append(SETTINGS)
         also.append(f"settings {prev.settings or '-'} -> {cur.settings or '-'}")
-    tools = [f"{k} {prev.tools.get(k, '-')} -> {cur.tools.get(k, '-')}"
-             for k in sorted(set(prev.tools) | set(cur.tools)) if prev.tools.get(k) != cur.tools.get(k)]
+    pt, ct = (json.loads(p.tools) if p.tools != "{}" else {} for p in (prev, cur))
+    tools = [f"{k} {pt.get(k, '-')} -> {ct.get(k, '-')}" for k in sorted(set(pt) | set(ct)) if pt.get(k) != ct.get(k)]
     if tools:
         causes.append(TOOLS)
         also.extend(tools)
-    dev = [f"device {k} {prev.device.get(k, '-')} -> {cur.device.get(k, '-')}"
-           for k in sorted(set(prev.device) | set(cur.device)) if prev.device.get(k) != cur.device.get(k)]
+    pd, cd = (json.loads(p.device) if p.device != "{}" else {} for p in (prev, cur))
+    dev = [f"device {k} {pd.get(k) or '-'} -> {cd.get(k) or '-'}" for k in sorted(set(pd) | set(cd))
+           if pd.get(k) != cd.get(k)]
     if dev:
         causes.append(DEVICE)
         also.extend(dev)
@@ -182,6 +194,9 @@ def _close(a: float | None, b: float | None) -> bool:
 def exact_changes(series: Series, runs: list, t: Thresholds) -> list[ExactChange]:
     out = []
     for prev, cur in zip(series.points, series.points[1:], strict=False):
+        if (prev.artifact == cur.artifact and prev.status == cur.status and prev.size_bytes == cur.size_bytes
+                and prev.ops == cur.ops and prev.max_abs == cur.max_abs and prev.accuracy == cur.accuracy):
+            continue  # the usual night: nothing exact moved
         found = []
         if prev.artifact != cur.artifact and prev.artifact and cur.artifact:
             found.append(("artifact", prev.artifact[:12], cur.artifact[:12], False))
@@ -209,10 +224,6 @@ def exact_changes(series: Series, runs: list, t: Thresholds) -> list[ExactChange
     return out
 
 
-def _timed(p: Point) -> bool:
-    return p.status == statuses.OK and p.p50_us is not None and p.p50_us > 0
-
-
 def machine_moves(data: ChangesInput, threshold: float,
                   rounds: int = 3) -> tuple[dict[str, np.ndarray], list[MachineStep]]:
     """Per device, the machine's log level at each run, and its steps beyond the threshold.
@@ -226,23 +237,25 @@ def machine_moves(data: ChangesInput, threshold: float,
     that every corrected series would then carry.
     """
     n = len(data.runs)
-    groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # device -> stretches (runs, log p50)
+    groups: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}  # device -> (stretch, run, log p50)
     for s in data.series:
-        stretch: list[Point] = []
-        for p in [*s.points, None]:
-            if p is not None and _timed(p) and stretch and p.run == stretch[-1].run + 1 \
-                    and stretch[-1].same_artifact(p):
-                stretch.append(p)
-                continue
-            if len(stretch) >= 2:
-                groups.setdefault(s.key[2], []).append((np.array([q.run for q in stretch]),
-                                                        np.log([q.p50_us for q in stretch])))
-            stretch = [p] if p is not None and _timed(p) else []
+        a = s.arrays()
+        timed = ~np.isnan(a.log_p50)
+        joined = timed[1:] & timed[:-1] & (np.diff(a.run) == 1) & (a.identity[1:] == a.identity[:-1])
+        stretch = np.r_[0, np.cumsum(~joined)]  # a new stretch wherever a point does not join the last
+        size = np.bincount(stretch)
+        keep = timed & (size[stretch] >= 2)
+        if keep.any():
+            groups.setdefault(s.key[2], []).append((stretch[keep], a.run[keep], a.log_p50[keep]))
     levels, steps = {}, []
-    for device, stretches in groups.items():
-        x = np.full((len(stretches), n), np.nan)
-        for i, (runs, values) in enumerate(stretches):
-            x[i, runs] = values
+    for device, parts in groups.items():
+        rows, offset = [], 0
+        for stretch, _, _ in parts:
+            ids = np.unique(stretch, return_inverse=True)[1]
+            rows.append(ids + offset)
+            offset += ids.max() + 1
+        x = np.full((offset, n), np.nan)
+        x[np.concatenate(rows), np.concatenate([r for _, r, _ in parts])] = np.concatenate([v for _, _, v in parts])
         machine = np.zeros(n)
         for _ in range(rounds):
             own = np.nanmedian(x - machine, axis=1, keepdims=True)
@@ -277,13 +290,16 @@ def _cause(timed: list[Point], i: int) -> tuple[int, list[str], list[str]]:
     return i, [], []
 
 
-def _pinned(pts: list[Point], x: np.ndarray, cps: list[ChangePoint], options: ChangesOptions) -> list[ChangePoint]:
+def _pinned(everything: np.ndarray, x: np.ndarray, cps: list[ChangePoint],
+            options: ChangesOptions) -> list[ChangePoint]:
     """Change points at runs where the row's identity changed (bytes, runtime, settings, tools,
     device) that the search did not find: that one split tested on its own (`split_p_value`),
-    which short histories can pass where a search over every split cannot."""
+    which short histories can pass where a search over every split cannot.
+    `everything`: the codes of the timed points (SeriesArrays.everything)."""
     out: list[ChangePoint] = []
-    for i in range(options.min_size, len(pts) - options.min_size + 1):
-        if any(abs(c.index - i) <= 1 for c in cps + out) or not what_changed(pts[i - 1], pts[i])[0]:
+    for i in np.flatnonzero(everything[1:] != everything[:-1]) + 1:
+        i = int(i)
+        if not options.min_size <= i <= len(x) - options.min_size or any(abs(c.index - i) <= 1 for c in cps + out):
             continue
         lo = max([0, *(c.index for c in cps if c.index < i)])
         hi = min([len(x), *(c.index for c in cps if c.index > i)])
@@ -297,19 +313,23 @@ def _pinned(pts: list[Point], x: np.ndarray, cps: list[ChangePoint], options: Ch
 
 def latency_change_points(data: ChangesInput, options: ChangesOptions,
                           machine: dict[str, np.ndarray]) -> list[LatencyChangePoint]:
-    timed = [[p for p in s.points if _timed(p)] for s in data.series]
     flat = np.zeros(len(data.runs))
-    corrected = [np.array([math.log(p.p50_us) - machine.get(s.key[2], flat)[p.run] for p in pts])
-                 for s, pts in zip(data.series, timed, strict=True)]
+    arrays = [s.arrays() for s in data.series]
+    timed = [np.flatnonzero(~np.isnan(a.log_p50)) for a in arrays]
+    corrected = [a.log_p50[t] - machine.get(s.key[2], flat)[a.run[t]]
+                 for s, a, t in zip(data.series, arrays, timed, strict=True)]
     found = change_points(corrected, alpha=options.alpha, permutations=options.permutations,
                           min_size=options.min_size, seed=options.seed)
     limit = options.thresholds.max_latency_regression
     out = []
-    for s, pts, x, cps in zip(data.series, timed, corrected, found, strict=True):
-        cps = cps + _pinned(pts, x, cps, options)
+    for s, a, t, x, cps in zip(data.series, arrays, timed, corrected, found, strict=True):
+        cps = cps + _pinned(a.everything[t], x, cps, options)
+        if not cps:
+            continue
         cps.sort(key=lambda c: c.index)
         bounds = [0, *(c.index for c in cps), len(x)]
-        raw = np.array([p.p50_us for p in pts])
+        pts = [s.points[i] for i in t]
+        raw = np.exp(a.log_p50[t])
         for k, c in enumerate(cps):
             lo, hi = bounds[k], bounds[k + 2]
             before, after = x[lo:c.index], x[c.index:hi]

@@ -10,11 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from harness.core.errors import UsageError
 from harness.store import Store
 
 # device_info fields that describe the device itself (not its temperature or frequency now)
 DEVICE_FIELDS = ("model", "os", "abi", "cpu", "cores", "soc", "android", "sdk", "release", "board", "build")
+
+
+_DEVICE_SQL = ", ".join(f"'{k}', json_extract(data, '$.device_info.{k}')" for k in DEVICE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,8 @@ class Point:
     runtime: str | None
     runtime_version: str | None
     settings: str  # canonical JSON of the measurement settings
-    tools: dict[str, str]
-    device: dict
+    tools: str  # JSON of the row's tool versions (text: compared as is, parsed only to name a change)
+    device: str  # JSON of the device's stable description (DEVICE_FIELDS)
     p50_us: float | None
     max_abs: float | None
     accuracy: float | None
@@ -51,10 +56,37 @@ class Point:
                 and self.settings == other.settings)
 
 
+@dataclass(frozen=True)
+class SeriesArrays:
+    """A series as arrays, for the vectorised passes: one entry per point."""
+
+    run: np.ndarray  # int: run index
+    log_p50: np.ndarray  # log of p50 where the row is ok and timed, else NaN
+    identity: np.ndarray  # int code of (bytes, runtime, version, settings): the gate's identity
+    everything: np.ndarray  # int code of the identity plus tools and device: any cause
+
+
 @dataclass
 class Series:
     key: tuple  # model, flag_set, device, threads, xnnpack
     points: list[Point] = field(default_factory=list)  # in run order
+    _arrays: SeriesArrays | None = field(default=None, repr=False, compare=False)
+
+    def arrays(self) -> SeriesArrays:
+        if self._arrays is None:
+            codes: dict[tuple, int] = {}
+            full: dict[tuple, int] = {}
+            ident, every = [], []
+            for p in self.points:
+                k = (p.artifact, p.runtime, p.runtime_version, p.settings)
+                ident.append(codes.setdefault(k, len(codes)) if p.artifact is not None else -1 - len(ident))
+                every.append(full.setdefault((*k, p.tools, p.device), len(full)))
+            p50 = np.array([p.p50_us if p.status == "ok" and p.p50_us and p.p50_us > 0 else np.nan
+                            for p in self.points], dtype=float)
+            with np.errstate(invalid="ignore"):
+                self._arrays = SeriesArrays(np.fromiter((p.run for p in self.points), int, len(self.points)),
+                                            np.log(p50), np.array(ident, dtype=int), np.array(every, dtype=int))
+        return self._arrays
 
     @property
     def label(self) -> str:
@@ -96,21 +128,19 @@ def read_series(store: Store, last: int | None = None, model: str | None = None,
            " COALESCE(drift_max_abs, json_extract(data, '$.drift.max_abs')),"
            " COALESCE(drift_accuracy, json_extract(data, '$.drift.accuracy')),"
            " json_extract(data, '$.ops'), json_extract(data, '$.settings'), json_extract(data, '$.tool_versions'),"
-           " json_extract(data, '$.device_info')"
+           f" json_object({_DEVICE_SQL})"
            f" FROM results WHERE {' AND '.join(where)}")
     by_key: dict[tuple, Series] = {}
     for (run_id, m, f, d, threads, xnn, status, reason, artifact, size, runtime, version, p50, max_abs, acc,
          ops, settings, tools, info) in store.db.execute(sql, args):
         key = (m, f, d, threads, bool(xnn))
-        info = json.loads(info) if info else {}
         settings_obj = json.loads(settings) if settings else None
         by_key.setdefault(key, Series(key)).points.append(Point(
             run=index[run_id], status=status, reason=reason or "", artifact=artifact,
             size_bytes=int(size) if size is not None else None, ops=tuple(json.loads(ops) if ops else ()),
             runtime=runtime, runtime_version=version,
             settings=json.dumps(settings_obj, sort_keys=True) if settings_obj is not None else "",
-            tools=json.loads(tools) if tools else {},
-            device={k: info[k] for k in DEVICE_FIELDS if info.get(k) is not None},
+            tools=tools or "{}", device=info or "{}",
             p50_us=_number(p50), max_abs=_number(max_abs), accuracy=_number(acc)))
     if not by_key:
         what = ", ".join(f"{n} {v!r}" for n, v in (("model", model), ("flag set", flag_set), ("device", device)) if v)
