@@ -75,10 +75,11 @@ def changes_dict(report: ChangesReport) -> dict:
     from dataclasses import asdict
 
     fails = report.failures()
+    introduced = report.runs_with_changes()
     return {
-        "summary": report.summary(), "failed": report.failed,
+        "summary": report.summary(), "failed": bool(fails),
         "runs": [{"id": r.id, "started_at": r.started_at, "git_commit": r.git_commit,
-                  "introduced": report.runs_with_changes().get(i, [])} for i, r in enumerate(report.data.runs)],
+                  "introduced": introduced.get(i, [])} for i, r in enumerate(report.data.runs)],
         "latency": [{**asdict(c), "key": list(c.key)} for c in report.latency],
         "exact": [{**asdict(e), "key": list(e.key)} for e in report.exact],
         "machine": [asdict(m) for m in report.machine],
