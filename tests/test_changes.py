@@ -223,3 +223,23 @@ def test_machine_step_alone_is_machine(tmp_path):
     rep = report_of(path)
     assert [(m.run_id, m.rows) for m in rep.machine] == [(ids[8], 8)] and MACHINE == "machine"
     assert not rep.latency and not rep.failed
+
+
+def test_a_night_every_artifact_changed_keeps_the_machine_level(tmp_path):
+    """One night every row ran another artifact (a converter tried and reverted): no unchanged
+    artifact spans that run, and the machine level (+20 % since run 4) must carry over it, not
+    fall back to the first run's (which would read as a -17 % step of every row)."""
+    from harness.report.changes import machine_moves
+
+    path = tmp_path / "s.sqlite"
+    ids = write_history(path, 16, 8, lambda i, j, rng: row(
+        j, noisy(rng, 800.0 * (1.2 if i >= 4 else 1.0), 0.01), sha="c" if i == 10 else "a"))
+    s = Store(path)
+    data = read_series(s)
+    s.close()
+    level, steps = machine_moves(data, 0.05)
+    assert [m.run_id for m in steps] == [ids[4]]
+    assert level["local"][10] == pytest.approx(level["local"][9])
+    assert 0.15 < math.expm1(level["local"][9]) < 0.25
+    rep = analyse(data, ChangesOptions())
+    assert {e.run_id for e in rep.exact} == {ids[10], ids[11]} and all(e.causes == [BYTES] for e in rep.exact)

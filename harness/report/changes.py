@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -259,8 +260,9 @@ def machine_moves(data: ChangesInput, threshold: float,
         machine = np.zeros(n)
         for _ in range(rounds):
             own = np.nanmedian(x - machine, axis=1, keepdims=True)
-            with np.errstate(all="ignore"):
-                machine = np.nan_to_num(np.nanmedian(x - own, axis=0))
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a run no stretch covers: all-NaN column
+                machine = _carried(np.nanmedian(x - own, axis=0))
             machine -= machine[0]
         counts = np.sum(~np.isnan(x[:, 1:]) & ~np.isnan(x[:, :-1]), axis=0)
         for j in range(1, n):
@@ -269,6 +271,15 @@ def machine_moves(data: ChangesInput, threshold: float,
                 steps.append(MachineStep(device, j, data.runs[j].id, move, int(counts[j - 1])))
         levels[device] = machine
     return levels, steps
+
+
+def _carried(level: np.ndarray) -> np.ndarray:
+    """Runs without an unchanged artifact keep the previous run's level (0 before the first known)."""
+    known = ~np.isnan(level)
+    if known.all():
+        return level
+    last = np.maximum.accumulate(np.where(known, np.arange(len(level)), -1))
+    return np.where(last >= 0, level[np.maximum(last, 0)], 0.0)
 
 
 def _interval(before: np.ndarray, after: np.ndarray) -> tuple[float | None, float | None]:
