@@ -109,6 +109,12 @@ def test_bytes_change_at_its_exact_run_with_the_latency_step_and_machine_steps_r
     assert rep.failed and list(rep.failures()) == [("m3", "fp32", "local", 1, True)]
     # without the correction the machine's steps would be change points of every row
     assert len({c.key for c in rep.latency}) <= 3
+    from harness.report.changes_render import marks_for
+
+    runs = {r.id: r.started_at for r in rep.data.runs}
+    marks = {m["when"]: m for m in marks_for(rep, "m3", "fp32")}
+    assert "(bytes)" in marks[runs[ids[17]]]["text"] and "size" in marks[runs[ids[17]]]["text"]
+    assert marks[runs[ids[10]]]["text"].startswith("machine +") and "color" in marks[runs[ids[10]]]
 
 
 def test_runtime_tools_and_unexplained_causes(tmp_path):

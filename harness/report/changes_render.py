@@ -122,7 +122,8 @@ def changes_junit(report: ChangesReport) -> str:
 
 
 def marks_for(report: ChangesReport, model: str, flag_set: str) -> list[dict]:
-    """The change points of one model/flag set as trend-plot marks (one per run, texts joined)."""
+    """The change points of one model/flag set as trend-plot marks (one per run, texts joined),
+    and the machine's steps on its devices in grey."""
     by_run: dict[int, list[str]] = {}
     for c in report.latency:
         if c.key[:2] == (model, flag_set):
@@ -132,8 +133,12 @@ def marks_for(report: ChangesReport, model: str, flag_set: str) -> list[dict]:
             by_run.setdefault(e.run, []).append(e.figure)
         elif e.key[:2] == (model, flag_set):
             by_run.setdefault(e.run, []).append("bytes")
-    return [{"when": report.data.runs[j].started_at, "text": ", ".join(dict.fromkeys(texts))}
-            for j, texts in sorted(by_run.items())]
+    marks = [{"when": report.data.runs[j].started_at, "text": ", ".join(dict.fromkeys(texts))}
+             for j, texts in sorted(by_run.items())]
+    devices = {x.key[2] for x in report.data.series if x.key[:2] == (model, flag_set)}
+    marks += [{"when": report.data.runs[m.run].started_at, "text": f"machine {m.change:+.0%}", "color": "#777777"}
+              for m in report.machine if m.device in devices and m.run not in by_run]
+    return marks
 
 
 def changes_html(report: ChangesReport, histories: dict[tuple[str, str], list[dict]]) -> str:

@@ -187,8 +187,8 @@ def trend(points: list[dict], title: str | None = None, marks: list[dict] | None
     """History of one model/flag set: p50 (with p25-p75 band), drift and size over runs.
 
     `points` are dicts with series, when (epoch s), run, p50_ms, q1_ms, q3_ms, max_abs, size_kb.
-    `marks`: change points ({"when": epoch s, "text": what changed}), a dashed line on every
-    panel and their text on the latency panel.
+    `marks`: change points ({"when": epoch s, "text": what changed, optional "color"}), a dashed
+    line on every panel and their text on the latency panel.
     """
     import datetime as dt
 
@@ -218,10 +218,11 @@ def trend(points: list[dict], title: str | None = None, marks: list[dict] | None
                      marker="o", color=line.get_color())
         for m in marks or []:
             at = dt.datetime.fromtimestamp(m["when"])
+            color = m.get("color", "#c62828")
             for ax in (ax1, ax2, ax3):
-                ax.axvline(at, color="#c62828", linestyle="--", linewidth=1, alpha=0.8)
+                ax.axvline(at, color=color, linestyle="--", linewidth=1, alpha=0.8)
             ax1.annotate(m["text"], (at, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10),
-                         textcoords="offset points", fontsize=7, color="#c62828", rotation=0)
+                         textcoords="offset points", fontsize=7, color=color, rotation=0)
         ax1.set_ylabel("p50 ms")
         ax2.set_ylabel("max abs")
         if any(p.get("max_abs") is not None for p in points):  # a log axis with no data fails to draw
