@@ -133,6 +133,7 @@ def test_runtime_tools_and_unexplained_causes(tmp_path):
         by.setdefault(c.key[0], c)  # the first change point of each row
     assert by["m0"].cause == RUNTIME and by["m0"].run_id == ids[15] and by["m0"].regression
     assert by["m1"].cause == TOOLS and "tensorflow 2.21.0 -> 2.22.0" in by["m1"].also
+    assert not by["m1"].regression  # same bytes, runtime and settings: the new TensorFlow computes nothing here
     assert by["m2"].cause == NO_ARTIFACT_CHANGE and not by["m2"].regression  # never the conversion's
     assert abs(by["m2"].run - 15) <= 2
 

@@ -37,6 +37,9 @@ BYTES, RUNTIME, SETTINGS, TOOLS, DEVICE = "bytes", "runtime", "settings", "tools
 NO_ARTIFACT_CHANGE = "latency moved with no artifact change"
 MACHINE = "machine"
 CAUSES = (BYTES, RUNTIME, SETTINGS, TOOLS, DEVICE)  # the order a change point names them in
+# What can make a latency change point a regression: a new tool version alone cannot (the
+# artifact, its runtime and settings are the same, so the computation is), nor can the machine.
+REGRESSION_CAUSES = {BYTES, RUNTIME, SETTINGS, DEVICE}
 EXACT_FIGURES = ("artifact", "size", "ops", "status", "max_abs", "accuracy")
 
 
@@ -78,7 +81,7 @@ class LatencyChangePoint:
     cause: str  # the first of `causes`, or NO_ARTIFACT_CHANGE
     causes: list[str]
     also: list[str]
-    regression: bool = False  # a slowdown beyond the threshold whose interval excludes 0, with a cause
+    regression: bool = False  # a slowdown beyond the threshold, interval above 0, a REGRESSION_CAUSES cause
     improvement: bool = False
 
 
@@ -352,7 +355,7 @@ def latency_change_points(data: ChangesInput, options: ChangesOptions,
             out.append(LatencyChangePoint(
                 s.key, s.label, pts[at].run, data.runs[pts[at].run].id, float(np.median(raw[lo:c.index])),
                 float(np.median(raw[c.index:hi])), change, ci_low, ci_high, c.p_value, cause, causes, also,
-                regression=bool(causes) and sure and change > limit and ci_low > 0,
+                regression=bool(set(causes) & REGRESSION_CAUSES) and sure and change > limit and ci_low > 0,
                 improvement=sure and change < -limit and ci_high < 0))
     return out
 
