@@ -109,6 +109,12 @@ def test_bytes_change_at_its_exact_run_with_the_latency_step_and_machine_steps_r
     assert rep.failed and list(rep.failures()) == [("m3", "fp32", "local", 1, True)]
     # without the correction the machine's steps would be change points of every row
     assert len({c.key for c in rep.latency}) <= 3
+    # --model m3: the other rows still correct the machine, so the figures are the same
+    s = Store(path)
+    only = analyse(read_series(s, model="m3"), ChangesOptions())
+    s.close()
+    assert [c.key[0] for c in only.latency] == ["m3"] and only.latency[0].change == pytest.approx(lat[0].change)
+    assert [m.run_id for m in only.machine] == [m.run_id for m in rep.machine]
     from harness.report.changes_render import marks_for
 
     runs = {r.id: r.started_at for r in rep.data.runs}

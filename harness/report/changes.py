@@ -242,7 +242,7 @@ def machine_moves(data: ChangesInput, threshold: float,
     """
     n = len(data.runs)
     groups: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}  # device -> (stretch, run, log p50)
-    for s in data.series:
+    for s in data.series if data.controls is None else data.controls:
         a = s.arrays()
         timed = ~np.isnan(a.log_p50)
         joined = timed[1:] & timed[:-1] & (np.diff(a.run) == 1) & (a.identity[1:] == a.identity[:-1])

@@ -97,7 +97,10 @@ class Series:
 @dataclass
 class ChangesInput:
     runs: list[RunRef]  # oldest first
-    series: list[Series]
+    series: list[Series]  # the series to report (the --model / --flag-set filter)
+    # every series on their devices, the filtered-out ones too: the machine correction's controls
+    # (a filter must not leave one row to correct itself); None: `series`
+    controls: list[Series] | None = None
 
 
 def _number(v: object) -> float | None:
@@ -108,7 +111,8 @@ def _number(v: object) -> float | None:
 
 def read_series(store: Store, last: int | None = None, model: str | None = None, flag_set: str | None = None,
                 device: str | None = None) -> ChangesInput:
-    """The row series of the newest `last` runs (all when None), optionally filtered."""
+    """The row series of the newest `last` runs (all when None), optionally filtered; the rows
+    the model and flag-set filters leave out stay as the machine correction's controls."""
     q = "SELECT id, started_at, git_commit FROM runs ORDER BY started_at DESC, rowid DESC"
     rows = store.db.execute(q + (" LIMIT ?" if last else ""), (last,) if last else ()).fetchall()
     runs = [RunRef(*r) for r in reversed(rows)]
@@ -116,10 +120,9 @@ def read_series(store: Store, last: int | None = None, model: str | None = None,
         raise UsageError(f"{store.path}: no runs stored yet; run `tflite-harness run` first")
     index = {r.id: i for i, r in enumerate(runs)}
     where, args = ["run_id IN (SELECT value FROM json_each(?))"], [json.dumps(list(index))]
-    for column, value in (("model", model), ("flag_set", flag_set), ("device", device)):
-        if value:
-            where.append(f"{column} = ?")
-            args.append(value)
+    if device:
+        where.append("device = ?")
+        args.append(device)
     sql = ("SELECT run_id, model, flag_set, device, threads, xnnpack, status, reason, artifact,"
            " COALESCE(size_bytes, json_extract(data, '$.size_bytes')),"
            " COALESCE(runtime, json_extract(data, '$.runtime')),"
@@ -142,11 +145,12 @@ def read_series(store: Store, last: int | None = None, model: str | None = None,
             settings=json.dumps(settings_obj, sort_keys=True) if settings_obj is not None else "",
             tools=tools or "{}", device=info or "{}",
             p50_us=_number(p50), max_abs=_number(max_abs), accuracy=_number(acc)))
-    if not by_key:
+    everything = list(by_key.values())
+    for s in everything:
+        s.points.sort(key=lambda p: p.run)
+    chosen = [s for s in everything if (model is None or s.key[0] == model) and (flag_set is None or s.key[1] == flag_set)]
+    if not chosen:
         what = ", ".join(f"{n} {v!r}" for n, v in (("model", model), ("flag set", flag_set), ("device", device)) if v)
         raise UsageError(f"no stored rows{' for ' + what if what else ''} in the newest {len(runs)} run(s); "
                          "`tflite-harness report` shows the names a run used")
-    series = list(by_key.values())
-    for s in series:
-        s.points.sort(key=lambda p: p.run)
-    return ChangesInput(runs, series)
+    return ChangesInput(runs, chosen, everything)
