@@ -27,8 +27,6 @@ from harness.report.changes_data import read_series
 from harness.report.edivisive import change_points, split_p_value
 from harness.store import Store
 
-from .conftest import run_cli
-
 SETTINGS = {"warmup_runs": 3, "runs": 20, "min_seconds": 0.1, "max_seconds": 5.0, "repeat": 1, "pin_cpu": None}
 
 
@@ -189,9 +187,9 @@ def test_cli_gate_md_junit_json_and_html(stepped, tmp_path, capsys):
     rc, out, err = cli(capsys, "changes", "--store", str(path))
     assert rc == 0, err  # --fail-on never (the default)
     assert "REGRESSED m2/fp32 on local (1 thr): latency +" in out and ids[12] in out
-    md = run_cli("changes", "--store", str(path), "--format", "md", "--fail-on", "regression")  # as CI runs it
-    assert md.returncode == 1 and md.stdout.startswith("**tflite-harness changes**: REGRESSED")
-    line = next(x for x in md.stdout.splitlines() if x.startswith(f"| {ids[12]} | m2/fp32") and "latency" in x)
+    rc, md, _ = cli(capsys, "changes", "--store", str(path), "--format", "md", "--fail-on", "regression")
+    assert rc == 1 and md.startswith("**tflite-harness changes**: REGRESSED")
+    line = next(x for x in md.splitlines() if x.startswith(f"| {ids[12]} | m2/fp32") and "latency" in x)
     assert "| bytes |" in line and "REGRESSED" in line
     rc, _, _ = cli(capsys, "changes", "--store", str(path), "--format", "junit", "--out", str(tmp_path / "j.xml"))
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
