@@ -19,7 +19,8 @@ from harness.store import Store
 DEVICE_FIELDS = ("model", "os", "abi", "cpu", "cores", "soc", "android", "sdk", "release", "board", "build")
 
 
-_DEVICE_SQL = ", ".join(f"'{k}', json_extract(data, '$.device_info.{k}')" for k in DEVICE_FIELDS)
+# read from the extracted device_info (parsed once per row), not from the whole row JSON each time
+_DEVICE_SQL = ", ".join(f"'{k}', json_extract(info, '$.{k}')" for k in DEVICE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,16 @@ def _number(v: object) -> float | None:
     return None
 
 
+def _memo(fn):
+    cache: dict = {}
+
+    def get(text):
+        if text not in cache:
+            cache[text] = fn(text)
+        return cache[text]
+    return get
+
+
 def read_series(store: Store, last: int | None = None, model: str | None = None, flag_set: str | None = None,
                 device: str | None = None) -> ChangesInput:
     """The row series of the newest `last` runs (all when None), optionally filtered; the rows
@@ -131,18 +142,20 @@ def read_series(store: Store, last: int | None = None, model: str | None = None,
            " COALESCE(drift_max_abs, json_extract(data, '$.drift.max_abs')),"
            " COALESCE(drift_accuracy, json_extract(data, '$.drift.accuracy')),"
            " json_extract(data, '$.ops'), json_extract(data, '$.settings'), json_extract(data, '$.tool_versions'),"
-           f" json_object({_DEVICE_SQL})"
+           f" (SELECT json_object({_DEVICE_SQL}) FROM (SELECT json_extract(data, '$.device_info') AS info))"
            f" FROM results WHERE {' AND '.join(where)}")
     by_key: dict[tuple, Series] = {}
+    # the same few settings and op lists repeat over thousands of rows: decode each text once
+    ops_of = _memo(lambda text: tuple(json.loads(text)) if text else ())
+    settings_of = _memo(lambda text: json.dumps(json.loads(text), sort_keys=True) if text else "")
     for (run_id, m, f, d, threads, xnn, status, reason, artifact, size, runtime, version, p50, max_abs, acc,
          ops, settings, tools, info) in store.db.execute(sql, args):
         key = (m, f, d, threads, bool(xnn))
-        settings_obj = json.loads(settings) if settings else None
         by_key.setdefault(key, Series(key)).points.append(Point(
             run=index[run_id], status=status, reason=reason or "", artifact=artifact,
-            size_bytes=int(size) if size is not None else None, ops=tuple(json.loads(ops) if ops else ()),
+            size_bytes=int(size) if size is not None else None, ops=ops_of(ops),
             runtime=runtime, runtime_version=version,
-            settings=json.dumps(settings_obj, sort_keys=True) if settings_obj is not None else "",
+            settings=settings_of(settings),
             tools=tools or "{}", device=info or "{}",
             p50_us=_number(p50), max_abs=_number(max_abs), accuracy=_number(acc)))
     everything = list(by_key.values())
