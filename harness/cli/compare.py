@@ -14,7 +14,7 @@ import click
 from harness.cli.output import emit, print_rich
 
 
-def _fraction(value: str | None, option: str) -> float | None:
+def fraction(value: str | None, option: str) -> float | None:
     """'5%' or '5' -> 0.05 (a bare number is a percentage too); 'none' -> None."""
     if value is None or value.strip().lower() in ("none", "off", ""):
         return None
@@ -81,10 +81,10 @@ def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increa
     from harness.store import gc_paused
 
     thresholds = Thresholds(
-        max_latency_regression=_fraction(max_latency_regression, "--max-latency-regression") or 0.0,
+        max_latency_regression=fraction(max_latency_regression, "--max-latency-regression") or 0.0,
         max_drift_increase=max_drift_increase,
-        max_accuracy_drop=_fraction(max_accuracy_drop, "--max-accuracy-drop"),
-        max_size_increase=_fraction(max_size_increase, "--max-size-increase"),
+        max_accuracy_drop=fraction(max_accuracy_drop, "--max-accuracy-drop"),
+        max_size_increase=fraction(max_size_increase, "--max-size-increase"),
         alpha=alpha,
         noise_factor=noise_factor or None,
         unconfirmed=unconfirmed,

@@ -264,6 +264,7 @@ def convert(model, flag_sets, out, samples, cache_dir, workers, debug) -> None:
 def _register_commands() -> None:
     """Commands live in small modules of their own; each adds itself to `app`."""
     from harness.cli import analyse as cli_convert
+    from harness.cli import changes as cli_changes
     from harness.cli import compare as cli_compare
     from harness.cli import devices as cli_devices
     from harness.cli import diagnose as cli_diagnose
@@ -273,6 +274,7 @@ def _register_commands() -> None:
     cli_convert.register(app)
     cli_report.register(app)
     cli_compare.register(app)
+    cli_changes.register(app)
     cli_devices.register(app)
     cli_lab.register(app)
     cli_diagnose.register(app)

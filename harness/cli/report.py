@@ -71,15 +71,17 @@ def _report(run_id, fmt, store, out, baseline, pivot, drift_metric, with_history
     if fmt == "html":
         from harness.report.html import history_points, render_report
 
-        history = None
+        history = marks = None
         if with_history:
-            history = {}
+            history, marks = {}, {}
             for model, flag_set in dict.fromkeys((r.model, r.flag_set) for r in results):
                 history[(model, flag_set)] = history_points(s.history(model, flag_set))
+                if len(history[(model, flag_set)]) >= 2:
+                    marks[(model, flag_set)] = _marks(s, model, flag_set)
         from harness.report.diagnosis import diagnosed_results
 
         html = render_report(run, results, baseline=baseline, drift_metric=drift_metric, history=history,
-                             diagnosed=diagnosed_results(s, run.id, results))
+                             diagnosed=diagnosed_results(s, run.id, results), history_marks=marks)
         path = out or Path(run.out_dir or Path("results") / run.id) / "report.html"
         write(path, html)
         click.echo(f"wrote {path}")
@@ -162,7 +164,7 @@ def history(model, flag_set, device, store, fmt, out) -> None:
 
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{model}-{flag_set}")
         path = out or Path("results") / f"history-{safe}.html"
-        write(path, render_history(model, flag_set, points))
+        write(path, render_history(model, flag_set, points, marks=_marks(s, model, flag_set, device)))
         click.echo(f"wrote {path}")
         return
     if fmt == "json":
@@ -178,28 +180,49 @@ def history(model, flag_set, device, store, fmt, out) -> None:
         print_rich(rich_table(t["headers"], t["rows"], title=f"{model} / {flag_set}"), out)
 
 
+def _marks(s, model: str, flag_set: str, device: str | None = None) -> list[dict]:
+    """The change points of one model/flag set, for its trend plot (see `changes`)."""
+    from harness.report.changes import analyse
+    from harness.report.changes_data import read_series
+    from harness.report.changes_render import marks_for
+
+    return marks_for(analyse(read_series(s, model=model, flag_set=flag_set, device=device)), model, flag_set)
+
+
 # ------------------------------------------------------------------ runs
 
 @click.command()
 @click.option("--store", type=click.Path(path_type=Path), help="SQLite store (default results/harness.sqlite).")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Newest N runs.")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "json"]), default="table", show_default=True)
-def runs(store, limit, fmt) -> None:
+@click.option("--changes", "with_changes", is_flag=True,
+              help="Add what each run introduced (exact changes, latency change points; see `changes`).")
+def runs(store, limit, fmt, with_changes) -> None:
     """List the stored runs, newest first."""
     s = open_store(store)
+    introduced: dict[str, list[str]] = {}
+    if with_changes and s.runs(1):
+        from harness.report.changes import analyse
+        from harness.report.changes_data import read_series
+
+        rep = analyse(read_series(s, last=max(limit, 2)))
+        introduced = {rep.data.runs[i].id: texts for i, texts in rep.runs_with_changes().items()}
     counts = {run_id: (n, ok or 0) for run_id, n, ok in s.db.execute(
         "SELECT run_id, COUNT(*), SUM(status = 'ok') FROM results GROUP BY run_id")}
     items = []
     for run in s.runs(limit):
         n, ok = counts.get(run.id, (0, 0))
         items.append({"id": run.id, "started": when(run.started_at), "state": run.state,
-                      "campaign": run.campaign, "git_commit": run.git_commit, "rows": n, "ok": ok})
+                      "campaign": run.campaign, "git_commit": run.git_commit, "rows": n, "ok": ok}
+                     | ({"changes": introduced.get(run.id, [])} if with_changes else {}))
     if fmt == "json":
         click.echo(json.dumps(items, indent=1))
         return
-    headers = ["run", "started", "state", "campaign", "git", "rows", "ok"]
+    headers = ["run", "started", "state", "campaign", "git", "rows", "ok"] + (["changes introduced"] if with_changes
+                                                                              else [])
     rows = [[i["id"], i["started"], i["state"], i["campaign"] or "-", (i["git_commit"] or "-")[:10],
-             str(i["rows"]), str(i["ok"])] for i in items]
+             str(i["rows"]), str(i["ok"])] + (["; ".join(i["changes"]) or "-"] if with_changes else [])
+            for i in items]
     if fmt == "md":
         click.echo(md_table(headers, rows), nl=False)
     elif not rows:

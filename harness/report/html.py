@@ -166,14 +166,16 @@ def _render(**ctx) -> str:
 
     base = {"version": __version__, "generated": _when(dt.datetime.now().timestamp()), "run": None, "table": None,
             "pivot": None, "failures": None, "models": [], "overview": None, "history": [], "baseline": None, "drift_label": "",
-            "diagnosis": None}
+            "diagnosis": None, "changes": None}
     return _env().get_template("report.html.j2").render(**{**base, **ctx})
 
 
 def render_report(run: RunInfo | None, results: list[Result], *, baseline: str | None = "fp32",
                   drift_metric: str = "max_abs", history: dict[tuple[str, str], list[dict]] | None = None,
-                  diagnosed: list[Result] | None = None) -> str:
-    """The whole report as one HTML string. `history` maps (model, flag set) to history points;
+                  diagnosed: list[Result] | None = None,
+                  history_marks: dict[tuple[str, str], list[dict]] | None = None) -> str:
+    """The whole report as one HTML string. `history` maps (model, flag set) to history points,
+    `history_marks` to the change points its trend plot marks;
     `diagnosed`: full rows of budget flag sets (their per-layer chart; default: from `results`)."""
     from markupsafe import Markup
 
@@ -205,7 +207,7 @@ def render_report(run: RunInfo | None, results: list[Result], *, baseline: str |
     for (model, flag_set), pts in (history or {}).items():
         if len(pts) >= 2:
             hist_ctx.append({"title": f"{model} / {flag_set}", "table": None,
-                             "svg": svg(plots.trend(pts))})
+                             "svg": svg(plots.trend(pts, marks=(history_marks or {}).get((model, flag_set))))})
     title = f"tflite-harness report: {run.campaign or 'run'} {run.id}" if run else "tflite-harness report"
     return _render(title=title, run=run_context(run), baseline=baseline, table=table_context(results, baseline, rows),
                    pivot=pivot_context(results, baseline), failures=failures_context(results), models=model_ctx,
@@ -213,15 +215,21 @@ def render_report(run: RunInfo | None, results: list[Result], *, baseline: str |
                    diagnosis=Markup(diagnosis_html(diagnosed if diagnosed is not None else results)) or None)  # noqa: S704 - escaped in diagnosis.py
 
 
-def render_history(model: str, flag_set: str, points: list[dict]) -> str:
+def render_history(model: str, flag_set: str, points: list[dict], marks: list[dict] | None = None) -> str:
+    """`marks`: change points to draw on the trend ({"when", "text"}, see report/changes_render.py)."""
     from markupsafe import Markup
 
     from harness.report import plots
 
-    trend = plots.trend(points)
+    trend = plots.trend(points, marks=marks)
     return _render(title=f"tflite-harness history: {model} / {flag_set}",
                    history=[{"title": f"{model} / {flag_set}", "table": history_table(points),
                              "svg": Markup(trend) if trend else None}])  # noqa: S704
 
 
-__all__ = ["history_points", "history_table", "render_history", "render_report"]
+def render_page(title: str, **ctx) -> str:
+    """Another page in the report's style (e.g. `changes --format html`): title plus template blocks."""
+    return _render(title=title, **ctx)
+
+
+__all__ = ["history_points", "history_table", "render_history", "render_page", "render_report"]

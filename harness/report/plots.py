@@ -183,10 +183,12 @@ def size_bars(results: list[Result]) -> str | None:
         return to_svg(fig)
 
 
-def trend(points: list[dict], title: str | None = None) -> str | None:
+def trend(points: list[dict], title: str | None = None, marks: list[dict] | None = None) -> str | None:
     """History of one model/flag set: p50 (with p25-p75 band), drift and size over runs.
 
     `points` are dicts with series, when (epoch s), run, p50_ms, q1_ms, q3_ms, max_abs, size_kb.
+    `marks`: change points ({"when": epoch s, "text": what changed, optional "color"}), a dashed
+    line on every panel and their text on the latency panel.
     """
     import datetime as dt
 
@@ -214,9 +216,17 @@ def trend(points: list[dict], title: str | None = None) -> str | None:
                      marker="o", color=line.get_color())
             ax3.plot(t, [p.get("size_kb") if p.get("size_kb") is not None else math.nan for p in pts],
                      marker="o", color=line.get_color())
+        for m in marks or []:
+            at = dt.datetime.fromtimestamp(m["when"])
+            color = m.get("color", "#c62828")
+            for ax in (ax1, ax2, ax3):
+                ax.axvline(at, color=color, linestyle="--", linewidth=1, alpha=0.8)
+            ax1.annotate(m["text"], (at, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10),
+                         textcoords="offset points", fontsize=7, color=color, rotation=0)
         ax1.set_ylabel("p50 ms")
         ax2.set_ylabel("max abs")
-        _log(ax2, "y")
+        if any(p.get("max_abs") is not None for p in points):  # a log axis with no data fails to draw
+            _log(ax2, "y")
         ax3.set_ylabel("size KiB")
         ax1.legend(loc="best", fontsize=8)
         if title:
