@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 from harness.report.changes import ChangesReport, ExactChange, LatencyChangePoint, MachineStep
+from harness.report.compare_markdown import md_text
 
 CHANGE_COLUMNS = ["run", "row", "what", "old -> new", "change [95% CI]", "p", "cause", "also changed", "verdict"]
 
@@ -55,7 +56,7 @@ def run_rows(report: ChangesReport) -> list[list[str]]:
 
 def changes_markdown(report: ChangesReport) -> str:
     def esc(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+        return md_text(str(text))  # plain Markdown, as compare's comment: no HTML entities, arrows
 
     lines = [f"**tflite-harness changes**: {esc(report.summary())}", ""]
     fails = report.failures()
