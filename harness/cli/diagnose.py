@@ -100,14 +100,19 @@ def register(app: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
     @click.option("--cache-dir", type=click.Path(path_type=Path), help="Conversion cache (default results/cache).")
     @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Converter processes.")
+    @click.option("--timeout", type=click.FloatRange(min=1), default=3600, show_default=True,
+                  help="Seconds one worker job (the conversion, the per-layer pass) may take before it is stopped.")
     @click.option("--debug", is_flag=True, help="Show tracebacks and the runtime's native log lines.")
     def diagnose(model, flag_set, samples, budget, float_layers, out, explorer, op_profile, benchmark_model, top,
-                 as_json, cache_dir, workers, debug) -> None:
+                 as_json, cache_dir, workers, timeout, debug) -> None:
         """Rank MODEL's quantized layers by their error against float; with --budget, keep the worst
         in float until the artifact meets it, and report every step."""
+        from dataclasses import replace
+
         from harness.api import diagnose as run_diagnose
         from harness.core.budget import parse_budget
         from harness.core.errors import UsageError
+        from harness.pipeline.session import SEARCH_SETTINGS
 
         if budget is not None:
             parse_budget(budget)  # a bad budget fails before any worker starts
@@ -117,7 +122,8 @@ def register(app: click.Group) -> None:
             raise UsageError("--op-profile and --benchmark-model feed --model-explorer; give --model-explorer DIR too")
         result = run_diagnose(model, flag_set, samples=samples, budget=budget,
                               float_layers=[x.strip() for x in float_layers.split(",") if x.strip()] if float_layers else None,
-                              cache_dir=cache_dir, workers=workers, write=out)
+                              cache_dir=cache_dir, workers=workers, write=out,
+                              settings=replace(SEARCH_SETTINGS, timeout_s=float(timeout)))
         written = []
         if explorer is not None:
             from harness.report.diagnosis import write_model_explorer

@@ -16,7 +16,10 @@ from harness.core.errors import UsageError
 from harness.core.flag_sets import FlagSet, resolve_flag_sets
 from harness.pipeline.diagnose import DiagnoseSession, Diagnosis
 
-SEARCH_SETTINGS = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples=200)
+# A diagnosis is one long worker job (TensorFlow's NumericVerify pass over every layer): on
+# EfficientNetB2 at 160x160 it took over the campaign's 600 s per-job limit on a loaded 2-core
+# machine, so diagnose allows an hour unless told otherwise (`--timeout`).
+SEARCH_SETTINGS = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples=200, timeout_s=3600.0)
 
 
 def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples: str | Path | None = None,
