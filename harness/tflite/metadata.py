@@ -295,8 +295,13 @@ def decode_metadata(blob: bytes) -> dict[str, Any]:
     return out
 
 
-def associated_files(model: bytes) -> dict[str, bytes]:
-    """Files zipped at the end of a model (empty when there is no zip)."""
+def associated_files(model: Any) -> dict[str, bytes]:
+    """Files zipped at the end of a model (empty when there is no zip).
+
+    A zip ends with its end-of-central-directory record in the last 64 KiB: without one the
+    model is not copied into memory to ask zipfile (a mapped multi-GiB file stays mapped)."""
+    if model.rfind(b"PK\x05\x06", max(0, len(model) - (1 << 16) - 22)) < 0:
+        return {}
     try:
         with zipfile.ZipFile(io.BytesIO(model)) as z:
             return {i.filename: z.read(i) for i in z.infolist()}
@@ -308,7 +313,9 @@ def read_metadata(model: bytes | str | Path) -> dict[str, Any] | None:
     """The decoded TFLite metadata of a model, with labels read from the zip; None if absent."""
     from harness.tflite.file import read_tflite
 
-    data = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+    data = Path(model).read_bytes() if isinstance(model, (str, Path)) else model
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
     parsed = read_tflite(data)
     blob = parsed.metadata.get(METADATA_NAME)
     if blob is None:
