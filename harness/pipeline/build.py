@@ -20,7 +20,7 @@ from harness.convert.failures import classify
 from harness.core import statuses
 from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
-from harness.pipeline.original import fit_to_tflite
+from harness.pipeline.original import fit_to_tflite, missing_io
 
 
 class _NoEvents:
@@ -182,6 +182,8 @@ class Builder:
             info = read_tflite(m.path)
         except (TFLiteFormatError, OSError) as exc:
             return Prepared(m, False, str(exc), "load_error")
+        if (empty := missing_io(info, m.path)) is not None:
+            return Prepared(m, False, empty, "load_error")
         names = [t.name for t in info.inputs]
         sig_names = None
         if len(info.signatures) == 1:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+GPU_NOT_ASKED = {"available": False, "compatible": None, "messages": ["analyzer not asked"]}
+
 
 def gpu_compatibility(path: str | Path) -> dict[str, Any]:
     """The LiteRT model analyzer's GPU delegate verdict, run in a child process (`native.py`).
@@ -46,7 +48,8 @@ def size_parts(data: bytes, model: Any) -> dict[str, int]:
             "graph": max(0, len(data) - weights - metadata - zip_tail)}
 
 
-def check_tflite(path: str | Path) -> dict[str, Any]:
+def check_tflite(path: str | Path, analyzer: bool = True) -> dict[str, Any]:
+    """What PATH holds; `analyzer=False` leaves out the LiteRT analyzer's GPU verdict (its child process)."""
     from harness.tflite.file import read_tflite
     from harness.tflite.metadata import read_metadata
     from harness.tflite.verify import mapped
@@ -70,7 +73,7 @@ def check_tflite(path: str | Path) -> dict[str, Any]:
         "signatures": [s.key for s in m.signatures], "subgraphs": m.num_subgraphs,
         "quantized": m.is_quantized, "float_ops_in_quantized": [{"index": i, "op": n} for i, n in float_ops],
         "flex_ops": m.flex_ops, "custom_ops": m.custom_ops, "min_runtime_version": m.min_runtime_version,
-        "gpu": gpu_compatibility(path), "metadata": metadata, "findings": [],
+        "gpu": gpu_compatibility(path) if analyzer else GPU_NOT_ASKED, "metadata": metadata, "findings": [],
     }
     f = report["findings"]
     if float_ops:

@@ -14,8 +14,9 @@ from typing import Any
 from harness.core.errors import UsageError
 
 
-def inspect_tflite(path: str | Path) -> dict[str, Any]:
-    from harness.tflite.check import gpu_compatibility, size_parts
+def inspect_tflite(path: str | Path, analyzer: bool = True) -> dict[str, Any]:
+    """What PATH holds; `analyzer=False` leaves out the LiteRT analyzer's GPU verdict (its child process)."""
+    from harness.tflite.check import GPU_NOT_ASKED, gpu_compatibility, size_parts
     from harness.tflite.file import TFLiteFormatError, read_tflite
     from harness.tflite.metadata import METADATA_NAME, read_metadata
     from harness.tflite.verify import mapped
@@ -65,7 +66,7 @@ def inspect_tflite(path: str | Path) -> dict[str, Any]:
         "min_runtime_version": m.min_runtime_version,
         "metadata_entries": other_meta,
         "tflite_metadata": tflite_metadata,
-        "gpu": gpu_compatibility(path),
+        "gpu": gpu_compatibility(path) if analyzer else GPU_NOT_ASKED,
     }
 
 
