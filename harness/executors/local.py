@@ -122,7 +122,7 @@ def device_loop(run: CampaignRun, name: str, jobs: queue.Queue, gate: threading.
             m = None
         if run.stopping.is_set():
             break
-        if m is not None and m.report is not None and m.report.raw_output:  # benchmark_model's own words
+        if m is not None and m.report is not None and (m.report.raw_output or m.report.scripts):  # the tools' own words
             result.log = run.keep_runner_log(result, m.report)
         if m is not None and m.outputs and result.status in (statuses.OK, statuses.UNHEALTHY):
             run.keep_outputs(art.sha, name, threads, m.outputs)

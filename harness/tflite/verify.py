@@ -244,12 +244,15 @@ def verify_buffer(buf: Any, file_size: int | None = None) -> None:
     if bytes(buf[4:8]) != b"TFL3":
         raise VerifyError(f"not a TFLite flatbuffer (file identifier is {bytes(buf[4:8])!r}, expected b'TFL3')")
     v = _Verifier(buf, size, tflite_layout())
-    root = v.offset(0, "root table")
-    model = v.table(root, "Model", 0)
-    version = _Walk(buf).u32(model, "Version")
-    if version != 3:
-        raise VerifyError(f"schema version is {version}, expected 3")
-    external = _check_indices(buf, total, v, model)
+    try:
+        root = v.offset(0, "root table")
+        model = v.table(root, "Model", 0)
+        version = _Walk(buf).u32(model, "Version")
+        if version != 3:
+            raise VerifyError(f"schema version is {version}, expected 3")
+        external = _check_indices(buf, total, v, model)
+    except VerifyError as exc:
+        raise VerifyError(f"corrupt TFLite flatbuffer ({exc})", exc.fix) from None
     if total > MAX_FLATBUFFER and not external:
         raise VerifyError(f"the file is {gib(total)} ({total:,} bytes), over the {gib(MAX_FLATBUFFER + 1)} limit "
                           "of a flatbuffer, and it stores no buffer outside the flatbuffer (large-model format)",
