@@ -12,7 +12,6 @@ LiteRT wheel brings its schema along.
 from __future__ import annotations
 
 import functools
-import inspect
 import re
 from dataclasses import dataclass
 
@@ -115,7 +114,15 @@ def layout_from_source(source: str) -> SchemaLayout:
 
 @functools.cache
 def tflite_layout() -> SchemaLayout:
-    """The layouts of the TFLite schema that the installed `ai-edge-litert` wheel ships."""
-    from ai_edge_litert import schema_py_generated
+    """The layouts of the TFLite schema that the installed `ai-edge-litert` wheel ships.
 
-    return layout_from_source(inspect.getsource(schema_py_generated))
+    Read as text, not imported: executing the 20,000-line module costs most of a second,
+    which a refusal (a 4 GiB file, a damaged one) need not pay."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ai_edge_litert.schema_py_generated")
+    if spec is None or not spec.origin:
+        raise ImportError("checking .tflite files needs ai_edge_litert.schema_py_generated from the "
+                          "'ai-edge-litert' package; pip install ai-edge-litert")
+    with open(spec.origin, encoding="utf-8") as f:
+        return layout_from_source(f.read())
