@@ -63,3 +63,41 @@ def run_analyzer(path: str | Path, timeout_s: float = ANALYZER_TIMEOUT_S) -> tup
         last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
         return False, f"analyzer failed: {last[:200]}"
     return True, done.stdout
+
+
+def _child(conn, fn, args) -> None:
+    try:
+        conn.send((True, fn(*args)))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as the call's failure
+        conn.send((False, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"))
+    conn.close()
+
+
+def call_in_child(fn, *args, timeout_s: float = 300.0, what: str = "LiteRT"):
+    """FN(*ARGS) in a fresh (spawned) process: its return value, or NativeCrash when the child
+    died by a signal or ran past TIMEOUT_S; an exception in FN is re-raised as RuntimeError.
+    FN must be a module-level function (it is pickled by name)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, fn, args), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(timeout_s):
+            proc.kill()
+            proc.join(5)
+            if proc.exitcode is not None and proc.exitcode < 0 and proc.exitcode != -signal.SIGKILL:
+                raise NativeCrash(f"{what} died with {signal_name(proc.exitcode)}")
+            raise NativeCrash(f"{what} did not finish in {timeout_s:.0f} s")
+        ok, value = parent.recv()
+    except EOFError:  # the child died before answering
+        proc.join(5)
+        raise NativeCrash(f"{what} died with {signal_name(proc.exitcode or 0)}") from None
+    finally:
+        parent.close()
+        proc.join(5)
+    if not ok:
+        raise RuntimeError(value)
+    return value
