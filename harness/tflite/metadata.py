@@ -311,11 +311,14 @@ def associated_files(model: Any) -> dict[str, bytes]:
 
 def read_metadata(model: bytes | str | Path) -> dict[str, Any] | None:
     """The decoded TFLite metadata of a model, with labels read from the zip; None if absent."""
+    if isinstance(model, (str, Path)):
+        from harness.tflite.verify import mapped
+
+        with mapped(model) as data:  # mapped, not read: a large model's weights stay on disk
+            return read_metadata(data)
     from harness.tflite.file import read_tflite
 
-    data = Path(model).read_bytes() if isinstance(model, (str, Path)) else model
-    if isinstance(data, (bytearray, memoryview)):
-        data = bytes(data)
+    data = bytes(model) if isinstance(model, (bytearray, memoryview)) else model
     parsed = read_tflite(data)
     blob = parsed.metadata.get(METADATA_NAME)
     if blob is None:
