@@ -197,6 +197,12 @@ def test_sparse_4_gib_file_is_refused_quickly(tmp_path):
     assert MAX_FLATBUFFER == (1 << 31) - 1
     line = one_line_error(run_cli("inspect", str(path)))
     assert "4,294,967,296 bytes" in line and "2.0 GiB limit" in line
+    # `run` verifies before it hashes the file for the cache (hashing 4 GiB took 40 s)
+    proc = run_cli("run", "--model", str(path), "--out", str(tmp_path / "out"), "--store", str(tmp_path / "s.sqlite"),
+                   "--cache-dir", str(tmp_path / "cache"), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert row["failure_category"] == "load_error" and "2.0 GiB limit" in row["reason"]
 
 
 def test_npz_declaring_a_huge_array_is_refused(tmp_path):

@@ -173,15 +173,15 @@ class Builder:
         )
         from harness.tflite.file import TFLiteFormatError, read_tflite
 
+        try:  # verified before anything hashes it: a damaged or 4 GiB file is refused at once
+            info = read_tflite(m.path)
+        except (TFLiteFormatError, OSError) as exc:
+            return Prepared(m, False, str(exc), "load_error")
         key = self._reference_key(m)
         folder = self.cache.reference_dir(key)
         meta = self.cache.reference_meta(key)
         if meta is not None:
             return Prepared(m, True, dir=folder, meta=meta)
-        try:
-            info = read_tflite(m.path)
-        except (TFLiteFormatError, OSError) as exc:
-            return Prepared(m, False, str(exc), "load_error")
         if (empty := missing_io(info, m.path)) is not None:
             return Prepared(m, False, empty, "load_error")
         names = [t.name for t in info.inputs]
