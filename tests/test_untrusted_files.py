@@ -31,7 +31,7 @@ from .conftest import ROOT, run_cli
 
 DATA = ROOT / "tests" / "data"
 SEEDS = sorted((DATA / "fuzz").glob("digits_*.tflite")) + sorted((DATA / "fuzz").glob("lstm_*.tflite")) + [
-    DATA / "tiny.tflite", DATA / "hang.tflite"]
+    DATA / "fuzz" / "tiny-metadata.tflite", DATA / "tiny.tflite", DATA / "hang.tflite"]
 CRASHERS = sorted((DATA / "fuzz").glob("crash-analyzer-*.tflite"))
 FUZZ_SECONDS = 15.0
 
@@ -146,6 +146,20 @@ def test_kept_crashers_are_one_line_exit_2(crasher):
     """Each of these killed `inspect` with SIGSEGV when the analyzer ran in the CLI process."""
     line = one_line_error(run_cli("inspect", str(crasher), "--no-tensors", timeout=120))
     assert str(crasher) in line and ("SIGSEGV" in line or "re-export" in line), line
+
+
+@pytest.mark.parametrize("name", ["metadata-bad-offset", "metadata-bad-zip"])
+def test_damaged_metadata_is_reported_not_raised(name):
+    """These made `inspect` exit 1 with struct.error ("unpack_from requires a buffer of at least
+    2147483703 bytes ...") and NotImplementedError from zipfile: the model reads, its metadata is "unreadable"."""
+    from harness.tflite.inspect import inspect_tflite
+
+    info = inspect_tflite(DATA / "fuzz" / f"{name}.tflite", analyzer=False)
+    meta = info["tflite_metadata"]
+    if name == "metadata-bad-offset":
+        assert meta["error"].startswith("unreadable TFLITE_METADATA: ") and "\n" not in meta["error"]
+    else:  # the metadata reads; the damaged zip gives no files and no labels
+        assert meta["name"] == "tiny" and "files" not in meta and "labels" not in meta
 
 
 def test_cli_on_mutants(corpus, tmp_path):

@@ -19,7 +19,9 @@ with constant buffers 16-byte aligned, so the graph and weights are unchanged.
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +211,13 @@ class _T:
     def _off(self, slot: int) -> int:
         return self.t.Offset(4 + 2 * slot)
 
+    def _vector(self, o: int) -> tuple[int, int]:
+        """(length, start) of a vector, refused when the blob cannot hold it (a damaged file)."""
+        n, start = self.t.VectorLen(o), self.t.Vector(o)
+        if start + 4 * n > len(self.t.Bytes):
+            raise ValueError(f"a vector of {n} elements at byte {start} runs past the {len(self.t.Bytes)}-byte metadata")
+        return n, start
+
     def string(self, slot: int) -> str | None:
         o = self._off(slot)
         return self.t.String(o + self.t.Pos).decode("utf-8", "replace") if o else None
@@ -235,7 +244,7 @@ class _T:
         o = self._off(slot)
         if not o:
             return []
-        n, start = self.t.VectorLen(o), self.t.Vector(o)
+        n, start = self._vector(o)
         out = []
         for i in range(n):
             child = _T.__new__(_T)
@@ -249,7 +258,7 @@ class _T:
         o = self._off(slot)
         if not o:
             return []
-        n, start = self.t.VectorLen(o), self.t.Vector(o)
+        n, start = self._vector(o)
         return [float(self.t.Get(N.Float32Flags, start + 4 * i)) for i in range(n)]
 
 
@@ -295,6 +304,9 @@ def decode_metadata(blob: bytes) -> dict[str, Any]:
     return out
 
 
+ASSOCIATED_FILES_LIMIT = 64 << 20  # label files are kilobytes; more is not unpacked
+
+
 def associated_files(model: Any) -> dict[str, bytes]:
     """Files zipped at the end of a model (empty when there is no zip).
 
@@ -304,9 +316,12 @@ def associated_files(model: Any) -> dict[str, bytes]:
         return {}
     try:
         with zipfile.ZipFile(io.BytesIO(model)) as z:
-            return {i.filename: z.read(i) for i in z.infolist()}
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return {}
+            infos = z.infolist()
+            if sum(i.file_size for i in infos) > ASSOCIATED_FILES_LIMIT:  # a zip bomb is not unpacked
+                return {i.filename: b"" for i in infos}
+            return {i.filename: z.read(i) for i in infos}
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError, EOFError, zlib.error):
+        return {}  # a damaged zip: no associated files
 
 
 def read_metadata(model: bytes | str | Path) -> dict[str, Any] | None:
@@ -325,8 +340,8 @@ def read_metadata(model: bytes | str | Path) -> dict[str, Any] | None:
         return None
     try:
         meta = decode_metadata(blob)
-    except (ValueError, IndexError, TypeError) as exc:
-        return {"error": f"unreadable {METADATA_NAME}: {exc}"}
+    except (ValueError, IndexError, TypeError, struct.error, OverflowError) as exc:  # garbage offsets
+        return {"error": f"unreadable {METADATA_NAME}: {' '.join(str(exc).split())[:200]}"}
     files = associated_files(data)
     if files:
         meta["files"] = {name: len(content) for name, content in files.items()}
