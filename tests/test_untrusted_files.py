@@ -235,3 +235,16 @@ def test_npz_declaring_a_huge_array_is_refused(tmp_path):
     with pytest.raises(SampleError) as info:
         load_arrays(bomb, ["x"])
     assert "4096.0 GiB" in str(info.value) and "limit" in str(info.value) or "available" in str(info.value)
+
+
+def test_native_code_in_a_child_turns_a_signal_into_one_line():
+    """call_in_child (how `check` runs each converted artifact on LiteRT): a killed child is NativeCrash."""
+    import os
+
+    from harness.tflite.native import NativeCrash, call_in_child
+
+    assert call_in_child(os.getpid) != os.getpid()
+    with pytest.raises(NativeCrash, match="died with SIGABRT"):
+        call_in_child(os.abort, what="LiteRT")
+    with pytest.raises(RuntimeError, match="ValueError"):
+        call_in_child(int, "x")
