@@ -64,6 +64,8 @@ class ModelSpec:
     original: Path | None = None
     original_kind: str | None = None
     original_entry: str | None = None
+    # a Keras file whose Lambda layers (Python code) may run: safe_mode off for this model only
+    trusted: bool = False
 
     @property
     def source(self) -> str:
@@ -303,7 +305,7 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
         if not isinstance(m, dict):
             raise UsageError(f"{where} must be a table")
         allowed = {"name", "path", "kind", "samples", "representative", "input_shapes", "signature", "original",
-                   "original_kind"}
+                   "original_kind", "trusted"}
         for key in m:
             if key not in allowed:
                 raise UsageError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(allowed))}")
@@ -312,7 +314,9 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
         shapes = m.get("input_shapes", {})
         if not isinstance(shapes, dict):
             raise UsageError(f"{where}: input_shapes must be a table like {{ x = [1, 8, 8, 1] }}")
-        models.append(
+        if not isinstance(m.get("trusted", False), bool):
+            raise UsageError(f"{where}: trusted must be true or false")
+        models.append(replace(
             model_from_path(
                 m["path"],
                 base=base,
@@ -325,8 +329,7 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
                 where=where,
                 original=_text(m, "original", where),
                 original_kind=_text(m, "original_kind", where),
-            )
-        )
+            ), trusted=m.get("trusted", False)))
     names = [m.name for m in models]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -359,6 +362,8 @@ def model_payload(m: ModelSpec) -> dict:
     }
     if m.original is not None:
         out["original"] = {"path": str(m.original), "kind": m.original_kind, "entry": m.original_entry}
+    if m.trusted:  # only when set: other models' payloads (and cache keys) stay as they were
+        out["trusted"] = True
     return out
 
 
@@ -372,7 +377,7 @@ def campaign_from_config(config: dict) -> Campaign:
                   signature=m.get("signature", "serving_default"),
                   original=Path(m["original"]["path"]) if m.get("original") else None,
                   original_kind=(m.get("original") or {}).get("kind"),
-                  original_entry=(m.get("original") or {}).get("entry"))
+                  original_entry=(m.get("original") or {}).get("entry"), trusted=bool(m.get("trusted")))
         for m in config["models"]
     )
     flag_sets = tuple(FlagSet(n, o, n in BUILTIN_FLAG_SETS) for n, o in config["flag_sets"].items())

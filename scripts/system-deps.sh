@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: the real `adb` client/server, `strace` (the test that
-# proves no command connects outside this machine), and Chromium for the HTML report test.
+# proves no command connects outside this machine), `mksh` and `toybox` (the simulated
+# Android-like device shell: tests/test_toybox_device.py), and Chromium for the HTML report test.
 # Installed here (as root, as on CI) so nobody installs them by hand.
 set -euo pipefail
 need=()
 command -v adb >/dev/null 2>&1 || need+=(adb)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+command -v mksh >/dev/null 2>&1 || need+=(mksh)
+command -v toybox >/dev/null 2>&1 || need+=(toybox)
 if [ "${1:-}" = "--browser" ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi

@@ -118,7 +118,7 @@ def assess(job: dict) -> dict:
 
     m = job["model"]
     kind = m["kind"]
-    model = load_model(kind, Path(m["path"]), m.get("entry"), m.get("signature", "serving_default"))
+    model = load_model(kind, Path(m["path"]), m.get("entry"), m.get("signature", "serving_default"), m.get("trusted", False))
     shapes = [tuple(s) for s in job.get("shapes") or []]
     if not shapes:
         shapes = [tuple(1 if d is None else d for d in s.shape) for s in model.inputs]

@@ -44,13 +44,21 @@ def _outputs_list(out: Any) -> tuple[list[str], list[np.ndarray]]:
     return names, [np.asarray(out)]
 
 
-def load_keras(path: Path) -> LoadedModel:
+SAFE_MODE_HINT = ("it holds Python code (a Lambda layer) that Keras' safe_mode does not run; if you trust the "
+                  "file, set trusted = true for this model in the campaign ([[models]] ... trusted = true)")
+
+
+def load_keras(path: Path, trusted: bool = False) -> LoadedModel:
+    """Load with Keras' safe_mode on, so a downloaded file cannot run code, unless the campaign
+    marks this one model `trusted = true`."""
     import keras
 
     try:
-        model = keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False, safe_mode=not trusted)
     except Exception as exc:  # noqa: BLE001 - any load failure is the file's fault
         msg = " ".join(str(exc).split())[:300]
+        if "safe_mode" in msg and not trusted:
+            raise SourceError(f"{path.name}: {SAFE_MODE_HINT}") from None
         raise SourceError(f"{path.name}: not a loadable Keras model ({msg}); re-save it with model.save()") from None
     inputs = []
     for i, t in enumerate(model.inputs):
@@ -331,9 +339,10 @@ class _TargetSpec:
         self.supported_types = []
 
 
-def load_model(kind: str, path: Path, entry: str | None, signature: str) -> LoadedModel:
+def load_model(kind: str, path: Path, entry: str | None, signature: str, trusted: bool = False) -> LoadedModel:
+    """The model, loaded; a `file.py:function` (concrete_function, jax) runs the user's code by design."""
     if kind == "keras":
-        return load_keras(path)
+        return load_keras(path, trusted)
     if kind == "saved_model":
         return load_saved_model(path, signature)
     if kind == "concrete_function":

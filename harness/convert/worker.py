@@ -48,7 +48,7 @@ def _model(job: dict):
     if _LAST_MODEL and _LAST_MODEL[0][0] == key and stamp is not None:
         return _LAST_MODEL[0][1]
     _LAST_MODEL.clear()  # let the previous model go before loading the next
-    model = load_model(m["kind"], path, m.get("entry"), m.get("signature", "serving_default"))
+    model = load_model(m["kind"], path, m.get("entry"), m.get("signature", "serving_default"), m.get("trusted", False))
     _LAST_MODEL.append((key, model))
     return model
 

@@ -28,6 +28,11 @@ class SampleError(ValueError):
 
 def load_arrays(path: Path, input_names: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Arrays for each input (in `input_names` order) and labels when present."""
+    from harness.core.sample_limits import check_sample_size
+
+    too_big = check_sample_size(Path(path))
+    if too_big:
+        raise SampleError(too_big)
     try:
         data = np.load(path, allow_pickle=False)
     except ValueError as exc:

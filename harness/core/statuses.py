@@ -10,8 +10,11 @@ UNSUPPORTED = "unsupported"
 DEVICE_LOST = "device_lost"
 TIMEOUT = "timeout"
 INPUT_ERROR = "input_error"
+LATENCY_ONLY = "latency_only"
 
-ALL = (OK, UNHEALTHY, CONVERSION_FAILED, RUNTIME_FAILED, UNSUPPORTED, DEVICE_LOST, TIMEOUT, INPUT_ERROR)
+ALL = (OK, UNHEALTHY, CONVERSION_FAILED, RUNTIME_FAILED, UNSUPPORTED, DEVICE_LOST, TIMEOUT, INPUT_ERROR, LATENCY_ONLY)
+# Rows whose latency and memory figures were measured and hold (LATENCY_ONLY: the outputs were not).
+MEASURED = (OK, LATENCY_ONLY)
 
 # Failure categories of INPUT_ERROR rows: the sample data does not fit the model, or a .tflite
 # does not take its original's inputs. Nothing was converted or run.
@@ -34,5 +37,7 @@ DESCRIPTIONS = {
     UNSUPPORTED: "no runtime available here can run the artifact (Flex or custom ops)",
     DEVICE_LOST: "the device stopped answering before the job finished",
     TIMEOUT: "the job took longer than its timeout and was stopped",
+    LATENCY_ONLY: "latency and memory were measured and hold; the outputs (health, drift) were not: the step "
+                  "that computes them failed, and the reason names it and what it printed",
     INPUT_ERROR: "the sample data (or a .tflite's original) does not fit the model's inputs; nothing was converted or run",
 }

@@ -73,6 +73,7 @@ class RunnerReport:
     stderr: str = ""
     command: list[str] = field(default_factory=list)
     raw_output: str = ""  # what benchmark_model printed, whole: kept in results/<run>/logs/ with `command`
+    scripts: list[dict[str, Any]] = field(default_factory=list)  # pushed shell scripts (adb/scripts.py), logged too
     transport: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -122,7 +122,7 @@ def device_loop(run: CampaignRun, name: str, jobs: queue.Queue, gate: threading.
             m = None
         if run.stopping.is_set():
             break
-        if m is not None and m.report is not None and m.report.raw_output:  # benchmark_model's own words
+        if m is not None and m.report is not None and (m.report.raw_output or m.report.scripts):  # the tools' own words
             result.log = run.keep_runner_log(result, m.report)
         elif m is not None and m.report is not None and m.report.stderr:  # the runtime's log lines
             run.keep_runtime_log(result, m.report.stderr)

@@ -189,9 +189,9 @@ def measure_job(device_name: str, art, prepared, threads: int, settings, base: d
         result, m = measure_on(device, art, prepared, threads, settings, result)
         if m is not None and m.outputs and result.status in (statuses.OK, statuses.UNHEALTHY):
             outputs = m.outputs
-        if m is not None and m.report is not None and m.report.raw_output:
+        if m is not None and m.report is not None and (m.report.raw_output or m.report.scripts):
             runner_log = {"runtime": m.report.runtime, "command": list(m.report.command),
-                          "raw_output": m.report.raw_output}
+                          "raw_output": m.report.raw_output, "scripts": list(m.report.scripts)}
     except Exception as exc:  # noqa: BLE001 - one failing job must not stop the device
         from harness.core.errors import HarnessError
         from harness.devices.adb.transport import TransportError

@@ -155,7 +155,7 @@ class Builder:
             "eval_samples": s.eval_samples, "seed": s.seed,
             "shapes": {k: list(v) for k, v in sorted(m.input_shapes.items())},
             "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"),
-        })
+        } | ({"trusted": True} if m.trusted else {}))  # a trusted model's results are its own
 
     def _conversion_key(self, m: ModelSpec, fs: FlagSet, ref_key: str) -> str:
         return hash_json({
@@ -164,7 +164,7 @@ class Builder:
             "representative": ref_key if fs.needs_representative_data else None,
             "shapes": {k: list(v) for k, v in sorted(m.input_shapes.items())},
             "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"),
-        })
+        } | ({"trusted": True} if m.trusted else {}))  # a trusted model's results are its own
 
     # ------------------------------------------------------------------ int8 family and diagnosis
     def model_hash(self, m: ModelSpec) -> str:

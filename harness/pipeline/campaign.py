@@ -156,7 +156,11 @@ class CampaignRun:
         path.parent.mkdir(parents=True, exist_ok=True)
         import shlex
 
-        path.write_text(f"$ {shlex.join(report.command)}\n{report.raw_output}", encoding="utf-8")
+        text = f"$ {shlex.join(report.command)}\n{report.raw_output}" if report.command or report.raw_output else ""
+        for x in report.scripts:  # every script pushed to the device, what it printed, its exit code
+            text += (f"\n--- {x['step']}: pushed script {x['name']} ---\n{x['script']}"
+                     f"--- its output (exit code {x['exit_code']}) ---\n{x['output']}")
+        path.write_text(text, encoding="utf-8")
         return str(path)
 
     def keep_runtime_log(self, r: Result, text: str) -> None:

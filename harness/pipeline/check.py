@@ -206,6 +206,18 @@ def check_model(spec: ModelSpec, *, flag_sets: list[FlagSet] | None = None, veri
     return report
 
 
+def _run_isolated(path: Path, prepared_dir: Path, meta: dict) -> dict:
+    """`_run_artifact` in a child process: LiteRT crashing on an artifact costs its entry, not `check`."""
+    from harness.tflite.native import NativeCrash, call_in_child
+
+    try:
+        return call_in_child(_run_artifact, path, prepared_dir, meta, what="LiteRT")
+    except NativeCrash as exc:
+        return {"ran": False, "reason": f"{exc} while running the artifact"}
+    except RuntimeError as exc:
+        return {"ran": False, "reason": str(exc)[:200]}
+
+
 def _conversion_entry(fs: FlagSet, out_path: Path, ans: Any, prep_dir: Path, meta: dict) -> dict:
     from harness.tflite.file import read_tflite
 
@@ -220,7 +232,7 @@ def _conversion_entry(fs: FlagSet, out_path: Path, ans: Any, prep_dir: Path, met
                             + " (the local runtime has no Flex delegate or custom kernels)"}
         else:
             with native_stderr_to(out_path.parent / "logs" / "runtime.log"):  # LiteRT's INFO lines: the log's
-                entry["run"] = _run_artifact(out_path, prep_dir, meta)
+                entry["run"] = _run_isolated(out_path, prep_dir, meta)
         return entry
     failure = classify(ans.error, ans.log, signal=ans.signal, timed_out=ans.timed_out, flag_set=fs.name)
     return {"ok": False, "category": failure.category, "reason": failure.reason,

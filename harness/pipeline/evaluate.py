@@ -112,7 +112,7 @@ def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings 
         result.device_info = {**result.device_info, "state": rep.device_state}
     if rep.delegate:
         result.device_info = {**result.device_info, "delegate": rep.delegate}
-    if m.status != statuses.OK:
+    if m.status not in statuses.MEASURED:
         result.status, result.reason = m.status, m.reason
         if m.status == statuses.UNSUPPORTED:
             flex = [o for o in result.ops if o.startswith("Flex")]
@@ -149,6 +149,9 @@ def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings 
     coverage = rep.delegate_coverage
     if coverage is not None and coverage < 1.0:
         result.warnings.append(f"delegate ran {coverage:.0%} of the nodes; the rest fell back to the CPU")
+    if m.status == statuses.LATENCY_ONLY:  # the figures above hold; the outputs were never computed
+        result.status, result.reason = m.status, m.reason
+        return
     judge_outputs(result, m.outputs, m.output_names, prepared)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from harness.config import ModelSpec
 from harness.core import statuses
@@ -24,6 +26,14 @@ def tflite_input_names(info) -> list[str]:
         by_index = {idx: name for name, idx in info.signatures[0].inputs.items()}
         return [by_index.get(t.index, t.name) for t in info.inputs]
     return [t.name for t in info.inputs]
+
+
+def missing_io(info: Any, path: Path) -> str | None:
+    """Why a valid .tflite cannot be run (its main subgraph lists no inputs or no outputs), or None."""
+    missing = [side for side, ts in (("inputs", info.inputs), ("outputs", info.outputs)) if not ts]
+    if not missing:
+        return None
+    return f"{path}: its main subgraph lists no {' and no '.join(missing)}, so it cannot be fed or measured; re-export the model"
 
 
 def fit_to_tflite(m: ModelSpec, p: Prepared) -> Prepared:

@@ -14,6 +14,7 @@ import numpy as np
 
 from harness.core import statuses
 from harness.pipeline.artifacts import Prepared
+from harness.pipeline.original import missing_io
 
 if TYPE_CHECKING:
     from harness.config import ModelSpec
@@ -32,15 +33,17 @@ def prepare_tflite(b: Builder, m: ModelSpec) -> Prepared:
     )
     from harness.tflite.file import TFLiteFormatError, read_tflite
 
+    try:  # verified before anything hashes it: a damaged or 4 GiB file is refused at once
+        info = read_tflite(m.path)
+    except (TFLiteFormatError, OSError) as exc:
+        return Prepared(m, False, str(exc), "load_error")
     key = b.reference_key(m)
     folder = b.cache.reference_dir(key)
     meta = b.cache.reference_meta(key)
     if meta is not None:
         return Prepared(m, True, dir=folder, meta=meta)
-    try:
-        info = read_tflite(m.path)
-    except (TFLiteFormatError, OSError) as exc:
-        return Prepared(m, False, str(exc), "load_error")
+    if (empty := missing_io(info, m.path)) is not None:
+        return Prepared(m, False, empty, "load_error")
     names = [t.name for t in info.inputs]
     sig_names = None
     if len(info.signatures) == 1:

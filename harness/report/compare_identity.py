@@ -89,7 +89,7 @@ def machine_move(pairs: list[tuple[Result, Result, PairStats | None]]) -> Machin
 
 def tested_pair(base: Result, new: Result) -> bool:
     """Both ok with raw samples on both sides: the rows that get the test and the bootstrap."""
-    return base.status == "ok" and new.status == "ok" and len(samples_of(base)) >= 3 and len(samples_of(new)) >= 3
+    return {base.status, new.status} <= {"ok", "latency_only"} and len(samples_of(base)) >= 3 and len(samples_of(new)) >= 3
 
 
 NOISE_MIN_ROWS = 8

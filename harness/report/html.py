@@ -34,7 +34,7 @@ def _when(ts: float | None) -> str:
 
 
 def _status_class(status: str | None) -> str:
-    return {statuses.OK: "ok", statuses.UNHEALTHY: "warn", statuses.UNSUPPORTED: "warn", None: "warn"}.get(status, "bad")
+    return {statuses.OK: "ok", statuses.UNHEALTHY: "warn", statuses.UNSUPPORTED: "warn", statuses.LATENCY_ONLY: "warn", None: "warn"}.get(status, "bad")
 
 
 def run_context(run: RunInfo | None) -> dict | None:
@@ -134,7 +134,7 @@ def history_points(pairs: Iterable[tuple[RunInfo, Result]]) -> list[dict]:
             "series": series, "when": run.started_at, "run": run.id, "date": _when(run.started_at),
             "git_commit": (run.git_commit or "")[:10] or "-", "device": r.device, "threads": r.threads,
             "xnnpack": r.xnnpack, "status": r.status, "reason": r.reason,
-            "p50_ms": lat["p50"] / 1000 if r.status == statuses.OK and lat.get("p50") is not None else None,
+            "p50_ms": lat["p50"] / 1000 if r.status in statuses.MEASURED and lat.get("p50") is not None else None,
             "q1_ms": q1, "q3_ms": q3,
             "max_abs": drift.get("max_abs") if isinstance(drift.get("max_abs"), (int, float)) else None,
             "cosine": drift.get("cosine") if isinstance(drift.get("cosine"), (int, float)) else None,

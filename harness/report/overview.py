@@ -33,7 +33,7 @@ def flag_set_stats(results: list[Result], rows: list[Row], metric: str) -> tuple
         size = v["size_ratio"] if relative else v["size_kb"]
         if size is not None:
             s["size"].append(size)
-        if r.status != statuses.OK or not v["p50_ms"]:
+        if r.status not in statuses.MEASURED or not v["p50_ms"]:
             continue
         if relative:
             if v["speedup"]:

@@ -21,7 +21,7 @@ class PivotCell:
 
     @property
     def text(self) -> str:
-        if self.status != statuses.OK or self.p50_ms is None:
+        if self.status not in statuses.MEASURED or self.p50_ms is None:
             return self.status
         s = duration(self.p50_ms)
         return s + (f" ({self.speedup:.2f}x)" if self.speedup is not None else "")
@@ -65,13 +65,13 @@ def pivot(results: list[Result], baseline: str | None = "fp32") -> Pivot:
         col = (r.device, r.threads, r.xnnpack)
         if col not in columns:
             columns.append(col)
-        if r.flag_set == baseline and r.status == statuses.OK and r.latency_us:
+        if r.flag_set == baseline and r.status in statuses.MEASURED and r.latency_us:
             base[(r.model, *col)] = r.latency_us["p50"]
     for r in results:
         col = (r.device, r.threads, r.xnnpack)
         p50 = (r.latency_us or {}).get("p50")
         b = base.get((r.model, *col))
-        speedup = b / p50 if (b and p50 and r.status == statuses.OK) else None
+        speedup = b / p50 if (b and p50 and r.status in statuses.MEASURED) else None
         cell = PivotCell(p50 / 1000 if p50 is not None else None, speedup, r.status)
         rows.setdefault((r.model, r.flag_set), {})[col] = cell
     return Pivot(columns, [(m, f, cells) for (m, f), cells in rows.items()])

@@ -105,7 +105,7 @@ def latency_drift_scatter(results: list[Result], metric: str = "max_abs") -> str
     for r in results:
         p50 = (r.latency_us or {}).get("p50")
         y = drift_value(r, metric)
-        if r.status != statuses.OK or p50 is None or y is None or not math.isfinite(y):
+        if r.status not in statuses.MEASURED or p50 is None or y is None or not math.isfinite(y):
             continue
         pts.append((p50 / 1000, max(y, FLOOR)))
         labels.append(_label(r, many))
@@ -140,7 +140,7 @@ def latency_boxes(results: list[Result]) -> str | None:
     stats = []
     many = _many_settings(results)
     for r in results:
-        if r.status != statuses.OK or not r.samples_us:
+        if r.status not in statuses.MEASURED or not r.samples_us:
             continue
         q = np.percentile(np.asarray(r.samples_us, dtype=float) / 1000, [1, 25, 50, 75, 99])
         stats.append({"label": _label(r, many), "whislo": q[0], "q1": q[1], "med": q[2], "q3": q[3],

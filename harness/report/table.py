@@ -161,7 +161,7 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
             continue
         if r.size_bytes:
             base_size[r.model] = r.size_bytes
-        if r.status == statuses.OK and r.latency_us:
+        if r.status in statuses.MEASURED and r.latency_us:
             base_lat[(r.model, r.device, r.threads, r.xnnpack, r.runtime)] = r.latency_us["p50"]
     rows = []
     for r in results:
@@ -174,7 +174,7 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
         p90 = lat.get("p90")
         ci = lat.get("p50_ci")
         b = base_lat.get((r.model, r.device, r.threads, r.xnnpack, r.runtime))
-        speedup = b / p50 if (b and p50 and r.status == statuses.OK) else None
+        speedup = b / p50 if (b and p50 and r.status in statuses.MEASURED) else None
         size = r.size_bytes
         size_ratio = size / base_size[r.model] if (size and r.model in base_size) else None
         rows.append(Row({
@@ -221,7 +221,8 @@ NUMERIC = {"size_kb", "size_ratio", "p50_ms", "p90_ms", "speedup", "init_ms", "p
            "snr_db", "top1", "accuracy", "threads"}
 # Columns whose text can come from users (names, reasons); numbers we format need no escaping.
 TEXT_KEYS = {"model", "flag_set", "device", "status", "rep", "reason", "valid"}
-STATUS_STYLES = {statuses.OK: "green", statuses.UNHEALTHY: "yellow", statuses.UNSUPPORTED: "magenta"}
+STATUS_STYLES = {statuses.OK: "green", statuses.UNHEALTHY: "yellow", statuses.UNSUPPORTED: "magenta",
+                 statuses.LATENCY_ONLY: "cyan"}
 
 # Above this many rows the terminal table is drawn by `plain_table` (same columns and cells,
 # no colours, no wrapping): rich lays out every cell of every row, minutes for 100k rows.

@@ -9,17 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+GPU_NOT_ASKED = {"available": False, "compatible": None, "messages": ["analyzer not asked"]}
+
 
 def gpu_compatibility(path: str | Path) -> dict[str, Any]:
-    """The LiteRT model analyzer's GPU delegate verdict (ai_edge_litert._pywrap_analyzer_wrapper)."""
-    try:
-        from ai_edge_litert import _pywrap_analyzer_wrapper as analyzer
-    except ImportError as exc:
-        return {"available": False, "compatible": None, "messages": [f"analyzer unavailable: {exc}"]}
-    try:
-        text = analyzer.ModelAnalyzer(str(path), True, True)
-    except Exception as exc:  # noqa: BLE001 - the analyzer is advisory
-        return {"available": False, "compatible": None, "messages": [f"analyzer failed: {exc}"]}
+    """The LiteRT model analyzer's GPU delegate verdict, run in a child process (`native.py`).
+
+    Call it only on a file that `read_tflite` accepted; a crash in the analyzer raises
+    NativeCrash (a one-line usage error), an analyzer that is missing or raises is reported.
+    """
+    from harness.tflite.native import run_analyzer
+
+    ran, text = run_analyzer(path)
+    if not ran:
+        return {"available": False, "compatible": None, "messages": [text]}
     lines = [ln.strip() for ln in text.splitlines()]
     # The verdict line(s), plus the per-op "ERROR: ..." lines the analyzer adds under a warning.
     messages = [ln for ln in lines if ("GPU" in ln and "compatib" in ln.lower()) or ln.startswith("ERROR")]
@@ -38,18 +41,22 @@ def size_parts(data: bytes, model: Any) -> dict[str, int]:
     metadata = sum(len(v) for v in model.metadata.values())
     zip_tail = 0
     if associated_files(data):
-        zip_tail = len(data) - data.find(b"PK\x03\x04", 8) if data.find(b"PK\x03\x04", 8) > 0 else 0
+        start = data.find(b"PK\x03\x04", 8)
+        zip_tail = len(data) - start if start > 0 else 0
     weights = model.weights_bytes
     return {"total": len(data), "weights": weights, "metadata": metadata, "associated_files": zip_tail,
             "graph": max(0, len(data) - weights - metadata - zip_tail)}
 
 
-def check_tflite(path: str | Path) -> dict[str, Any]:
+def check_tflite(path: str | Path, analyzer: bool = True) -> dict[str, Any]:
+    """What PATH holds; `analyzer=False` leaves out the LiteRT analyzer's GPU verdict (its child process)."""
     from harness.tflite.file import read_tflite
     from harness.tflite.metadata import read_metadata
+    from harness.tflite.verify import mapped
 
-    data = Path(path).read_bytes()
-    m = read_tflite(path)  # by path: a fault names the file
+    m = read_tflite(path)  # by path: a fault names the file; verified before the analyzer sees it
+    with mapped(path) as data:
+        size, metadata = size_parts(data, m), read_metadata(data)
 
     def tensor(t: Any) -> dict:
         q = t.quantization
@@ -59,14 +66,14 @@ def check_tflite(path: str | Path) -> dict[str, Any]:
 
     float_ops = m.float_ops_in_quantized
     report: dict[str, Any] = {
-        "kind": "tflite", "path": str(path), "size": size_parts(data, m),
+        "kind": "tflite", "path": str(path), "size": size,
         "ops": [{"name": o.name, "version": o.version, "count": o.count, "kind": o.kind}
                 for o in sorted(m.operators, key=lambda o: (o.kind, o.name))],
         "inputs": [tensor(t) for t in m.inputs], "outputs": [tensor(t) for t in m.outputs],
         "signatures": [s.key for s in m.signatures], "subgraphs": m.num_subgraphs,
         "quantized": m.is_quantized, "float_ops_in_quantized": [{"index": i, "op": n} for i, n in float_ops],
         "flex_ops": m.flex_ops, "custom_ops": m.custom_ops, "min_runtime_version": m.min_runtime_version,
-        "gpu": gpu_compatibility(path), "metadata": read_metadata(data), "findings": [],
+        "gpu": gpu_compatibility(path) if analyzer else GPU_NOT_ASKED, "metadata": metadata, "findings": [],
     }
     f = report["findings"]
     if float_ops:

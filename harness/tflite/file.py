@@ -15,6 +15,7 @@ garbage lengths can neither allocate huge arrays nor loop for minutes.
 from __future__ import annotations
 
 import functools
+import mmap
 import os
 import struct
 from collections.abc import Callable
@@ -245,36 +246,37 @@ def _text(raw: bytes | str | None) -> str:
     return bytes(raw).decode("utf-8", errors="replace")
 
 
-def read_tflite(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> TFLiteModel:
-    """Parse a `.tflite` file (path) or its bytes.
+def read_tflite(source: str | os.PathLike[str] | bytes | bytearray | memoryview | mmap.mmap) -> TFLiteModel:
+    """Parse a `.tflite` file (path) or its bytes, after `verify.py` has checked its structure.
 
-    Raises TFLiteFormatError for any content that is not a readable model; a missing or
-    unreadable path raises the usual OSError, as that is not a fault of the content.
+    A path is mapped, not read: only the pages the structure occupies are loaded, so a large
+    file costs what its graph costs. Raises TFLiteFormatError for any content that is not a
+    readable model (the verifier's finding, naming the file); a missing or unreadable path
+    raises the usual OSError, as that is not a fault of the content.
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data, path, label = bytes(source), None, "<bytes>"
-    else:
-        path = os.fspath(source)
-        label = path
-        with open(path, "rb") as f:
-            data = f.read()
+    from harness.tflite.verify import mapped
 
-    def fail(what: str) -> TFLiteFormatError:
-        return TFLiteFormatError(f"{label}: {what}; re-export the model")
+    if isinstance(source, (bytes, mmap.mmap)):
+        return _read(source, None, "<bytes>")
+    if isinstance(source, (bytearray, memoryview)):
+        return _read(bytes(source), None, "<bytes>")
+    path = os.fspath(source)
+    with mapped(path) as data:
+        return _read(data, path, path)
 
-    if not data:
+
+def _read(data: Any, path: str | None, label: str) -> TFLiteModel:
+    from harness.tflite.verify import VerifyError, verify_buffer
+
+    def fail(what: str, fix: str = "re-export the model") -> TFLiteFormatError:
+        return TFLiteFormatError(f"{label}: {what}; {fix}")
+
+    if not len(data):
         raise fail("file is empty, not a TFLite flatbuffer")
-    if len(data) < 16:
-        raise fail(f"file is {len(data)} bytes, too small for a TFLite flatbuffer")
-    if data[4:8] != FILE_IDENTIFIER:
-        raise fail(
-            f"not a TFLite flatbuffer (file identifier is {data[4:8]!r}, expected {FILE_IDENTIFIER!r})"
-        )
-    root = int.from_bytes(data[:4], "little")
-    if not 8 <= root <= len(data) - 4:
-        raise fail(
-            f"corrupt TFLite flatbuffer (root offset {root} outside the {len(data)}-byte file)"
-        )
+    try:
+        verify_buffer(data)
+    except VerifyError as exc:
+        raise fail(str(exc), exc.fix) from None
     reader = _Reader(data)
     try:
         return reader.parse(path)

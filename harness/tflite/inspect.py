@@ -14,16 +14,19 @@ from typing import Any
 from harness.core.errors import UsageError
 
 
-def inspect_tflite(path: str | Path) -> dict[str, Any]:
-    from harness.tflite.check import gpu_compatibility, size_parts
+def inspect_tflite(path: str | Path, analyzer: bool = True) -> dict[str, Any]:
+    """What PATH holds; `analyzer=False` leaves out the LiteRT analyzer's GPU verdict (its child process)."""
+    from harness.tflite.check import GPU_NOT_ASKED, gpu_compatibility, size_parts
     from harness.tflite.file import TFLiteFormatError, read_tflite
     from harness.tflite.metadata import METADATA_NAME, read_metadata
+    from harness.tflite.verify import mapped
 
-    data = Path(path).read_bytes()
     try:
-        m = read_tflite(data)
+        m = read_tflite(path)  # verified: only a file that passes reaches the analyzer below
     except TFLiteFormatError as exc:
-        raise UsageError(f"{path}: {exc}") from None
+        raise UsageError(str(exc)) from None
+    with mapped(path) as data:
+        size, tflite_metadata = size_parts(data, m), read_metadata(data)
 
     def tensor(t: Any) -> dict:
         q = t.quantization
@@ -45,7 +48,7 @@ def inspect_tflite(path: str | Path) -> dict[str, Any]:
         other_meta[key] = text.decode("ascii") if printable else f"<{len(raw)} bytes>"
     return {
         "path": str(path),
-        "size": size_parts(data, m),
+        "size": size,
         "schema_version": m.schema_version,
         "description": m.description,
         "subgraphs": m.num_subgraphs,
@@ -62,8 +65,8 @@ def inspect_tflite(path: str | Path) -> dict[str, Any]:
         "flex_ops": m.flex_ops, "custom_ops": m.custom_ops,
         "min_runtime_version": m.min_runtime_version,
         "metadata_entries": other_meta,
-        "tflite_metadata": read_metadata(data),
-        "gpu": gpu_compatibility(path),
+        "tflite_metadata": tflite_metadata,
+        "gpu": gpu_compatibility(path) if analyzer else GPU_NOT_ASKED,
     }
 
 

@@ -19,7 +19,9 @@ with constant buffers 16-byte aligned, so the graph and weights are unchanged.
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +211,13 @@ class _T:
     def _off(self, slot: int) -> int:
         return self.t.Offset(4 + 2 * slot)
 
+    def _vector(self, o: int) -> tuple[int, int]:
+        """(length, start) of a vector, refused when the blob cannot hold it (a damaged file)."""
+        n, start = self.t.VectorLen(o), self.t.Vector(o)
+        if start + 4 * n > len(self.t.Bytes):
+            raise ValueError(f"a vector of {n} elements at byte {start} runs past the {len(self.t.Bytes)}-byte metadata")
+        return n, start
+
     def string(self, slot: int) -> str | None:
         o = self._off(slot)
         return self.t.String(o + self.t.Pos).decode("utf-8", "replace") if o else None
@@ -235,7 +244,7 @@ class _T:
         o = self._off(slot)
         if not o:
             return []
-        n, start = self.t.VectorLen(o), self.t.Vector(o)
+        n, start = self._vector(o)
         out = []
         for i in range(n):
             child = _T.__new__(_T)
@@ -249,7 +258,7 @@ class _T:
         o = self._off(slot)
         if not o:
             return []
-        n, start = self.t.VectorLen(o), self.t.Vector(o)
+        n, start = self._vector(o)
         return [float(self.t.Get(N.Float32Flags, start + 4 * i)) for i in range(n)]
 
 
@@ -295,28 +304,44 @@ def decode_metadata(blob: bytes) -> dict[str, Any]:
     return out
 
 
-def associated_files(model: bytes) -> dict[str, bytes]:
-    """Files zipped at the end of a model (empty when there is no zip)."""
+ASSOCIATED_FILES_LIMIT = 64 << 20  # label files are kilobytes; more is not unpacked
+
+
+def associated_files(model: Any) -> dict[str, bytes]:
+    """Files zipped at the end of a model (empty when there is no zip).
+
+    A zip ends with its end-of-central-directory record in the last 64 KiB: without one the
+    model is not copied into memory to ask zipfile (a mapped multi-GiB file stays mapped)."""
+    if model.rfind(b"PK\x05\x06", max(0, len(model) - (1 << 16) - 22)) < 0:
+        return {}
     try:
         with zipfile.ZipFile(io.BytesIO(model)) as z:
-            return {i.filename: z.read(i) for i in z.infolist()}
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return {}
+            infos = z.infolist()
+            if sum(i.file_size for i in infos) > ASSOCIATED_FILES_LIMIT:  # a zip bomb is not unpacked
+                return {i.filename: b"" for i in infos}
+            return {i.filename: z.read(i) for i in infos}
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError, EOFError, zlib.error):
+        return {}  # a damaged zip: no associated files
 
 
 def read_metadata(model: bytes | str | Path) -> dict[str, Any] | None:
     """The decoded TFLite metadata of a model, with labels read from the zip; None if absent."""
+    if isinstance(model, (str, Path)):
+        from harness.tflite.verify import mapped
+
+        with mapped(model) as data:  # mapped, not read: a large model's weights stay on disk
+            return read_metadata(data)
     from harness.tflite.file import read_tflite
 
-    data = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
+    data = bytes(model) if isinstance(model, (bytearray, memoryview)) else model
     parsed = read_tflite(data)
     blob = parsed.metadata.get(METADATA_NAME)
     if blob is None:
         return None
     try:
         meta = decode_metadata(blob)
-    except (ValueError, IndexError, TypeError) as exc:
-        return {"error": f"unreadable {METADATA_NAME}: {exc}"}
+    except (ValueError, IndexError, TypeError, struct.error, OverflowError) as exc:  # garbage offsets
+        return {"error": f"unreadable {METADATA_NAME}: {' '.join(str(exc).split())[:200]}"}
     files = associated_files(data)
     if files:
         meta["files"] = {name: len(content) for name, content in files.items()}

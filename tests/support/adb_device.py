@@ -745,6 +745,12 @@ class SimulatedAdbDevice:
     * ``features`` -- banner features; only list what this class implements.
     * ``extra_env`` -- added to the minimal shell environment.
     * ``echo_log`` -- also print log lines to stderr.
+    * ``toybox`` -- an Android-like shell: commands run under ``mksh``, ``PATH`` holds only
+      ``system/bin`` with one link per toybox applet (Debian's ``toybox``), ``sh`` -> ``mksh``,
+      the simulated ``getprop``/``df``, and no ``python``: no bash, no GNU coreutils. Debian's
+      toybox is built without ``dd``, which Android's has: ``toybox_dd`` (default on) adds a
+      STAND-IN ``dd`` (an mksh script over toybox ``head``/``tail``, for ``if= of= bs= skip=
+      count=`` only); ``toybox_dd=False`` is a toybox built without ``dd``.
 
     Useful attributes: ``serial``, ``port``, ``root``, ``data_dir``, ``bin_dir``, ``props``,
     ``log`` (debug lines), ``commands`` (shell/exec command strings received),
@@ -778,6 +784,8 @@ class SimulatedAdbDevice:
         features: Iterable[str] = DEFAULT_FEATURES,
         extra_env: dict[str, str] | None = None,
         echo_log: bool = False,
+        toybox: bool = False,
+        toybox_dd: bool = True,
     ) -> None:
         self._owns_root = root is None
         self.root = Path(root if root is not None else tempfile.mkdtemp(prefix="adbsim-")).resolve()
@@ -805,6 +813,8 @@ class SimulatedAdbDevice:
         self.features = tuple(features)
         self.extra_env = dict(extra_env or {})
         self.echo_log = echo_log
+        self.toybox = toybox
+        self.toybox_dd = toybox_dd
 
         self.abi = abi_for_machine()
         self.props: dict[str, str] = {
@@ -1048,14 +1058,45 @@ class SimulatedAdbDevice:
             "df": df_wrapper,
             "_sim_df.py": df_py,
         }
+        if self.toybox:
+            tools = self._toybox_tools(getprop, df_py)
         for name, text in tools.items():
             path = self.bin_dir / name
             path.write_text(text, encoding="utf-8")
             path.chmod(0o755)
 
+    def _toybox_tools(self, getprop: str, df_py: str) -> dict[str, str]:
+        """Link every toybox applet into bin_dir, `sh` to mksh; the tools written as mksh scripts."""
+        toybox, mksh = shutil.which("toybox"), shutil.which("mksh")
+        if not toybox or not mksh:
+            raise RuntimeError("toybox=True needs Debian's mksh and toybox (scripts/system-deps.sh installs them)")
+        applets = subprocess.run([toybox], capture_output=True, text=True, check=True).stdout.split()
+        for name in applets:
+            link = self.bin_dir / name
+            if name not in ("getprop", "df") and not link.exists():
+                link.symlink_to(toybox)
+        (self.bin_dir / "sh").symlink_to(mksh)
+        shebang = f"#!{mksh}\n"
+        tools = {
+            "getprop": getprop.replace("#!/bin/sh\n", shebang, 1),
+            # the simulated df honours storage_limit_bytes; its figures come from the host's python,
+            # which is no part of the device (python is not on its PATH)
+            "df": f"{shebang}exec {sys.executable} {self.bin_dir / '_sim_df.py'}\n",
+            "_sim_df.py": df_py,
+        }
+        if self.toybox_dd and "dd" not in applets:
+            tools["dd"] = (
+                f"{shebang}# STAND-IN dd (tests/support/adb_device.py): Debian's toybox lacks the applet\n"
+                "for a; do case $a in if=*) i=${a#if=};; of=*) o=${a#of=};; bs=*) b=${a#bs=};;\n"
+                "  skip=*) k=${a#skip=};; count=*) n=${a#count=};; *) echo \"dd: unknown $a\" >&2; exit 1;; esac; done\n"
+                "tail -c +$(( ${b:-512} * ${k:-0} + 1 )) \"$i\" | head -c $(( ${b:-512} * ${n:-1} )) > \"$o\" || exit 1\n"
+                "echo \"${n:-1}+0 records in\" >&2\n"
+            )
+        return tools
+
     def _shell_env(self, term: str | None) -> dict[str, str]:
         env = {
-            "PATH": f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": str(self.bin_dir) if self.toybox else f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.root),
             "TMPDIR": str(self.data_dir),
             "USER": "shell",
@@ -1147,7 +1188,8 @@ class SimulatedAdbDevice:
         conn = stream.conn
         with self._lock:
             self.commands.append(command)
-        argv = ["/bin/sh", "-c", self._rewrite_command(command)] if command.strip() else ["/bin/sh"]
+        shell = str(self.bin_dir / "sh") if self.toybox else "/bin/sh"
+        argv = [shell, "-c", self._rewrite_command(command)] if command.strip() else [shell]
         proc = subprocess.Popen(
             argv,
             cwd=self.root,

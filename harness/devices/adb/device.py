@@ -151,6 +151,8 @@ class AdbDevice:
         from harness.devices.adb.runners import run_benchmark_model, run_python
 
         run = run_benchmark_model if self.runner == "benchmark_model" else run_python
+        if run is run_python and (missing := self._no_python()):
+            return Measurement(statuses.RUNTIME_FAILED, missing)
         with self._lock:
             self._cooldown()
             try:
@@ -176,6 +178,19 @@ class AdbDevice:
                                  *adb_info.state_warnings(before, after, self.profile.temperature_limit_c)]
             m.report.transport = m.report.transport or self.transport.kind
             return m
+
+    def _no_python(self) -> str | None:
+        """Why the python runner cannot run, when the device probe already said so: then the
+        runner (2.4 MB) is never pushed and the row says it at once."""
+        if self._info is None:
+            return None
+        py, fix = self.profile.python, 'or use runner = "benchmark_model" in the device profile'
+        if not self._info.get("python"):
+            return f"{self.label}: the device probe found no {py}; nothing was pushed. Install Python 3 with ai-edge-litert, {fix}"
+        if not self._info.get("python_runtimes"):
+            return (f"{self.label}: {py} {self._info['python']} has none of ai_edge_litert, tflite_runtime, tensorflow; "
+                    f"nothing was pushed. pip install ai-edge-litert on the device, {fix}")
+        return None
 
     def _remote_reason(self, message: str) -> str:
         if "No space left" in message or "ENOSPC" in message:

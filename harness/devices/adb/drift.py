@@ -19,17 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.core import statuses
 from harness.devices import benchmark_model as bm
-from harness.devices.adb.session import (
-    DEADLINE_EXIT,
-    DriftError,
-    Session,
-    benchmark_failure,
-    deadline_reason,
-    run_bounded,
-)
-from harness.devices.base import MeasureJob, Measurement
+from harness.devices.adb.scripts import DeviceScript, drift_script, script_failure
+from harness.devices.adb.session import DEADLINE_EXIT, DriftError, Session, run_bounded
+from harness.devices.base import MeasureJob
 from harness.tflite.file import TensorInfo, read_tflite
 
 
@@ -82,8 +75,11 @@ def _batch1(t: TensorInfo) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def run_drift(s: Session, job: MeasureJob, binary: str, model_name: str):
-    """(outputs stacked per sample, output names, output tensor meta) computed on the device."""
+def run_drift(s: Session, job: MeasureJob, binary: str, model_name: str, scripts: list[DeviceScript]):
+    """(outputs stacked per sample, output names, output tensor meta) computed on the device.
+
+    The pushed script, its output and exit code are appended to SCRIPTS (for the run's logs/);
+    any failure is a DriftError whose message names the step and what it printed."""
     f = s.folder
     model = read_tflite(job.artifact)
     with np.load(job.inputs_npz, allow_pickle=False) as data:
@@ -114,17 +110,7 @@ def run_drift(s: Session, job: MeasureJob, binary: str, model_name: str):
             output_filepath=out_one, extra=s.profile.extra_args)
     except ValueError as exc:
         raise DriftError(str(exc)) from exc
-    run = bm.shell_command(argv)
-    # the script runs inside the harness folder and names files relative to it
-    lines = [f"rm -f {shlex.quote(out_all)}"]
-    for i in range(n):
-        for (_b, size), blob, c in zip(blobs, blob_names, cut, strict=True):
-            lines.append(f"dd if={blob} of={c} bs={size} skip={i} count=1 2>/dev/null "
-                         f"|| {{ echo 'dd failed on sample {i}'; exit 1; }}")
-        lines.append(f"{run} > {log} 2>&1 || {{ rc=$?; cat {log}; exit $rc; }}")
-        lines.append(f"cat {out_one} >> {out_all} || exit 1")
-    lines.append("echo drift-done")
-    script = "\n".join(lines) + "\n"
+    script = drift_script(bm.shell_command(argv), n, blobs, blob_names, cut, out_one, out_all, log)
     temp_names = [f"job-{jid}.sh", out_one, out_all, log, *cut]
     try:
         def push() -> None:
@@ -138,11 +124,11 @@ def run_drift(s: Session, job: MeasureJob, binary: str, model_name: str):
         s.step("push", push)
         r = s.step("run", lambda: run_bounded(s, f"cd {shlex.quote(f.root)} && sh job-{jid}.sh",
                                               job.timeout_s))
+        scripts.append(DeviceScript(f"job-{jid}.sh", "on-device drift", script, r.output, r.returncode))
         if r.returncode == DEADLINE_EXIT:
-            raise DriftError("evaluation run timed out",
-                             Measurement(statuses.TIMEOUT, deadline_reason(s, job.timeout_s)))
+            raise DriftError(f"stopped after {job.timeout_s:.0f} s (settings.timeout_s)")
         if r.returncode != 0:
-            raise DriftError("evaluation run failed", benchmark_failure(s, r.output, r.returncode))
+            raise DriftError(script_failure(s, r.output, r.returncode))
         with tempfile.TemporaryDirectory(prefix="tflite-harness-pull-") as tmp:
             local = Path(tmp) / "outall.bin"
             s.step("pull", lambda: f.pull(out_all, local))

@@ -192,13 +192,14 @@ def _run_benchmark_model(s: Session, job: MeasureJob, argv_out: list[str], outpu
         warnings.append(f"XNNPACK took {out.delegated_nodes}/{out.total_nodes} nodes; the rest "
                         "run on the default CPU kernels")
     outputs, names, meta = [], [], []
+    scripts: list = []
+    status, reason = statuses.OK, ""
     try:
-        outputs, names, meta = run_drift(s, job, binary, model_name)
-    except DriftError as exc:
-        if exc.measurement is not None:
-            return exc.measurement
-        warnings.append(f"no on-device outputs: {exc}")
+        outputs, names, meta = run_drift(s, job, binary, model_name, scripts)
+    except DriftError as exc:  # the timed run's figures stand; only the outputs are missing
+        status, reason = statuses.LATENCY_ONLY, f"on-device drift failed: {exc}"
+    report.scripts = [x.to_dict() for x in scripts]
     report.warnings = warnings
     report.outputs = meta
     report.eval_samples = len(outputs[0]) if outputs else 0
-    return Measurement(statuses.OK, "", report=report, outputs=outputs, output_names=names)
+    return Measurement(status, reason, report=report, outputs=outputs, output_names=names)
