@@ -290,8 +290,17 @@ def _quantize(job: dict) -> dict:
     return quantize_step(job, _tools())
 
 
+def _tool(job: dict) -> dict:
+    from harness.convert.tools import run
+
+    return run(job)
+
+
 HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions, "check": check,
-            "diagnose": _diagnose, "quantize": _quantize}  # the last two: convert/diagnose.py
+            "diagnose": _diagnose, "quantize": _quantize,  # these two: convert/diagnose.py
+            "tool": _tool}  # convert/tools/: the AI Edge Quantizer
+
+LIGHT_ENV = "TFLITE_HARNESS_LIGHT_WORKER"  # set: a worker for the tools that need no TensorFlow
 
 
 def _exit_with_parent(poll_s: float = 1.0) -> None:
@@ -315,7 +324,8 @@ def main() -> int:
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # TensorFlow's prints go to the log, not the protocol
     sys.stdout = sys.stderr
-    import tensorflow  # noqa: F401  - paid once per worker, before the first job
+    if not os.environ.get(LIGHT_ENV):
+        import tensorflow  # noqa: F401  - paid once per worker, before the first job
 
     proto.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     for line in sys.stdin:
@@ -333,7 +343,7 @@ def main() -> int:
                 "ok": False,
                 "error_type": type(exc).__name__,
                 "error": _one_line(str(exc) or type(exc).__name__, 4000),
-                "usage": type(exc).__name__ in ("SourceError", "SampleError"),
+                "usage": type(exc).__name__ in ("SourceError", "SampleError", "QuantizerInputError"),
             }
         sys.stderr.flush()
         proto.write(json.dumps(answer) + "\n")

@@ -21,10 +21,12 @@ from harness.core import statuses
 from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
 from harness.pipeline.original import fit_to_tflite
+from harness.pipeline.quantize import failure as quantize_failure
+from harness.pipeline.quantize import float_reference, start_quantize, tflite_flag_sets, tool_key
 
 
 class _NoEvents:
-    def note(self, text: str) -> None: ...
+    def note(self, text: str) -> None: ...  # noqa: E704
 
 
 class Builder:
@@ -47,8 +49,7 @@ class Builder:
         self.worker_imports: list[tuple[float, float]] = []  # (spawned, ready) of each converter worker
 
     @property
-    def busy(self) -> bool:
-        """True while converter workers exist (and may be using the CPU)."""
+    def busy(self) -> bool:  # True while converter workers exist (and may be using the CPU)
         return self._pool is not None
 
     def close(self, kill: bool = False) -> None:
@@ -57,6 +58,8 @@ class Builder:
             self._pool.close(kill=kill)
             self.worker_imports += getattr(self._pool, "worker_imports", [])
             self._pool = None
+        if getattr(self, "quantize_state", None) is not None:  # the quantizer's light workers
+            self.quantize_state.close(kill=kill)
 
     @property
     def pipelined(self) -> bool:
@@ -117,6 +120,7 @@ class Builder:
             "eval_samples": s.eval_samples, "seed": s.seed,
             "shapes": {k: list(v) for k, v in sorted(m.input_shapes.items())},
             "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"),
+            **({"float_reference": True} if tflite_flag_sets(self, m) else {}),  # pipeline/quantize.py
         })
 
     def _conversion_key(self, m: ModelSpec, fs: FlagSet, ref_key: str) -> str:
@@ -125,15 +129,12 @@ class Builder:
             "flag_set": fs.converter_options(),
             "representative": ref_key if fs.needs_representative_data else None,
             "shapes": {k: list(v) for k, v in sorted(m.input_shapes.items())},
-            "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"),
+            "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"), "tool": tool_key(fs),
         })
 
     # ------------------------------------------------------------------ int8 family and diagnosis
-    def model_hash(self, m: ModelSpec) -> str:
-        return self._model_hash(m)
-
-    def reference_key(self, m: ModelSpec) -> str:
-        return self._reference_key(m)
+    def model_hash(self, m: ModelSpec) -> str: return self._model_hash(m)  # noqa: E704
+    def reference_key(self, m: ModelSpec) -> str: return self._reference_key(m)  # noqa: E704
 
     def calibration_path(self, m: ModelSpec, fs: FlagSet) -> Path | None:
         """The shared calibration FS quantizes from (pipeline/calibrate.py), or None: standalone."""
@@ -143,20 +144,21 @@ class Builder:
 
     def submit_conversion(self, m: ModelSpec, fs: FlagSet, job: dict, out_path: Path, p: Prepared | None,
                           priority: float = 0.0):
-        """A conversion job, or for a flag set with a budget its search (pipeline/budgeted.py)."""
+        """A conversion job, a quantizer flag set's steps (pipeline/quantize.py), or for a flag set
+        with a budget its search (pipeline/budgeted.py)."""
+        if fs.quantizer and not fs.budget:
+            return start_quantize(self, m, fs, p, out_path)
         if fs.budget and p is not None:
             from harness.pipeline.budgeted import start_search
 
             return start_search(self, m, fs, p, out_path)
         return self._pool_get().submit(job, priority=priority)
 
-    def submit(self, job: dict, priority: float = 0.0):
-        """A worker job outside the campaign's plan (diagnosis, search steps): Future[WorkerAnswer]."""
+    def submit(self, job: dict, priority: float = 0.0):  # a job outside the plan (diagnosis, search steps, fp32)
         return self._pool_get().submit(job, priority=priority)
 
     def _write_log(self, name: str, text: str) -> str:
-        path = self.out_dir / "logs" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        (path := self.out_dir / "logs" / name).parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return str(path)
 
@@ -213,10 +215,11 @@ class Builder:
         if labels is not None:
             payload["labels"] = labels
         np.savez(folder / "eval.npz", **payload)
+        has_reference = bool(tflite_flag_sets(self, m)) and float_reference(m, folder, arrays)  # the quantizer's
         meta = {
             "inputs": [{"name": n, "shape": list(sh), "dtype": d} for n, sh, d in zip(names, shapes, float_types, strict=True)],
             "output_names": [t.name for t in info.outputs], "eval_source": source, "representative_source": None,
-            "eval_count": len(arrays[0]), "has_labels": labels is not None, "has_reference": False,
+            "eval_count": len(arrays[0]), "has_labels": labels is not None, "has_reference": has_reference,
             "notes": notes,
         }
         self.cache.store_reference_meta(key, meta)
@@ -244,7 +247,6 @@ class Builder:
         return Prepared(m, False, reason or "loading the model failed", category)
 
     def cached_prepared(self, m: ModelSpec) -> Prepared | None:
-        """The model's preparation if it needs no worker (a .tflite, or references in the cache)."""
         if m.kind == "tflite" and m.original is None:
             return self._prepare_tflite(m)
         key = self._reference_key(m)
@@ -277,12 +279,10 @@ class Builder:
         pending = []
         for m in self.campaign.models:
             p = prepared[m.name]
-            if m.kind == "tflite":
-                art = self.tflite_artifact(m, p)
-                artifacts.append(art)
+            if m.kind == "tflite":  # itself, and the quantizer's flag sets on it
+                artifacts.append(art := self.tflite_artifact(m, p))
                 on_done(art)
-                continue
-            for fs in self.campaign.flag_sets:
+            for fs in (tflite_flag_sets(self, m) if m.kind == "tflite" else self.campaign.flag_sets):
                 if not p.ok:
                     art = self.prepare_failed(m, fs.name, p)
                     artifacts.append(art)
@@ -325,6 +325,7 @@ class Builder:
             meta = {
                 "artifact": sha, "size_bytes": answer.data["size_bytes"], "convert_s": answer.data["convert_s"],
                 "tf_version": answer.data["tf_version"], "ops": self._ops(path),
+                **{k: answer.data[k] for k in ("tool_version", "quantized_ops") if k in answer.data},
                 "representative": p.meta.representative_source if fs.needs_representative_data else "none",
                 **{k: answer.data[k] for k in ("diagnosis", "calibration") if k in answer.data},  # budget, int8 family
                 "conversion_path": answer.data.get("conversion_path"), "notes": answer.data.get("notes", []),
@@ -339,6 +340,7 @@ class Builder:
         reason, category = failure.reason, failure.category
         if answer.error_type == "SampleError":  # the sample data, found before the converter was asked
             status, reason, category = statuses.INPUT_ERROR, answer.error or reason, statuses.SAMPLE_DATA
+        status, reason, category = quantize_failure(answer) or (status, reason, category)
         art = Artifact(m, fs.name, False, status=status, reason=reason,
                        failure_category=category, log=log, converted=True,
                        meta={"error": answer.error})
@@ -375,8 +377,7 @@ class Builder:
         return Artifact(m, flag_set, False, status=statuses.for_category(p.failure_category, statuses.CONVERSION_FAILED),
                         reason=p.reason, failure_category=p.failure_category)
 
-    def conversion_key(self, m: ModelSpec, fs: FlagSet) -> str:
-        return self._conversion_key(m, fs, self._reference_key(m))
+    def conversion_key(self, m: ModelSpec, fs: FlagSet) -> str: return self._conversion_key(m, fs, self._reference_key(m))  # noqa: E704
 
     @staticmethod
     def _ops(path: Path) -> list[str]:
