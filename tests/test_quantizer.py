@@ -1,0 +1,254 @@
+"""AI Edge Quantizer flag sets (issue 20): recipes by name, JSON file or rules, on the fp32
+artifact of a Keras model and on given float `.tflite` files (with and without a SignatureDef,
+float16 weights behind DEQUANTIZE), the bad inputs as reasoned rows or exit-2 lines.
+
+Real parts: the models are converted by TensorFlow in a subprocess (tests/models/
+make_quantizer_models.py), quantized by the installed ai-edge-quantizer, run on LiteRT."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.convert.tools import run as run_tool
+from harness.convert.tools.float_model import QuantizerInputError, QuantizerUnsupported, prepare
+from harness.core.errors import UsageError
+from harness.core.flag_sets import QUANTIZER_FLAG_SETS, parse_flag_set, resolve_flag_sets
+from harness.core.quantizer_recipes import needs_calibration, parse_quantizer
+
+from .conftest import TEST_MODELS, run_cli
+
+
+def spec(recipe=None, rules=()):
+    return {"recipe": recipe, "recipe_json": None, "recipe_file": None, "rules": list(rules)}
+
+
+# ---------------------------------------------------------------- parsing (no models)
+def test_a_quantizer_value_is_a_name_a_json_file_or_rules(tmp_path):
+    assert parse_quantizer("weight_only_wi4_afp32", "w")["recipe"] == "weight_only_wi4_afp32"
+    (tmp_path / "r.json").write_text(json.dumps([{"regex": ".*", "operation": "*", "op_config": {}}]))
+    from_file = parse_quantizer("r.json", "w", tmp_path)
+    assert from_file["recipe_json"][0]["regex"] == ".*" and from_file["recipe_file"].endswith("r.json")
+    rules = parse_quantizer({"recipe": "static_wi8_ai16", "rules": [{"mode": "float", "regex": "fc2"}]}, "w")
+    assert rules["rules"] == [{"mode": "float", "regex": "fc2", "operation": "*"}]
+    assert needs_calibration(rules) and not needs_calibration(spec("dynamic_wi8_afp32"))
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("missing.json", "cannot read recipe file"),
+    ("bad.json", "is not JSON"),
+    ({"rules": [{"mode": "loud"}]}, "mode must be one of"),
+    ({"rules": [{"mode": "static", "activation_bits": 4}]}, "activation_bits must be 8 or 16"),
+    ({"rules": [{"mode": "dynamic", "granularity": "BLOCKWISE_7"}]}, "granularity must be one of"),
+    ({"recipes": "x"}, "unknown quantizer key"),
+    ({}, "needs a recipe or at least one rule"),
+    (3, "quantizer is a recipe name"),
+])
+def test_bad_quantizer_values_are_one_line_usage_errors(tmp_path, value, fragment):
+    (tmp_path / "bad.json").write_text("[{not json")
+    with pytest.raises(UsageError, match=fragment) as err:
+        parse_quantizer(value, "c.toml: flag_sets.q: quantizer", tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_quantizer_flag_set_refuses_converter_options_and_builtins_resolve():
+    with pytest.raises(UsageError, match="optimizations is a converter option"):
+        parse_flag_set("q", {"quantizer": "dynamic_wi8_afp32", "optimizations": ["DEFAULT"]}, "c.toml")
+    fs = resolve_flag_sets(["aeq_static_int16x8"], {})[0]
+    assert fs.tool == "quantizer" and fs.needs_representative_data
+    assert not QUANTIZER_FLAG_SETS["aeq_dynamic_int8"].needs_representative_data
+
+
+# ---------------------------------------------------------------- the tool on real models
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("quantizer-models")
+    subprocess.run([sys.executable, str(TEST_MODELS / "make_quantizer_models.py"), str(out)], check=True,
+                   capture_output=True, timeout=600)
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+
+    model = fb.read_model_from_bytearray(bytearray((out / "fp32.tflite").read_bytes()))
+    model.signatureDefs = []
+    (out / "nosig.tflite").write_bytes(bytes(fb.convert_object_to_bytearray(model)))
+    x = np.load(out / "cnn.calib.npz")["x"]
+    np.savez(out / "rep.npz", **{"0": x})
+    return out
+
+
+def _outputs(path: Path, x: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    d_in, d_out = it.get_input_details()[0], it.get_output_details()[0]
+    out = []
+    for i in range(len(x)):
+        sample = x[i:i + 1]
+        if d_in["dtype"] != np.float32:
+            scale, zero = d_in["quantization"]
+            sample = np.round(sample / scale + zero).astype(d_in["dtype"])
+        it.set_tensor(d_in["index"], sample)
+        it.invoke()
+        y = it.get_tensor(d_out["index"]).astype(np.float32)
+        if d_out["dtype"] != np.float32:
+            scale, zero = d_out["quantization"]
+            y = (y - zero) * scale
+        out.append(y[0])
+    return np.stack(out)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _make(models: Path, src: str, s: dict, tmp_path: Path, **extra) -> dict:
+    out = tmp_path / f"{src}-{s['recipe'] or 'rules'}.tflite"
+    answer = run_tool({"tool": "quantizer", "float_path": str(models / src), "quantizer": s,
+                       "out_path": str(out), **extra})
+    answer["path"] = out
+    return answer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["dynamic_wi8_afp32", "weight_only_wi4_afp32", "static_wi8_ai8",
+                                    "static_wi8_ai16"])
+def test_recipes_quantize_every_weighted_op_and_keep_the_outputs(models, tmp_path, recipe):
+    x = np.load(models / "cnn.calib.npz")["x"][:8]
+    a = _make(models, "fp32.tflite", spec(recipe), tmp_path, rep_path=str(models / "rep.npz"))
+    assert a["size_bytes"] < (models / "fp32.tflite").stat().st_size / 2
+    assert a["quantized_ops"]["CONV_2D"] == [1, 1] and a["quantized_ops"]["FULLY_CONNECTED"] == [3, 3]
+    assert a["conversion_path"] == f"ai_edge_quantizer:{recipe}"
+    assert _cosine(_outputs(a["path"], x), _outputs(models / "fp32.tflite", x)) > 0.98
+
+
+@pytest.mark.slow
+def test_float16_weights_are_quantized_from_and_a_model_without_signature_calibrates(models, tmp_path):
+    halves = prepare((models / "f16.tflite").read_bytes())
+    assert halves.float16_weights >= 4  # conv, fc1, fc2, probs kernels (and biases) behind DEQUANTIZE
+    a = _make(models, "f16.tflite", spec("dynamic_wi8_afp32"), tmp_path)
+    assert a["size_bytes"] < (models / "f16.tflite").stat().st_size * 0.75  # not 'unchanged' any more
+    assert any("float16 weights" in n for n in a["notes"])
+    b = _make(models, "nosig.tflite", spec("static_wi8_ai8"), tmp_path, rep_path=str(models / "rep.npz"))
+    assert any("no SignatureDef" in n for n in b["notes"]) and b["quantized_ops"]["CONV_2D"] == [1, 1]
+    x = np.load(models / "cnn.calib.npz")["x"][:8]
+    assert _cosine(_outputs(b["path"], x), _outputs(models / "fp32.tflite", x)) > 0.98
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("src, s, error, fragment", [
+    ("fp32.tflite", spec("no_such_recipe"), QuantizerInputError, "unknown quantizer recipe 'no_such_recipe'"),
+    ("fp32.tflite", spec(rules=[{"mode": "dynamic", "regex": "nothing_like_this", "operation": "*",
+                                 "weight_bits": 8, "granularity": "CHANNELWISE"}]),
+     QuantizerInputError, "matches no op"),
+    ("fp32.tflite", spec("dynamic_wi4b32_afp32"), QuantizerUnsupported, "not divisible by block size 32"),
+    ("fp32.tflite", spec("static_wi8_ai8"), QuantizerInputError, "needs calibration data"),
+    ("dynamic.tflite", spec("dynamic_wi8_afp32"), QuantizerInputError, "already quantized"),
+])
+def test_bad_recipes_and_models_are_named_errors(models, tmp_path, src, s, error, fragment):
+    with pytest.raises(error, match=fragment):
+        _make(models, src, s, tmp_path)
+
+
+# ---------------------------------------------------------------- campaigns
+def _campaign(tmp_path: Path, models: Path, body: str) -> Path:
+    toml = tmp_path / "q.toml"
+    toml.write_text(body.replace("MODELS", str(models)))
+    return toml
+
+
+def _rows(out: Path) -> dict[tuple[str, str], dict]:
+    rows = json.loads((out / "results.json").read_text())
+    rows = rows["results"] if isinstance(rows, dict) else rows
+    return {(r["model"], r["flag_set"]): r for r in rows}
+
+
+@pytest.mark.slow
+def test_a_given_tflite_takes_quantizer_flag_sets_without_tensorflow(models, tmp_path):
+    toml = _campaign(tmp_path, models, """
+[settings]
+devices = ["local"]
+flag_sets = ["aeq_dynamic_int8", "aeq_static_int8", "aeq_static_int16x8", "aeq_int4_block32", "typo", "float_fc2"]
+runs = 3
+warmup_runs = 1
+min_seconds = 0
+eval_samples = 8
+[flag_sets.typo]
+quantizer = "static_wi8_ai9"
+[flag_sets.float_fc2]
+quantizer = {recipe = "static_wi8_ai16", rules = [{mode = "float", regex = "fc2"}]}
+[[models]]
+name = "official"
+path = "MODELS/f16.tflite"
+[[models]]
+name = "bare"
+path = "MODELS/nosig.tflite"
+samples = "MODELS/cnn.samples.npz"
+""")
+    out = tmp_path / "run"
+    args = (str(toml), "--out", str(out), "--store", str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "c"))
+    done = run_cli("run", *args, "--workers", "1")
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    rows = _rows(out)
+    for model in ("official", "bare"):
+        for fs in ("aeq_dynamic_int8", "aeq_static_int8", "aeq_static_int16x8", "float_fc2"):
+            r = rows[(model, fs)]
+            assert r["status"] == "ok", (model, fs, r["reason"])
+            assert r["conversion_path"].startswith("ai_edge_quantizer:") and r["drift"]["cosine"] > 0.97
+        assert rows[(model, "typo")]["status"] == "input_error"
+        assert "unknown quantizer recipe 'static_wi8_ai9'" in rows[(model, "typo")]["reason"]
+        blocks = rows[(model, "aeq_int4_block32")]
+        assert blocks["status"] == "conversion_failed" and "not divisible by block size 32" in blocks["reason"]
+    assert any("float16 weights" in w for w in rows[("official", "aeq_dynamic_int8")]["warnings"])
+    logs = {p.name for p in (out / "logs").iterdir()}
+    assert "light-worker-0.log" in logs and not any(n.startswith("worker-") for n in logs)  # no TensorFlow
+    calibrations = list((tmp_path / "c" / "quantizer-calibrations").glob("*.npz"))
+    assert len(calibrations) == 2  # once per float model and data, shared by the three static flag sets
+    again = run_cli("run", *args[:1], "--out", str(tmp_path / "run2"), *args[3:], "--workers", "1")
+    done_again = re.search(r"converted (\d+), (\d+) from the cache", again.stdout)
+    assert done_again and done_again.groups() == ("2", "10")  # only the input errors are tried again
+
+
+@pytest.mark.slow
+def test_a_keras_model_quantizes_its_cached_fp32_artifact(models, tmp_path):
+    toml = _campaign(tmp_path, models, """
+[settings]
+devices = ["local"]
+flag_sets = ["fp32", "aeq_weight_only_int4"]
+runs = 3
+warmup_runs = 1
+min_seconds = 0
+eval_samples = 8
+[[models]]
+name = "cnn"
+path = "MODELS/cnn.keras"
+samples = "MODELS/cnn.samples.npz"
+representative = "MODELS/cnn.calib.npz"
+""")
+    out = tmp_path / "run"
+    done = run_cli("run", str(toml), "--out", str(out), "--store", str(tmp_path / "s.sqlite"),
+                   "--cache-dir", str(tmp_path / "c"), "--workers", "1")
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    rows = _rows(out)
+    fp32, q = rows[("cnn", "fp32")], rows[("cnn", "aeq_weight_only_int4")]
+    assert fp32["status"] == q["status"] == "ok", (fp32["reason"], q["reason"])
+    assert q["conversion_path"] == "ai_edge_quantizer:weight_only_wi4_afp32"
+    assert q["size_bytes"] < fp32["size_bytes"] / 4 and q["drift"]["cosine"] > 0.97 and q["drift"]["top1_agreement"] >= 0.9
+    conversions = [json.loads(p.read_text()) for p in (tmp_path / "c" / "conversions").glob("*.json")]
+    assert len(conversions) == 2  # one fp32 conversion, shared by the quantizer row
+
+
+def test_a_recipe_file_that_does_not_parse_is_exit_2(tmp_path):
+    (tmp_path / "r.json").write_text("{oops")
+    toml = tmp_path / "q.toml"
+    toml.write_text('[settings]\nflag_sets = ["q"]\n[flag_sets.q]\nquantizer = "r.json"\n'
+                    '[[models]]\nname = "m"\npath = "m.tflite"\n')
+    (tmp_path / "m.tflite").write_bytes(b"")
+    done = run_cli("run", str(toml), "--out", str(tmp_path / "o"))
+    assert done.returncode == 2 and "is not JSON" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
