@@ -219,11 +219,16 @@ def test_a_keras_model_quantizes_its_cached_fp32_artifact(models, tmp_path):
     toml = _campaign(tmp_path, models, """
 [settings]
 devices = ["local"]
-flag_sets = ["fp32", "aeq_weight_only_int4"]
+flag_sets = ["fp32", "aeq_weight_only_int4", "cli_fp32", "cli_bad"]
 runs = 3
 warmup_runs = 1
 min_seconds = 0
 eval_samples = 8
+[flag_sets.cli_fp32]
+tool = "tflite_convert"
+[flag_sets.cli_bad]
+tool = "tflite_convert"
+args = ["--experimental_new_converter=maybe"]
 [[models]]
 name = "cnn"
 path = "MODELS/cnn.keras"
@@ -240,7 +245,25 @@ representative = "MODELS/cnn.calib.npz"
     assert q["conversion_path"] == "ai_edge_quantizer:weight_only_wi4_afp32"
     assert q["size_bytes"] < fp32["size_bytes"] / 4 and q["drift"]["cosine"] > 0.97 and q["drift"]["top1_agreement"] >= 0.9
     conversions = [json.loads(p.read_text()) for p in (tmp_path / "c" / "conversions").glob("*.json")]
-    assert len(conversions) == 2  # one fp32 conversion, shared by the quantizer row
+    assert len(conversions) == 4  # one fp32 conversion, shared by the quantizer row; two tflite_convert
+    cli = rows[("cnn", "cli_fp32")]
+    assert cli["status"] == "ok" and cli["conversion_path"] == "tflite_convert:saved_model"
+    x = np.load(models / "cnn.calib.npz")["x"]  # the command-line tool's fp32 == the Python API's fp32
+    np.testing.assert_allclose(_outputs(Path(cli["artifact_path"]), x), _outputs(Path(fp32["artifact_path"]), x),
+                               rtol=1e-5, atol=1e-6)
+    bad = rows[("cnn", "cli_bad")]
+    assert bad["status"] == "conversion_failed" and "tflite_convert exited with" in bad["reason"]
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ({"tool": "tflite_convert", "args": ["--output_file=x.tflite"]}, "--output_file is set by the harness"),
+    ({"tool": "tflite_convert", "args": ["--saved_model_dir", "d"]}, "--saved_model_dir is set by the harness"),
+    ({"tool": "tflite_convert", "optimizations": ["DEFAULT"]}, "optimizations is a Python API option"),
+    ({"tool": "toco"}, "tool must be"),
+])
+def test_tflite_convert_flag_sets_refuse_the_flags_the_harness_owns(raw, fragment):
+    with pytest.raises(UsageError, match=fragment):
+        parse_flag_set("cli", raw, "c.toml: flag_sets.cli")
 
 
 def test_a_recipe_file_that_does_not_parse_is_exit_2(tmp_path):

@@ -223,6 +223,12 @@ def convert(job: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
+    if job["options"].get("tool") == "tflite_convert":  # the command-line tool (convert/tools/)
+        from harness.convert.tools import run
+
+        model = _model(job)
+        shapes = job.get("shapes") or _input_specs(job["model"], model)[2]
+        return run({**job, "tool": "tflite_convert"}, (model, [tuple(s) for s in shapes]))
     if job.get("calibration"):  # the int8 family: quantize the shared calibration (convert/calibration.py)
         from harness.convert.diagnose import convert_calibrated
 

@@ -39,6 +39,8 @@ KNOWN_KEYS = {
     "metadata": dict,  # name, description, version, author, license, labels, mean, std (see tflite/metadata.py)
     "base": str,  # another flag set whose options this one starts from (resolve_bases)
     "budget": str,  # e.g. "top1>=0.99": search for the cheapest mixed precision (core/budget.py)
+    "tool": str,  # "tflite_convert": the command-line tool with `args` (convert/tools/tflite_convert.py)
+    "args": list,
     "quantizer": object,  # an AI Edge Quantizer recipe: name, .json file or rules (core/quantizer_recipes.py)
 }
 
@@ -68,7 +70,7 @@ class FlagSet:
     @property
     def tool(self) -> str:
         """What makes this flag set's artifact (convert/tools/): the converter's Python API by default."""
-        return "quantizer" if self.quantizer else "tf_converter"
+        return "quantizer" if self.quantizer else self.options.get("tool", "tf_converter")
 
     @property
     def needs_representative_data(self) -> bool:
@@ -210,6 +212,23 @@ def _check_choices(where: str, key: str, values: list, choices: tuple[str, ...])
             raise UsageError(f"{where}: {key} has {v!r}; choose from {', '.join(choices)}")
 
 
+def _check_tool(where: str, options: dict[str, Any]) -> None:
+    """`tool = "tflite_convert"` with `args = [...]`: the flags it owns here are refused."""
+    if options.get("tool") != "tflite_convert":
+        raise UsageError(f"{where}: tool must be \"tflite_convert\" (the converter's Python API needs no tool "
+                         "key; the quantizer takes quantizer = ...)")
+    args = options.get("args", [])
+    if not all(isinstance(a, str) for a in args):
+        raise UsageError(f"{where}: args must be a list of strings, e.g. [\"--enable_v1_converter\"]")
+    for a in args:
+        if a.split("=")[0] in ("--output_file", "--saved_model_dir", "--keras_model_file", "--graph_def_file"):
+            raise UsageError(f"{where}: args: {a.split('=')[0]} is set by the harness (the model's SavedModel "
+                             "and the artifact's path); drop it")
+    clash = [k for k in options if k not in ("tool", "args", "description", "base", "metadata")]
+    if clash:
+        raise UsageError(f"{where}: {clash[0]} is a Python API option; give tflite_convert its own flag in args")
+
+
 def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None = None) -> FlagSet:
     """Validate a user-defined flag set from TOML; one-line errors name the key and the fix."""
     if not isinstance(raw, dict):
@@ -249,6 +268,8 @@ def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None
         if clash:
             raise UsageError(f"{where}: {clash[0]} is a converter option; a quantizer flag set starts from the "
                              "fp32 artifact, so drop it or make a converter flag set")
+    if "tool" in options or "args" in options:
+        _check_tool(where, options)
     _check_choices(where, "optimizations", options.get("optimizations", []), OPTIMIZATIONS)
     _check_choices(where, "supported_ops", options.get("supported_ops", []), OPS_SETS)
     _check_choices(where, "supported_types", options.get("supported_types", []), SUPPORTED_TYPES)

@@ -131,11 +131,16 @@ def _dequantize_float16(model, ops: list, fb) -> None:
     sg.tensors = [sg.tensors[i] for i in keep]
 
 
+WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "EMBEDDING_LOOKUP", "BATCH_MATMUL",
+            "TRANSPOSE_CONV", "CONV_3D")
+
+
 def quantized_ops(data: bytes, float_data: bytes) -> tuple[dict[str, list[int]], list[str]]:
     """{op kind: [quantized, of]} for the ops the float model had, and why some were left.
 
-    An op counts as quantized when one of its inputs is an integer tensor with scales, or the
-    output of a DEQUANTIZE of one (weight-only recipes)."""
+    An op counts as quantized when it computes in integers (an output with scales: static
+    recipes) or reads a quantized constant, directly (dynamic) or through a DEQUANTIZE
+    (weight-only). An op kept float that reads dequantized activations does not count."""
     from ai_edge_litert.tools import flatbuffer_utils as fb
 
     model = fb.read_model_from_bytearray(bytearray(data))
@@ -147,28 +152,32 @@ def quantized_ops(data: bytes, float_data: bytes) -> tuple[dict[str, list[int]],
         q = sg.tensors[i].quantization  # per-tensor/channel scales, or blockwise details (their own tensor)
         return q is not None and (q.details is not None or q.scale is not None and len(q.scale) > 0)
 
-    dq_out = set()
+    def constant(i: int) -> bool:
+        buf = model.buffers[sg.tensors[i].buffer] if sg.tensors[i].buffer else None
+        return buf is not None and buf.data is not None and len(buf.data) > 0
+
+    weights = set()  # quantized constants, and what a DEQUANTIZE makes of them
     for op in sg.operators:
-        if fb.opcode_to_name(model, op.opcodeIndex) == "DEQUANTIZE" and scaled(op.inputs[0]):
-            dq_out.add(int(op.outputs[0]))
+        if fb.opcode_to_name(model, op.opcodeIndex) == "DEQUANTIZE" and constant(op.inputs[0]) and scaled(op.inputs[0]):
+            weights.add(int(op.outputs[0]))
     done: Counter = Counter()
     for op in sg.operators:
         kind = fb.opcode_to_name(model, op.opcodeIndex)
         if kind in QUANT_OPS:
             continue
-        if any(i >= 0 and (scaled(i) or int(i) in dq_out) for i in op.inputs):
+        reads = any(i >= 0 and (int(i) in weights or constant(i) and scaled(i)) for i in op.inputs)
+        if reads or any(i >= 0 and scaled(i) for i in op.outputs):
             done[kind] += 1
     counts = {k: [min(done.get(k, 0), n), n] for k, n in sorted(total.items()) if k not in QUANT_OPS}
     return counts, _why_float(floats, fb, counts)
 
 
 def _why_float(floats, fb, counts: dict[str, list[int]]) -> list[str]:
-    """For weighted op kinds left float: what the float model's weights look like there."""
+    """For weighted op kinds left float: how many, and whether their weights were constants."""
     sg = floats.subgraphs[0]
     why = []
     for kind, (q, n) in counts.items():
-        if q == n or kind not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "EMBEDDING_LOOKUP",
-                                  "BATCH_MATMUL", "TRANSPOSE_CONV"):
+        if q == n or kind not in WEIGHTED:
             continue
         computed = 0
         for op in sg.operators:
@@ -178,12 +187,15 @@ def _why_float(floats, fb, counts: dict[str, list[int]]) -> list[str]:
             buf = floats.buffers[w.buffer] if w.buffer else None
             if buf is None or buf.data is None or not len(buf.data):
                 computed += 1
+        text = f"{n - q} of {n} {kind} left float"
         if computed:
-            why.append(f"{computed} of {n} {kind} take weights that are computed, not constants")
+            text += f" ({computed} take weights that are computed, not constants)"
+        why.append(text)
     return why
 
 
 def summary(counts: dict[str, list[int]]) -> str:
-    """'FULLY_CONNECTED 2/2, CONV_2D 1/1' for the kinds with weights or any quantized op."""
-    parts = [f"{k} {q}/{n}" for k, (q, n) in sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0])) if q]
+    """'FULLY_CONNECTED 2/2, CONV_2D 1/1, DEPTHWISE_CONV_2D 0/17': quantized kinds and weighted ones."""
+    parts = [f"{k} {q}/{n}" for k, (q, n) in sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0]))
+             if q or k in WEIGHTED]
     return ", ".join(parts) if parts else "no op"

@@ -152,7 +152,7 @@ def calibrate(job: dict) -> dict:
     return {"calibrate_s": time.perf_counter() - t0, "tensors": len(qsvs)}
 
 
-def make(job: dict) -> dict:
+def make(job: dict, loaded: Any = None) -> dict:
     """Quantize the float model at job['float_path'] with job['quantizer'] into job['out_path']."""
     from harness.core.quantizer_recipes import describe
 
@@ -183,9 +183,10 @@ def make(job: dict) -> dict:
     notes = [*fm.notes, f"quantized: {summary(counts)}"]
     if len(blob) >= len(float_data):
         notes.append(f"no smaller than its float model ({len(blob):,} >= {len(float_data):,} bytes): "
-                     + ("; ".join(why) if why else
-                        f"the recipe quantized {summary(counts)}" if any(q for q, _ in counts.values())
-                        else "the recipe matched no op with constant float weights"))
+                     + ("; ".join(why) + " (their float32 weights stay, and QUANTIZE/DEQUANTIZE ops are added)"
+                        if why else "no op with constant float weights was quantized"
+                        if not any(q for q, _ in counts.values())
+                        else "scales and QUANTIZE/DEQUANTIZE ops outweigh what the weights saved"))
     return {"convert_s": convert_s, "size_bytes": len(blob), "tf_version": None,
             "tool_version": f"ai-edge-quantizer {version()}", "conversion_path": f"ai_edge_quantizer:{describe(spec)}",
             "notes": notes, "quantized_ops": counts, "float16_weights": fm.float16_weights}
