@@ -177,6 +177,9 @@ def failure(answer: WorkerAnswer) -> tuple[str, str, str] | None:
         return statuses.INPUT_ERROR, answer.error or "", QUANTIZER_INPUT
     if answer.error_type == "QuantizerUnsupported":
         return statuses.CONVERSION_FAILED, answer.error or "", "quantization_unsupported"
+    if answer.error_type in ("ToolFailed", "ToolMissing"):  # tflite_convert: its own words, not the log's
+        return statuses.CONVERSION_FAILED, answer.error or "", "tool_failed" if answer.error_type == "ToolFailed" \
+            else "tool_missing"
     return None
 
 

@@ -35,6 +35,13 @@ def version() -> str:
     return dist_version("ai-edge-quantizer")
 
 
+def warm(job: dict | None = None) -> dict:
+    """Import the package now (a worker job, so the first recipe does not pay it)."""
+    import ai_edge_quantizer  # noqa: F401
+
+    return {"version": version()}
+
+
 def recipe_names() -> list[str]:
     """The recipe functions the installed package offers (`recipe.dynamic_wi8_afp32()`, ...)."""
     from ai_edge_quantizer import recipe

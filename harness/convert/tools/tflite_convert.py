@@ -25,6 +25,10 @@ class ToolMissing(RuntimeError):
     """The console script is not installed."""
 
 
+class ToolFailed(RuntimeError):
+    """The console script exited non-zero (its last error line is the reason)."""
+
+
 def script() -> Path:
     """The console script next to this interpreter (a venv's bin/), else the one on PATH."""
     here = Path(sys.executable).parent / "tflite_convert"
@@ -74,7 +78,7 @@ def make(job: dict, loaded: tuple[Any, list[tuple[int, ...]]] | None = None) -> 
     print(done.stderr[-20000:], file=sys.stderr)  # the worker's log keeps what the tool said
     if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
         lines = [ln for ln in done.stderr.splitlines() if ln.strip() and not ln.startswith(("W0000", "I0000"))]
-        raise RuntimeError(f"tflite_convert exited with {done.returncode}: {lines[-1] if lines else 'no output'}")
+        raise ToolFailed(f"tflite_convert exited with {done.returncode}: {lines[-1] if lines else 'no output'}")
     return {"convert_s": time.perf_counter() - t0, "size_bytes": out.stat().st_size, "tf_version": version(),
             "tool_version": f"tflite_convert (TensorFlow {version()})",
             "conversion_path": "tflite_convert:saved_model", "notes": [f"tflite_convert {' '.join(options.get('args', []))}".strip()]}
