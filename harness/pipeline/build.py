@@ -146,7 +146,7 @@ class Builder:
                           priority: float = 0.0):
         """A conversion job, a quantizer flag set's steps (pipeline/quantize.py), or for a flag set
         with a budget its search (pipeline/budgeted.py)."""
-        if fs.quantizer and not fs.budget:
+        if fs.quantizer:
             return start_quantize(self, m, fs, p, out_path)
         if fs.budget and p is not None:
             from harness.pipeline.budgeted import start_search
