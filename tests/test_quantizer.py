@@ -155,6 +155,31 @@ def test_bad_recipes_and_models_are_named_errors(models, tmp_path, src, s, error
         _make(models, src, s, tmp_path)
 
 
+@pytest.mark.slow
+def test_the_accumulated_error_agrees_with_the_quantizers_validate(models, tmp_path):
+    """Issue 20, item 6: per tensor, the harness's accumulated error (tflite/tensors.py) and the
+    quantizer's own validate() on the same inputs. Cosine is the metric both define alike (the
+    mean over samples of each sample's cosine); validate's SNR is a linear mean of per-sample
+    ratios, the harness's a dB ratio of sums, so they are not compared."""
+    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
+
+    from harness.tflite.tensors import accumulated_error
+
+    x = np.load(models / "cnn.calib.npz")["x"][:8]
+    a = _make(models, "fp32.tflite", spec("static_wi8_ai8"), tmp_path, rep_path=str(models / "rep.npz"))
+    q = quantizer.Quantizer(str(models / "fp32.tflite"), recipe.static_wi8_ai8(),
+                            previous_quantized_model=str(a["path"]))
+    theirs = q.validate(test_data={"serving_default": [{"image": x[i:i + 1]} for i in range(len(x))]},
+                        error_metrics=[ValidationErrorMetric.COSINE_SIMILARITY], use_xnnpack=False,
+                        num_threads=1).get_all_tensor_results()
+    ours = accumulated_error(models / "fp32.tflite", a["path"], list(theirs), ["image"], [x], len(x))
+    shared = [t for t in ours if t in theirs]
+    assert len(shared) >= 8 and any(ours[t]["cosine"] < 0.9999 for t in shared)  # real error to agree on
+    for t in shared:
+        assert ours[t]["cosine"] == pytest.approx(theirs[t]["cosine_similarity"], abs=1e-4), t
+
+
 # ---------------------------------------------------------------- campaigns
 def _campaign(tmp_path: Path, models: Path, body: str) -> Path:
     toml = tmp_path / "q.toml"
