@@ -263,8 +263,6 @@ def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None
             from harness.core.hashing import hash_path
 
             options["metadata"]["labels_sha256"] = hash_path(Path(labels))
-    if "quantizer" in options and "budget" in options:
-        raise UsageError(f"{where}: a budget search does not use the quantizer yet; drop budget or quantizer")
     if "quantizer" in options:
         clash = [k for k in options if k in CONVERTER_ONLY or k.startswith(("experimental_", "_experimental_"))]
         if clash:
@@ -316,9 +314,6 @@ def resolve_bases(user: dict[str, FlagSet], where: str) -> dict[str, FlagSet]:
         merged.update(fs.options)
         if "description" not in fs.options:
             merged["description"] = f"{base}" + (f" within budget {fs.budget}" if fs.budget else " with changes")
-        if merged.get("quantizer") and merged.get("budget"):
-            raise UsageError(f"{where}: flag_sets.{name}: a budget search does not use the quantizer yet; "
-                             "use a converter flag set (e.g. base = \"int8\") for the budget")
         out[name] = FlagSet(name, merged)
         return out[name]
 

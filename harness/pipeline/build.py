@@ -146,12 +146,12 @@ class Builder:
                           priority: float = 0.0):
         """A conversion job, a quantizer flag set's steps (pipeline/quantize.py), or for a flag set
         with a budget its search (pipeline/budgeted.py)."""
-        if fs.quantizer:
-            return start_quantize(self, m, fs, p, out_path)
         if fs.budget and p is not None:
             from harness.pipeline.budgeted import start_search
 
             return start_search(self, m, fs, p, out_path)
+        if fs.quantizer:
+            return start_quantize(self, m, fs, p, out_path)
         return self._pool_get().submit(job, priority=priority)
 
     def submit(self, job: dict, priority: float = 0.0):  # a job outside the plan (diagnosis, search steps, fp32)

@@ -103,7 +103,7 @@ def start_quantize(b: Builder, m: ModelSpec, fs: FlagSet, p: Prepared | None, ou
     return fut
 
 
-def _float_artifact(b: Builder, st: QuantizeState, m: ModelSpec, p: Prepared | None) -> Path:
+def float_artifact(b: Builder, st: QuantizeState, m: ModelSpec, p: Prepared | None) -> Path:
     """M's fp32 artifact: cached, or converted once now (and cached as the fp32 flag set's)."""
     if m.kind == "tflite":
         return m.path
@@ -124,14 +124,14 @@ def _float_artifact(b: Builder, st: QuantizeState, m: ModelSpec, p: Prepared | N
     return st.once(st.floats, m.name, make)
 
 
-def _rep_path(m: ModelSpec, p: Prepared | None) -> Path | None:
+def rep_path(m: ModelSpec, p: Prepared | None) -> Path | None:
     if p is None or p.dir is None:
         return None
     rep = p.dir / "representative.npz"
     return rep if rep.is_file() else (p.dir / "eval.npz" if (p.dir / "eval.npz").is_file() else None)
 
 
-def _calibration(b: Builder, st: QuantizeState, m: ModelSpec, fs: FlagSet, float_path: Path,
+def calibration_file(b: Builder, st: QuantizeState, m: ModelSpec, fs: FlagSet, float_path: Path,
                  rep: Path) -> Path:
     """The float model's tensor ranges on its representative data: once per model and data."""
     count = int(fs.options.get("representative_count", 100))
@@ -156,11 +156,11 @@ def _calibration(b: Builder, st: QuantizeState, m: ModelSpec, fs: FlagSet, float
 
 def _quantize(b: Builder, st: QuantizeState, m: ModelSpec, fs: FlagSet, p: Prepared | None,
               out_path: Path) -> WorkerAnswer:
-    float_path = _float_artifact(b, st, m, p)
-    rep = _rep_path(m, p)
+    float_path = float_artifact(b, st, m, p)
+    rep = rep_path(m, p)
     calibration = None
     if fs.needs_representative_data and rep is not None:
-        calibration = _calibration(b, st, m, fs, float_path, rep)
+        calibration = calibration_file(b, st, m, fs, float_path, rep)
     answer = st.pool.submit({
         "op": "tool", "tool": "quantizer", "float_path": str(float_path), "quantizer": fs.quantizer,
         "calibration": str(calibration) if calibration else None, "rep_path": str(rep) if rep else None,
