@@ -336,3 +336,15 @@ path = "MODELS/f16.tflite"
     assert budget["reason"].startswith("float layers: ") and "meets top1>=0.99,cosine>=0.9999" in budget["reason"]
     assert budget["conversion_path"] == "ai_edge_quantizer:static_wi8_ai16+budget"
     assert budget["diagnosis"]["search"]["chosen"]["float_layers"]
+
+
+@pytest.mark.slow
+def test_diagnose_through_the_quantizer_on_a_given_tflite(models, tmp_path):
+    """`diagnose --flag-set aeq_static_int16x8` on a float .tflite: no TensorFlow, the ranking and
+    the search come from the quantizer's per-op rules, and the answer says which backend."""
+    done = run_cli("diagnose", str(models / "f16.tflite"), "--flag-set", "aeq_static_int16x8",
+                   "--budget", "cosine>=0.9999", "--json", "--cache-dir", str(tmp_path / "c"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout[done.stdout.index("{"):])
+    assert result["backend"] == "quantizer" and {x["op"] for x in result["layers"]} >= {"CONV_2D", "FULLY_CONNECTED"}
+    assert result["search"]["met"] and result["search"]["chosen"]["float_layers"]

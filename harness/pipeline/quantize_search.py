@@ -96,9 +96,40 @@ class QuantizerSession:
         layers.sort(key=lambda x: -x.isolated["added_cosine_loss"])
         diagnosis = Diagnosis(self.model.name, self.flag_set.name, layers, 0, len(arrays[0]), str(out),
                               str(self.float_path), list(float_nodes),
-                              timings={"accumulated_s": time.perf_counter() - t0})
+                              timings={"accumulated_s": time.perf_counter() - t0}, backend="quantizer")
         if not float_nodes:
             self._diagnosis = diagnosis
         return diagnosis
 
-    def close(self) -> None: ...  # noqa: E704 - the pool is the builder's
+    def resolve_layers(self, names: list[str]) -> list[str]:
+        """Tensor names for NAMES given as tensor names or short labels; a one-line error otherwise."""
+        from harness.core.errors import UsageError
+
+        layers = self.diagnosis().layers
+        by_label = {x.label: x.tensor for x in layers} | {x.tensor: x.tensor for x in layers}
+        missing = [n for n in names if n not in by_label]
+        if missing:
+            raise UsageError(f"--float-layers: {', '.join(missing)} is not an op of {self.model.name}; use a name "
+                             f"from `diagnose` (worst first: {', '.join(x.label for x in layers[:8])})")
+        return [by_label[n] for n in names]
+
+    def close(self) -> None:
+        self.builder.close()
+
+
+# The quantizer's recipe for a converter flag set of the int8 family, for `diagnose --backend quantizer`.
+EQUIVALENT = {"int8": "static_wi8_ai8", "int8_float_io": "static_wi8_ai8", "int16x8": "static_wi8_ai16"}
+
+
+def as_quantizer_flag_set(fs: FlagSet) -> FlagSet | None:
+    """FS itself when it is a quantizer flag set; the quantizer's static recipe for the same
+    activations (int8 or int16) when it is a full-integer converter flag set; None otherwise."""
+    if fs.quantizer:
+        return fs
+    from harness.convert.calibration import QuantizeSpec, in_family
+
+    if not in_family(fs.converter_options(), fs.needs_representative_data):
+        return None
+    recipe = "static_wi8_ai16" if QuantizeSpec.of(fs.converter_options()).activations == "int16" else "static_wi8_ai8"
+    spec = {"recipe": recipe, "recipe_json": None, "recipe_file": None, "rules": []}
+    return FlagSet(fs.name, {"description": f"{fs.name} through the AI Edge Quantizer ({recipe})", "quantizer": spec})
