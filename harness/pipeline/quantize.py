@@ -191,14 +191,14 @@ def tflite_flag_sets(b: Builder, m: ModelSpec) -> list[FlagSet]:
 def float_reference(m: ModelSpec, folder: Path, arrays: list) -> bool:
     """Reference outputs of a given float `.tflite` on its evaluation inputs, so its quantizer
     rows have drift against it (LiteRT only, as the runner; no TensorFlow). False: quantized
-    inputs or outputs, not a float model to compare to."""
+    inputs or outputs (scales), not a float model to compare to."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=str(m.path), num_threads=1)
     interp.allocate_tensors()
     ins, outs = interp.get_input_details(), interp.get_output_details()
-    if any(np.dtype(d["dtype"]).kind != "f" for d in [*ins, *outs]):
+    if any(d["quantization"][0] for d in [*ins, *outs]):
         return False
     collected: list[list] = [[] for _ in outs]
     for i in range(len(arrays[0])):
