@@ -237,6 +237,8 @@ samples = "MODELS/cnn.samples.npz"
     again = run_cli("run", *args[:1], "--out", str(tmp_path / "run2"), *args[3:], "--workers", "1")
     done_again = re.search(r"converted (\d+), (\d+) from the cache", again.stdout)
     assert done_again and done_again.groups() == ("2", "10")  # only the input errors are tried again
+    cached = _rows(tmp_path / "run2")[("official", "aeq_int4_block32")]
+    assert cached["reason"] == rows[("official", "aeq_int4_block32")]["reason"]  # a cached failure keeps its reason
 
 
 @pytest.mark.slow

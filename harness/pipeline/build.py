@@ -349,8 +349,8 @@ class Builder:
             # usage error (bad model or sample data): the key does not cover the data, and fixing it
             # must not meet a cached failure.
             self.cache.store_conversion(key, {
-                "artifact": None, "status": status, "reason": failure.reason,
-                "failure_category": failure.category, "error": answer.error, "log": log,
+                "artifact": None, "status": status, "reason": reason,
+                "failure_category": category, "error": answer.error, "log": log,
             })
         return art
 
