@@ -350,3 +350,16 @@ def test_diagnose_through_the_quantizer_on_a_given_tflite(models, tmp_path):
     result = json.loads(done.stdout[done.stdout.index("{"):])
     assert result["backend"] == "quantizer" and {x["op"] for x in result["layers"]} >= {"CONV_2D", "FULLY_CONNECTED"}
     assert result["search"]["met"] and result["search"]["chosen"]["float_layers"]
+
+
+def test_a_missing_tflite_convert_is_a_named_failure(monkeypatch, tmp_path):
+    from harness.convert.pool import WorkerAnswer
+    from harness.convert.tools import tflite_convert
+    from harness.pipeline.quantize import failure
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(tflite_convert.ToolMissing, match="tflite_convert is not installed") as err:
+        tflite_convert.script()
+    status, reason, category = failure(WorkerAnswer(False, error=str(err.value), error_type="ToolMissing"))
+    assert (status, category) == ("conversion_failed", "tool_missing") and "pip install tensorflow" in reason
