@@ -76,6 +76,9 @@ def models(tmp_path_factory) -> Path:
     model = fb.read_model_from_bytearray(bytearray((out / "fp32.tflite").read_bytes()))
     model.signatureDefs = []
     (out / "nosig.tflite").write_bytes(bytes(fb.convert_object_to_bytearray(model)))
+    for code in model.operatorCodes:  # the schema before 3a (mediapipe's iris_landmark): deprecated code only
+        code.deprecatedBuiltinCode, code.builtinCode = code.builtinCode, 0
+    (out / "oldschema.tflite").write_bytes(bytes(fb.convert_object_to_bytearray(model)))
     x = np.load(out / "cnn.calib.npz")["x"]
     np.savez(out / "rep.npz", **{"0": x})
     return out
@@ -138,6 +141,9 @@ def test_float16_weights_are_quantized_from_and_a_model_without_signature_calibr
     assert any("no SignatureDef" in n for n in b["notes"]) and b["quantized_ops"]["CONV_2D"] == [1, 1]
     x = np.load(models / "cnn.calib.npz")["x"][:8]
     assert _cosine(_outputs(b["path"], x), _outputs(models / "fp32.tflite", x)) > 0.98
+    old = _make(models, "oldschema.tflite", spec("dynamic_wi8_afp32"), tmp_path)  # every op read as ADD before
+    assert any("old schema" in n for n in old["notes"]) and old["quantized_ops"]["CONV_2D"] == [1, 1]
+    assert old["size_bytes"] < (models / "fp32.tflite").stat().st_size / 2
 
 
 @pytest.mark.slow

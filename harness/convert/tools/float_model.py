@@ -1,7 +1,8 @@
 """Make a float `.tflite` fit for the AI Edge Quantizer, and say what a recipe did to it.
 
-Official models are not like our conversions (mediapipe's have no SignatureDef and keep
-float16 weights behind DEQUANTIZE ops). The quantizer reaches a model only through its
+Official models are not like our conversions (mediapipe's have no SignatureDef, keep
+float16 weights behind DEQUANTIZE ops, and some, like iris_landmark, store their operator
+codes in the schema before 3a, where only `deprecated_builtin_code` is set). The quantizer reaches a model only through its
 signatures (calibrating one without them raised IndexError) and cannot quantize a weight
 it cannot read (a float16 constant behind a DEQUANTIZE is no weight to it, so the file came
 back as it was). So before quantizing: add a `serving_default` signature over the subgraph's
@@ -69,6 +70,13 @@ def prepare(data: bytes, quantize_float16: bool = True) -> FloatModel:
                 out.append(m)
         model.signatureDefs = [sig]
         notes.append("the model has no SignatureDef: calibrated and quantized through one added over its inputs")
+        changed = True
+    old = [c for c in model.operatorCodes if c.deprecatedBuiltinCode > c.builtinCode]
+    if old:  # schema before 3a: the quantizer reads builtinCode only, and saw every op as ADD (0)
+        for c in old:
+            c.builtinCode = c.deprecatedBuiltinCode
+        notes.append(f"{len(old)} operator codes in the old schema (deprecated_builtin_code only) upgraded, "
+                     "without which the quantizer reads every op as ADD and quantizes none")
         changed = True
     halves = _float16_weights(model, fb)
     if halves and quantize_float16:
