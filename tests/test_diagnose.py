@@ -159,7 +159,9 @@ def test_cli_rejects_a_bad_budget_before_any_work(cli):
 
 @pytest.mark.parametrize("args, needle", [
     (["--flag-set", "fp32"], "not full-integer quantization"),
-    (["--flag-set", "int16x8"], "can keep no layer float in int16 mode"),
+    (["--flag-set", "int16x8", "--backend", "tf"], "can keep no layer float in int16 mode"),
+    (["--flag-set", "aeq_static_int8", "--backend", "tf"], "is an AI Edge Quantizer recipe"),
+    (["--flag-set", "aeq_dynamic_int8"], "is not full-integer quantization"),
     (["--flag-set", "nope"], "unknown flag set"),
     (["--out", "x.tflite"], "give --budget too"),
 ])

@@ -86,6 +86,9 @@ def register(app: click.Group) -> None:
     @app.command()
     @click.argument("model")
     @click.option("--flag-set", default="int8", show_default=True, help="The int8-family flag set to diagnose.")
+    @click.option("--backend", type=click.Choice(["auto", "tf", "quantizer"]), default="auto", show_default=True,
+                  help="What quantizes: TensorFlow's quantizer, the AI Edge Quantizer (int16 activations, a "
+                       "float .tflite), or the flag set's own tool.")
     @click.option("--samples", type=click.Path(path_type=Path), help="Evaluation samples (.npz with labels for accuracy).")
     @click.option("--budget", help="What the fix must keep, e.g. 'top1>=0.99' (also cosine>=, accuracy_drop<=, max_abs<=).")
     @click.option("--float-layers", help="Comma-separated layers (names from this table) to keep float and re-diagnose.")
@@ -103,8 +106,8 @@ def register(app: click.Group) -> None:
     @click.option("--timeout", type=click.FloatRange(min=1), default=3600, show_default=True,
                   help="Seconds one worker job (the conversion, the per-layer pass) may take before it is stopped.")
     @click.option("--debug", is_flag=True, help="Show tracebacks and the runtime's native log lines.")
-    def diagnose(model, flag_set, samples, budget, float_layers, out, explorer, op_profile, benchmark_model, top,
-                 as_json, cache_dir, workers, timeout, debug) -> None:
+    def diagnose(model, flag_set, backend, samples, budget, float_layers, out, explorer, op_profile, benchmark_model,
+                 top, as_json, cache_dir, workers, timeout, debug) -> None:
         """Rank MODEL's quantized layers by their error against float; with --budget, keep the worst
         in float until the artifact meets it, and report every step."""
         from dataclasses import replace
@@ -122,7 +125,7 @@ def register(app: click.Group) -> None:
             raise UsageError("--op-profile and --benchmark-model feed --model-explorer; give --model-explorer DIR too")
         result = run_diagnose(model, flag_set, samples=samples, budget=budget,
                               float_layers=[x.strip() for x in float_layers.split(",") if x.strip()] if float_layers else None,
-                              cache_dir=cache_dir, workers=workers, write=out,
+                              cache_dir=cache_dir, workers=workers, write=out, backend=backend,
                               settings=replace(SEARCH_SETTINGS, timeout_s=float(timeout)))
         written = []
         if explorer is not None:
@@ -136,6 +139,8 @@ def register(app: click.Group) -> None:
         from harness.cli.output import console
 
         c = console()
+        c.print(f"backend: {result.backend}" + (" (AI Edge Quantizer per-op rules; layers ranked by the cosine "
+                                                "loss each op adds, accumulated on LiteRT)" if result.backend == "quantizer" else ""))
         c.print(layer_table(result, top))
         if result.search:
             c.print(search_table(result.search))

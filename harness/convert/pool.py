@@ -134,7 +134,8 @@ class _Worker:
 class WorkerPool:
     """Runs worker jobs on up to `size` processes; `submit` returns a Future[WorkerAnswer]."""
 
-    def __init__(self, size: int, log_dir: Path, timeout_s: float = 600.0):
+    def __init__(self, size: int, log_dir: Path, timeout_s: float = 600.0, light: bool = False):
+        """LIGHT: workers that do not import TensorFlow, for the tools that need none (the quantizer)."""
         self.size = max(1, size)
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -154,6 +155,9 @@ class WorkerPool:
         weakref.finalize(self, shutil.rmtree, self.export_dir, True)  # a pool never closed, or at exit
         self._env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
                      EXPORTS_ENV: self.export_dir}
+        self._log_name = "light-worker" if light else "worker"
+        if light:
+            self._env["TFLITE_HARNESS_LIGHT_WORKER"] = "1"  # worker.LIGHT_ENV
 
     def start(self) -> None:
         """Start every worker now (each imports TensorFlow, ~6 s) rather than at its first job."""
@@ -180,7 +184,7 @@ class WorkerPool:
 
     def _spawn(self, slot: int) -> _Worker:
         t0 = time.time()
-        worker = _Worker(self.log_dir / f"worker-{slot}.log", self._env)
+        worker = _Worker(self.log_dir / f"{self._log_name}-{slot}.log", self._env)
         with self._lock:
             self._workers.add(worker)
             killed = self._killed

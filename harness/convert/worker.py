@@ -223,6 +223,12 @@ def convert(job: dict) -> dict:
     import numpy as np
     import tensorflow as tf
 
+    if job["options"].get("tool") == "tflite_convert":  # the command-line tool (convert/tools/)
+        from harness.convert.tools import run
+
+        model = _model(job)
+        shapes = job.get("shapes") or _input_specs(job["model"], model)[2]
+        return run({**job, "tool": "tflite_convert"}, (model, [tuple(s) for s in shapes]))
     if job.get("calibration"):  # the int8 family: quantize the shared calibration (convert/calibration.py)
         from harness.convert.diagnose import convert_calibrated
 
@@ -290,8 +296,17 @@ def _quantize(job: dict) -> dict:
     return quantize_step(job, _tools())
 
 
+def _tool(job: dict) -> dict:
+    from harness.convert.tools import run
+
+    return run(job)
+
+
 HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions, "check": check,
-            "diagnose": _diagnose, "quantize": _quantize}  # the last two: convert/diagnose.py
+            "diagnose": _diagnose, "quantize": _quantize,  # these two: convert/diagnose.py
+            "tool": _tool}  # convert/tools/: the AI Edge Quantizer
+
+LIGHT_ENV = "TFLITE_HARNESS_LIGHT_WORKER"  # set: a worker for the tools that need no TensorFlow
 
 
 def _exit_with_parent(poll_s: float = 1.0) -> None:
@@ -315,7 +330,8 @@ def main() -> int:
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # TensorFlow's prints go to the log, not the protocol
     sys.stdout = sys.stderr
-    import tensorflow  # noqa: F401  - paid once per worker, before the first job
+    if not os.environ.get(LIGHT_ENV):
+        import tensorflow  # noqa: F401  - paid once per worker, before the first job
 
     proto.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     for line in sys.stdin:
@@ -333,7 +349,7 @@ def main() -> int:
                 "ok": False,
                 "error_type": type(exc).__name__,
                 "error": _one_line(str(exc) or type(exc).__name__, 4000),
-                "usage": type(exc).__name__ in ("SourceError", "SampleError"),
+                "usage": type(exc).__name__ in ("SourceError", "SampleError", "QuantizerInputError"),
             }
         sys.stderr.flush()
         proto.write(json.dumps(answer) + "\n")

@@ -39,6 +39,9 @@ KNOWN_KEYS = {
     "metadata": dict,  # name, description, version, author, license, labels, mean, std (see tflite/metadata.py)
     "base": str,  # another flag set whose options this one starts from (resolve_bases)
     "budget": str,  # e.g. "top1>=0.99": search for the cheapest mixed precision (core/budget.py)
+    "tool": str,  # "tflite_convert": the command-line tool with `args` (convert/tools/tflite_convert.py)
+    "args": list,
+    "quantizer": object,  # an AI Edge Quantizer recipe: name, .json file or rules (core/quantizer_recipes.py)
 }
 
 
@@ -60,8 +63,22 @@ class FlagSet:
         return self.options.get("budget")
 
     @property
+    def quantizer(self) -> dict[str, Any] | None:
+        """The quantizer recipe this flag set applies to the fp32 artifact, or None (the converter)."""
+        return self.options.get("quantizer")
+
+    @property
+    def tool(self) -> str:
+        """What makes this flag set's artifact (convert/tools/): the converter's Python API by default."""
+        return "quantizer" if self.quantizer else self.options.get("tool", "tf_converter")
+
+    @property
     def needs_representative_data(self) -> bool:
         """Full-integer quantization calibrates activations, so it needs sample inputs."""
+        if self.quantizer:
+            from harness.core.quantizer_recipes import needs_calibration
+
+            return needs_calibration(self.quantizer)
         source = self.options.get("representative_data", "auto")
         if source == "none":
             return False
@@ -156,6 +173,36 @@ BUILTIN_FLAG_SETS: dict[str, FlagSet] = {
     )
 }
 
+
+def _aeq(name: str, description: str, recipe: str) -> FlagSet:
+    spec = {"recipe": recipe, "recipe_json": None, "recipe_file": None, "rules": []}
+    return FlagSet(name, {"description": description, "quantizer": spec}, True)
+
+
+# The AI Edge Quantizer's common recipes, applied to the fp32 artifact (convert/tools/quantizer.py).
+# Kept apart from BUILTIN_FLAG_SETS: those are converter options, which `check` probes.
+QUANTIZER_FLAG_SETS: dict[str, FlagSet] = {
+    fs.name: fs
+    for fs in (
+        _aeq("aeq_dynamic_int8", "AI Edge Quantizer dynamic_wi8_afp32: int8 weights, float activations "
+             "quantized at run time", "dynamic_wi8_afp32"),
+        _aeq("aeq_weight_only_int8", "AI Edge Quantizer weight_only_wi8_afp32: int8 weights dequantized "
+             "to float before each op", "weight_only_wi8_afp32"),
+        _aeq("aeq_weight_only_int4", "AI Edge Quantizer weight_only_wi4_afp32: int4 weights, float compute",
+             "weight_only_wi4_afp32"),
+        _aeq("aeq_int4_block32", "AI Edge Quantizer dynamic_wi4b32_afp32: int4 weights in blocks of 32 "
+             "(BLOCKWISE_32), float activations quantized at run time", "dynamic_wi4b32_afp32"),
+        _aeq("aeq_static_int8", "AI Edge Quantizer static_wi8_ai8: int8 weights and activations "
+             "(calibrated), int8 input and output", "static_wi8_ai8"),
+        _aeq("aeq_static_int16x8", "AI Edge Quantizer static_wi8_ai16: int8 weights, int16 activations "
+             "(calibrated), int16 input and output", "static_wi8_ai16"),
+    )
+}
+
+# Converter options that a quantizer flag set cannot take: it starts from the fp32 artifact.
+CONVERTER_ONLY = ("optimizations", "supported_ops", "supported_types", "inference_input_type",
+                  "inference_output_type", "allow_custom_ops", "representative_data")
+
 DEFAULT_FLAG_SETS = ("fp32", "dynamic_range", "float16", "int8", "int8_float_io", "int16x8")
 
 
@@ -163,6 +210,23 @@ def _check_choices(where: str, key: str, values: list, choices: tuple[str, ...])
     for v in values:
         if v not in choices:
             raise UsageError(f"{where}: {key} has {v!r}; choose from {', '.join(choices)}")
+
+
+def _check_tool(where: str, options: dict[str, Any]) -> None:
+    """`tool = "tflite_convert"` with `args = [...]`: the flags it owns here are refused."""
+    if options.get("tool") != "tflite_convert":
+        raise UsageError(f"{where}: tool must be \"tflite_convert\" (the converter's Python API needs no tool "
+                         "key; the quantizer takes quantizer = ...)")
+    args = options.get("args", [])
+    if not all(isinstance(a, str) for a in args):
+        raise UsageError(f"{where}: args must be a list of strings, e.g. [\"--enable_v1_converter\"]")
+    for a in args:
+        if a.split("=")[0] in ("--output_file", "--saved_model_dir", "--keras_model_file", "--graph_def_file"):
+            raise UsageError(f"{where}: args: {a.split('=')[0]} is set by the harness (the model's SavedModel "
+                             "and the artifact's path); drop it")
+    clash = [k for k in options if k not in ("tool", "args", "description", "base", "metadata")]
+    if clash:
+        raise UsageError(f"{where}: {clash[0]} is a Python API option; give tflite_convert its own flag in args")
 
 
 def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None = None) -> FlagSet:
@@ -181,6 +245,11 @@ def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None
             raise UsageError(
                 f"{where}: unknown converter option {key!r}; use one of {known} or an experimental_* flag"
             )
+        if key == "quantizer":
+            from harness.core.quantizer_recipes import parse_quantizer
+
+            options[key] = parse_quantizer(value, f"{where}: quantizer", base)
+            continue
         expected = KNOWN_KEYS[key]
         if expected is int and isinstance(value, bool) or not isinstance(value, expected):
             raise UsageError(f"{where}: {key} must be a {expected.__name__}, got {value!r}")
@@ -194,6 +263,13 @@ def parse_flag_set(name: str, raw: dict[str, Any], where: str, base: Path | None
             from harness.core.hashing import hash_path
 
             options["metadata"]["labels_sha256"] = hash_path(Path(labels))
+    if "quantizer" in options:
+        clash = [k for k in options if k in CONVERTER_ONLY or k.startswith(("experimental_", "_experimental_"))]
+        if clash:
+            raise UsageError(f"{where}: {clash[0]} is a converter option; a quantizer flag set starts from the "
+                             "fp32 artifact, so drop it or make a converter flag set")
+    if "tool" in options or "args" in options:
+        _check_tool(where, options)
     _check_choices(where, "optimizations", options.get("optimizations", []), OPTIMIZATIONS)
     _check_choices(where, "supported_ops", options.get("supported_ops", []), OPS_SETS)
     _check_choices(where, "supported_types", options.get("supported_types", []), SUPPORTED_TYPES)
@@ -218,7 +294,7 @@ def resolve_bases(user: dict[str, FlagSet], where: str) -> dict[str, FlagSet]:
 
     A budget needs a base (or its own options) in the int8 family; that is checked where
     the search starts, since it depends on the representative data too."""
-    known = {**BUILTIN_FLAG_SETS, **user}
+    known = {**BUILTIN_FLAG_SETS, **QUANTIZER_FLAG_SETS, **user}
     out: dict[str, FlagSet] = {}
 
     def resolve(name: str, chain: tuple[str, ...]) -> FlagSet:
@@ -248,7 +324,7 @@ def resolve_bases(user: dict[str, FlagSet], where: str) -> dict[str, FlagSet]:
 
 def resolve_flag_sets(names: list[str], user: dict[str, FlagSet]) -> list[FlagSet]:
     """Look up flag sets by name: the user's own first, then the built-ins."""
-    known = {**BUILTIN_FLAG_SETS, **user}
+    known = {**BUILTIN_FLAG_SETS, **QUANTIZER_FLAG_SETS, **user}
     out = []
     for name in names:
         if name not in known:

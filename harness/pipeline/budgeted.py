@@ -23,6 +23,7 @@ from pathlib import Path
 from harness.convert.pool import WorkerAnswer
 from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import Prepared
+from harness.pipeline.quantize import quantizer_version
 
 FLOAT_NOTE = "float layers: "  # how a budget row's reason starts (report/diagnosis.py looks for it)
 STEP_SETTINGS = {"runs": 20, "warmup_runs": 2, "min_seconds": 0.1, "repeat": 1}
@@ -43,7 +44,12 @@ def search_artifact(builder, m, fs: FlagSet, p: Prepared, out_path: Path) -> Wor
     t0 = time.perf_counter()
     try:
         settings = replace(builder.campaign.settings, **STEP_SETTINGS)
-        session = DiagnoseSession(builder, m, plain_flag_set(fs), p, settings)
+        if fs.quantizer:  # int16 activations and the rest of the quantizer's recipes: its per-op rules
+            from harness.pipeline.quantize_search import QuantizerSession
+
+            session = QuantizerSession(builder, m, plain_flag_set(fs), p, settings)
+        else:
+            session = DiagnoseSession(builder, m, plain_flag_set(fs), p, settings)
         diagnosis = session.diagnosis()
         found = run_search(session, parse_budget(fs.budget, f"flag_sets.{fs.name}.budget"), write=out_path,
                            events=builder.events)
@@ -57,6 +63,8 @@ def search_artifact(builder, m, fs: FlagSet, p: Prepared, out_path: Path) -> Wor
     return WorkerAnswer(ok=True, data={
         "size_bytes": size, "convert_s": time.perf_counter() - t0, "tf_version": builder.versions.get("tensorflow"),
         "diagnosis": {**diagnosis.compact(), "search": found.to_dict()},
+        **({"conversion_path": f"ai_edge_quantizer:{fs.quantizer.get('recipe') or 'rules'}+budget",
+            "tool_version": f"ai-edge-quantizer {quantizer_version()}"} if fs.quantizer else {}),
     })
 
 

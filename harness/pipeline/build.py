@@ -21,12 +21,14 @@ from harness.core import statuses
 from harness.core.flag_sets import FlagSet
 from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
 from harness.pipeline.original import fit_to_tflite
+from harness.pipeline.quantize import failure as quantize_failure
+from harness.pipeline.quantize import start_quantize, tflite_flag_sets, tool_key
 
 LOST_REASON = "node lost"  # how the reason of a job whose machine was lost starts
 
 
 class _NoEvents:
-    def note(self, text: str) -> None: ...
+    def note(self, text: str) -> None: ...  # noqa: E704
 
 
 PoolFactory = Callable[["Builder"], Any]  # -> a pool: submit(job, priority) -> Future[WorkerAnswer], close(kill)
@@ -80,6 +82,8 @@ class Builder:
             self.worker_imports += getattr(pool, "worker_imports", [])
         with self._pools_lock:  # only now: `busy` stays true until the workers are gone
             self._pool = self._host_pool = None
+        if getattr(self, "quantize_state", None) is not None:  # the quantizer's light workers
+            self.quantize_state.close(kill=kill)
 
     def pool(self):
         """The campaign's pool (preparations, conversions), made on first use."""
@@ -155,6 +159,7 @@ class Builder:
             "eval_samples": s.eval_samples, "seed": s.seed,
             "shapes": {k: list(v) for k, v in sorted(m.input_shapes.items())},
             "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"),
+            **({"float_reference": True} if tflite_flag_sets(self, m) else {}),  # pipeline/quantize.py
         } | ({"trusted": True} if m.trusted else {}))  # a trusted model's results are its own
 
     def _conversion_key(self, m: ModelSpec, fs: FlagSet, ref_key: str) -> str:
@@ -163,15 +168,12 @@ class Builder:
             "flag_set": fs.converter_options(),
             "representative": ref_key if fs.needs_representative_data else None,
             "shapes": {k: list(v) for k, v in sorted(m.input_shapes.items())},
-            "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"),
+            "tf": self.versions.get("tensorflow"), "keras": self.versions.get("keras"), "tool": tool_key(fs),
         } | ({"trusted": True} if m.trusted else {}))  # a trusted model's results are its own
 
     # ------------------------------------------------------------------ int8 family and diagnosis
-    def model_hash(self, m: ModelSpec) -> str:
-        return self._model_hash(m)
-
-    def reference_key(self, m: ModelSpec) -> str:
-        return self._reference_key(m)
+    def model_hash(self, m: ModelSpec) -> str: return self._model_hash(m)  # noqa: E704
+    def reference_key(self, m: ModelSpec) -> str: return self._reference_key(m)  # noqa: E704
 
     def calibration_path(self, m: ModelSpec, fs: FlagSet) -> Path | None:
         """The shared calibration FS quantizes from (pipeline/calibrate.py), or None: standalone."""
@@ -181,20 +183,22 @@ class Builder:
 
     def submit_conversion(self, m: ModelSpec, fs: FlagSet, job: dict, out_path: Path, p: Prepared | None,
                           priority: float = 0.0):
-        """A conversion job, or for a flag set with a budget its search (pipeline/budgeted.py)."""
+        """A conversion job, a quantizer flag set's steps (pipeline/quantize.py), or for a flag set
+        with a budget its search (pipeline/budgeted.py)."""
         if fs.budget and p is not None:
             from harness.pipeline.budgeted import start_search
 
             return start_search(self, m, fs, p, out_path)
+        if fs.quantizer:
+            return start_quantize(self, m, fs, p, out_path)
         return self.pool().submit(job, priority=priority)
 
     def submit(self, job: dict, priority: float = 0.0):
-        """A worker job outside the campaign's plan (diagnosis, search steps), on this host: Future[WorkerAnswer]."""
+        """A worker job outside the campaign's plan (diagnosis, search steps, fp32), on this host: Future[WorkerAnswer]."""
         return self.host_pool().submit(job, priority=priority)
 
     def _write_log(self, name: str, text: str) -> str:
-        path = self.out_dir / "logs" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
+        (path := self.out_dir / "logs" / name).parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return str(path)
 
@@ -224,7 +228,6 @@ class Builder:
         return Prepared(m, False, reason or "loading the model failed", category)
 
     def cached_prepared(self, m: ModelSpec) -> Prepared | None:
-        """The model's preparation if it needs no worker (a .tflite, or references in the cache)."""
         if m.kind == "tflite" and m.original is None:
             from harness.pipeline.prepare_tflite import prepare_tflite
 
@@ -259,12 +262,10 @@ class Builder:
         pending = []
         for m in self.campaign.models:
             p = prepared[m.name]
-            if m.kind == "tflite":
-                art = self.tflite_artifact(m, p)
-                artifacts.append(art)
+            if m.kind == "tflite":  # itself, and the quantizer's flag sets on it
+                artifacts.append(art := self.tflite_artifact(m, p))
                 on_done(art)
-                continue
-            for fs in self.campaign.flag_sets:
+            for fs in (tflite_flag_sets(self, m) if m.kind == "tflite" else self.campaign.flag_sets):
                 if not p.ok:
                     art = self.prepare_failed(m, fs.name, p)
                     artifacts.append(art)
@@ -308,6 +309,7 @@ class Builder:
             meta = {
                 "artifact": sha, "size_bytes": answer.data["size_bytes"], "convert_s": answer.data["convert_s"],
                 "tf_version": answer.data["tf_version"], "ops": self._ops(path),
+                **{k: answer.data[k] for k in ("tool_version", "quantized_ops") if k in answer.data},
                 "representative": p.meta.representative_source if fs.needs_representative_data else "none",
                 **{k: answer.data[k] for k in ("diagnosis", "calibration") if k in answer.data},  # budget, int8 family
                 "conversion_path": answer.data.get("conversion_path"), "notes": answer.data.get("notes", []),
@@ -326,6 +328,7 @@ class Builder:
         reason, category = failure.reason, failure.category
         if answer.error_type == "SampleError":  # the sample data, found before the converter was asked
             status, reason, category = statuses.INPUT_ERROR, answer.error or reason, statuses.SAMPLE_DATA
+        status, reason, category = quantize_failure(answer) or (status, reason, category)
         art = Artifact(m, fs.name, False, status=status, reason=reason,
                        failure_category=category, log=log, converted=True,
                        meta={"error": answer.error})
@@ -334,8 +337,8 @@ class Builder:
             # usage error (bad model or sample data): the key does not cover the data, and fixing it
             # must not meet a cached failure.
             self.cache.store_conversion(key, {
-                "artifact": None, "status": status, "reason": failure.reason,
-                "failure_category": failure.category, "error": answer.error, "log": log,
+                "artifact": None, "status": status, "reason": reason,
+                "failure_category": category, "error": answer.error, "log": log,
             })
         return art
 
@@ -362,8 +365,7 @@ class Builder:
         return Artifact(m, flag_set, False, status=statuses.for_category(p.failure_category, statuses.CONVERSION_FAILED),
                         reason=p.reason, failure_category=p.failure_category)
 
-    def conversion_key(self, m: ModelSpec, fs: FlagSet) -> str:
-        return self._conversion_key(m, fs, self._reference_key(m))
+    def conversion_key(self, m: ModelSpec, fs: FlagSet) -> str: return self._conversion_key(m, fs, self._reference_key(m))  # noqa: E704
 
     @staticmethod
     def _ops(path: Path) -> list[str]:

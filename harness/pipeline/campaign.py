@@ -75,7 +75,7 @@ def tool_versions() -> dict[str, str]:
     from harness.core.version import __version__
 
     out = {"tflite-harness": __version__}
-    for dist in ("tensorflow", "tensorflow-cpu", "ai-edge-litert", "keras", "numpy"):
+    for dist in ("tensorflow", "tensorflow-cpu", "ai-edge-litert", "ai-edge-quantizer", "keras", "numpy"):
         try:
             out[dist.replace("-cpu", "")] = version(dist)
         except PackageNotFoundError:

@@ -62,6 +62,7 @@ class Diagnosis:
     float_layers: list[str] = field(default_factory=list)  # tensors kept float in the diagnosed model
     search: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)  # isolated_s (worker), accumulated_s (LiteRT)
+    backend: str = "tf_converter"  # which path made the quantized models: tf_converter or quantizer
 
     def to_dict(self) -> dict[str, Any]:
         from harness.core.result import json_safe
@@ -71,7 +72,7 @@ class Diagnosis:
             "layers": [asdict(x) for x in self.layers],
             "samples": {"isolated": self.isolated_samples, "accumulated": self.accumulated_samples},
             "quantized_model": self.quantized_path, "float_model": self.float_path,
-            "float_layers": self.float_layers, "timings": self.timings,
+            "float_layers": self.float_layers, "timings": self.timings, "backend": self.backend,
             **({"search": self.search} if self.search is not None else {}),
         })
 

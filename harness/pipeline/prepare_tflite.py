@@ -15,6 +15,7 @@ import numpy as np
 from harness.core import statuses
 from harness.pipeline.artifacts import Prepared
 from harness.pipeline.original import missing_io
+from harness.pipeline.quantize import float_reference, tflite_flag_sets
 
 if TYPE_CHECKING:
     from harness.config import ModelSpec
@@ -75,10 +76,11 @@ def prepare_tflite(b: Builder, m: ModelSpec) -> Prepared:
     if labels is not None:
         payload["labels"] = labels
     np.savez(folder / "eval.npz", **payload)
+    has_reference = bool(tflite_flag_sets(b, m)) and float_reference(m, folder, arrays)  # the quantizer's
     meta = {
         "inputs": [{"name": n, "shape": list(sh), "dtype": d} for n, sh, d in zip(names, shapes, float_types, strict=True)],
         "output_names": [t.name for t in info.outputs], "eval_source": source, "representative_source": None,
-        "eval_count": len(arrays[0]), "has_labels": labels is not None, "has_reference": False,
+        "eval_count": len(arrays[0]), "has_labels": labels is not None, "has_reference": has_reference,
         "notes": notes,
     }
     b.cache.store_reference_meta(key, meta)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.pipeline.artifacts import AS_GIVEN
+from harness.pipeline.quantize import tflite_flag_sets
 
 if TYPE_CHECKING:
     from harness.config import ModelSpec
@@ -145,7 +146,8 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
             other.cancel()  # only queued ones; a running conversion ends and is cached as usual
         held.pop(m.name, None)
         waiting.pop(m.name, None)
-        for name in ([AS_GIVEN] if m.kind == "tflite" else [f.name for f in flag_sets]):
+        for name in ([AS_GIVEN, *(f.name for f in tflite_flag_sets(b, m))] if m.kind == "tflite"
+                     else [f.name for f in flag_sets]):
             emit(b.prepare_failed(m, name, p))
 
     # models whose preparation is another's (same reference key): they wait for that one's answer
@@ -159,11 +161,9 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         if m.kind == "tflite":
             if p is not None:
                 emit(b.tflite_artifact(m, p))
-                continue
-            held[m.name].append(b.tflite_artifact(m, None))  # its original's references come first
-            jobs.append(("prepare", m, None, b._reference_key(m), None))
-            continue
-        for fs in flag_sets:
+            else:
+                held[m.name].append(b.tflite_artifact(m, None))  # its original's references come first
+        for fs in (tflite_flag_sets(b, m) if m.kind == "tflite" else flag_sets):
             key = b.conversion_key(m, fs)
             art = b.cached_artifact(m, fs, key)
             if art is not None:
@@ -175,8 +175,8 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         if p is None:
             jobs.append(("prepare", m, None, b._reference_key(m), None))
     if jobs:
-        pool = b.pool()
-        if hasattr(pool, "start"):
+        pool = b.pool() if any(j[0] == "prepare" or not j[2].quantizer for j in jobs) else None
+        if hasattr(pool, "start"):  # not for the quantizer on a given .tflite: no TensorFlow there
             pool.start()
         # in priority order, so that a worker taking a job while the rest are still being queued
         # already takes the right one

@@ -24,22 +24,39 @@ SEARCH_SETTINGS = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples
 
 def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples: str | Path | None = None,
                  cache_dir: str | Path | None = None, out_dir: str | Path | None = None, workers: int = 1,
-                 settings: Settings | None = None, user_flag_sets: dict[str, FlagSet] | None = None
-                 ) -> DiagnoseSession:
-    """Prepare MODEL (references, evaluation and representative data; cached) and open a session."""
+                 settings: Settings | None = None, user_flag_sets: dict[str, FlagSet] | None = None,
+                 backend: str = "auto") -> DiagnoseSession:
+    """Prepare MODEL (references, evaluation and representative data; cached) and open a session.
+
+    BACKEND: `tf` (TensorFlow's quantizer: denylisted nodes, NumericVerify), `quantizer` (the AI
+    Edge Quantizer's per-op rules: int16 activations too, and a given float .tflite), or `auto`:
+    the flag set's own tool."""
     from harness.pipeline.campaign import CampaignRun, RunOptions
+    from harness.pipeline.quantize_search import QuantizerSession, as_quantizer_flag_set
 
     spec = model_from_path(str(model), samples=samples, where=str(model))
     fs = flag_set if isinstance(flag_set, FlagSet) else resolve_flag_sets([flag_set], user_flag_sets or {})[0]
-    if spec.kind == "tflite":
+    if backend not in ("auto", "tf", "quantizer"):
+        raise UsageError(f"--backend {backend!r}: choose auto, tf or quantizer")
+    if backend == "tf" and fs.quantizer:
+        raise UsageError(f"flag set {fs.name!r} is an AI Edge Quantizer recipe; use --backend quantizer or auto")
+    if backend == "auto" and not fs.quantizer and why_not_diagnosable(fs.converter_options()):
+        backend = "quantizer"  # int16 activations: TensorFlow's quantizer cannot keep layers float there
+    if backend == "quantizer" or fs.quantizer:
+        qfs = as_quantizer_flag_set(fs)
+        if qfs is None or not qfs.needs_representative_data:
+            raise UsageError(f"flag set {fs.name!r} is not full-integer quantization; diagnose a static recipe "
+                             "(aeq_static_int8, aeq_static_int16x8) or int8, int16x8")
+        fs = qfs
+    if spec.kind == "tflite" and not fs.quantizer:
         raise UsageError(f"{model}: diagnose needs the original model (float reference and calibration), not a "
                          ".tflite; give the .keras, SavedModel or file.py:function")
-    if not in_family(fs.converter_options(), fs.needs_representative_data):
+    if not fs.quantizer and not in_family(fs.converter_options(), fs.needs_representative_data):
         raise UsageError(f"flag set {fs.name!r} is not full-integer quantization from representative data; "
                          "diagnose one of int8, int8_float_io, int16x8 or a flag set like them")
-    why = why_not_diagnosable(fs.converter_options())
+    why = None if fs.quantizer else why_not_diagnosable(fs.converter_options())
     if why:
-        raise UsageError(f"flag set {fs.name!r}: {why}")
+        raise UsageError(f"flag set {fs.name!r}: {why}; or diagnose it through --backend quantizer")
     s = settings or SEARCH_SETTINGS
     campaign = Campaign(name="diagnose", models=(spec,), flag_sets=(fs,), devices=("local",), settings=s)
     root = Path(out_dir) if out_dir else Path("results") / "diagnose"
@@ -47,7 +64,7 @@ def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples
     run = CampaignRun(campaign, options)
     prepared = run.builder.prepare_all()[spec.name]
     try:
-        return DiagnoseSession(run.builder, spec, fs, prepared, s)
+        return (QuantizerSession if fs.quantizer else DiagnoseSession)(run.builder, spec, fs, prepared, s)
     except BaseException:
         run.builder.close()
         raise
@@ -56,14 +73,14 @@ def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples
 def diagnose(model: str | Path, flag_set: str = "int8", *, samples: str | Path | None = None,
              budget: str | None = None, float_layers: list[str] | None = None, cache_dir: str | Path | None = None,
              out_dir: str | Path | None = None, workers: int = 1, settings: Settings | None = None,
-             write: str | Path | None = None) -> Diagnosis:
+             write: str | Path | None = None, backend: str = "auto") -> Diagnosis:
     """Python API: rank MODEL's layers under FLAG_SET; with BUDGET, search for the cheapest mixed
     precision that meets it (the chosen .tflite is written to WRITE when given).
 
     FLOAT_LAYERS diagnoses the model with those layers kept float instead (and, with a budget,
     is where the search's step 0 is measured)."""
     session = open_session(model, flag_set, samples=samples, cache_dir=cache_dir, out_dir=out_dir,
-                           workers=workers, settings=settings)
+                           workers=workers, settings=settings, backend=backend)
     try:
         nodes = session.resolve_layers(float_layers) if float_layers else []
         result = session.diagnosis(nodes)
