@@ -21,6 +21,12 @@ from harness.core.flag_sets import (
     resolve_bases,
     resolve_flag_sets,
 )
+from harness.core.runtimes import (
+    DEFAULT_ACCELERATORS,
+    DEFAULT_RUNTIMES,
+    parse_accelerators,
+    parse_runtimes,
+)
 
 MODEL_KINDS = ("keras", "saved_model", "concrete_function", "jax", "tflite")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +51,8 @@ class Settings:
     pin_cpu: int | None = None  # pin the measuring process to this CPU (local and Linux edge runner)
     max_cv: float = 0.15  # validity: coefficient of variation bound
     max_tail_ratio: float = 3.0  # validity: p99/p50 bound
+    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES  # interpreter | compiled_model (harness/core/runtimes.py)
+    accelerators: tuple[str, ...] = DEFAULT_ACCELERATORS  # cpu | gpu | npu | fallback chains such as gpu+cpu
 
 
 @dataclass(frozen=True)
@@ -210,6 +218,8 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "pin_cpu": (int,),
     "max_cv": (int, float),
     "max_tail_ratio": (int, float),
+    "runtimes": (list, str),
+    "accelerators": (list, str),
     "devices": (list,),
     "flag_sets": (list,),
 }
@@ -255,6 +265,10 @@ def parse_settings(raw: dict[str, Any], where: str) -> tuple[Settings, list[str]
             values[key] = float(raw[key])
     if "xnnpack" in raw:
         values["xnnpack"] = raw["xnnpack"]
+    if "runtimes" in raw:
+        values["runtimes"] = parse_runtimes(raw["runtimes"], where)
+    if "accelerators" in raw:
+        values["accelerators"] = parse_accelerators(raw["accelerators"], where)
     devices = raw.get("devices", ["local"])
     flag_sets = raw.get("flag_sets", list(DEFAULT_FLAG_SETS))
     for label, items in (("devices", devices), ("flag_sets", flag_sets)):
@@ -379,6 +393,9 @@ def campaign_from_config(config: dict) -> Campaign:
     known = {f.name for f in fields(Settings)}
     raw = {k: v for k, v in config["settings"].items() if k in known}
     raw["threads"] = tuple(raw.get("threads", (1,)))
+    for key in ("runtimes", "accelerators"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
     return Campaign(name=config["name"], models=models, flag_sets=flag_sets, devices=tuple(config["devices"]),
                     settings=Settings(**raw))
 

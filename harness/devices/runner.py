@@ -10,7 +10,8 @@ Usage: python runner.py JOB.json
        python runner.py --serve   (the zygote: see `serve`)
 JOB.json: {"model", "inputs" (npz: "0", "1", ... one array per input, first axis =
 sample), "input_names", "outputs" (npz to write), "threads", "xnnpack",
-"warmup_runs", "runs", "min_seconds", "max_seconds"}.
+"warmup_runs", "runs", "min_seconds", "max_seconds", "runtime_api" (interpreter |
+compiled_model), "accelerator" (cpu, gpu, npu, or a fallback chain: gpu+cpu)}.
 The last stdout line starting with RESULT_PREFIX is the JSON result.
 """
 
@@ -112,6 +113,16 @@ def match_inputs(details, names):
     return list(details)
 
 
+class Unsupported(RuntimeError):
+    """The runtime cannot run this artifact as asked (an accelerator, a dtype): an `unsupported` row."""
+
+
+# CompiledModel accelerators by name; a job names one or a fallback chain ("gpu+cpu")
+ACCELERATORS = ("cpu", "gpu", "npu")
+# dtypes a LiteRT TensorBuffer takes (ai_edge_litert 2.3: no int16, no int64)
+BUFFER_DTYPES = ("float32", "float16", "bfloat16", "int32", "int8", "uint8", "bool")
+
+
 def run(job: dict) -> dict:
     if job.get("cpus") and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in job["cpus"]})  # before the runtime starts its threads
@@ -125,8 +136,15 @@ def run(job: dict) -> dict:
     mod, runtime, runtime_version = _load_runtime()
     result.update(runtime=runtime, runtime_version=runtime_version)
     result["import_s"] = time.perf_counter() - _START
+    api, accel = job.get("runtime_api", "interpreter"), job.get("accelerator", "cpu")
+    result.update(runtime_api=api, accelerator=accel)
     with np.load(job["inputs"], allow_pickle=False) as data:
         arrays = [data[str(i)] for i in range(len(job["input_names"]))]
+    if api == "compiled_model":
+        return _run_compiled(job, result, mod, arrays, np)
+    if accel != "cpu":
+        raise Unsupported(f"{accel}: the Interpreter runs on the CPU here (XNNPACK or builtin kernels); "
+                          "measure other accelerators with runtime_api compiled_model")
     baseline_kb = _proc_status_kb("VmRSS") or _maxrss_kb()
 
     kwargs = {"model_path": job["model"], "num_threads": int(job.get("threads", 1))}
@@ -134,24 +152,7 @@ def run(job: dict) -> dict:
         kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     t0 = time.perf_counter_ns()
     interpreter = mod.Interpreter(**kwargs)
-    # Signature names are what TensorFlow called the inputs; fall back to tensor names.
-    # (a SignatureRunner would hold tensor references that forbid resizing later)
-    full = getattr(interpreter, "_get_full_signature_list", dict)()
-    in_details = interpreter.get_input_details()
-    out_details = interpreter.get_output_details()
-    names_in = {d["index"]: d["name"] for d in in_details}
-    names_out = {d["index"]: d["name"] for d in out_details}
-    if len(full) == 1:
-        sig = next(iter(full.values()))
-        names_in.update({idx: n for n, idx in sig.get("inputs", {}).items()})
-        names_out.update({idx: n for n, idx in sig.get("outputs", {}).items()})
-    for d in in_details:
-        d["name"] = names_in.get(d["index"], d["name"])
-    inputs = match_inputs(in_details, job["input_names"])
-    for d, arr in zip(inputs, arrays, strict=True):
-        want = (1, *arr.shape[1:])
-        if tuple(d["shape"]) != want:
-            interpreter.resize_tensor_input(d["index"], want, strict=False)
+    inputs, in_details, out_details, names_in, names_out = _interpreter_io(interpreter, job, arrays)
     interpreter.allocate_tensors()
     t1 = time.perf_counter_ns()
     result["init_us"] = (t1 - t0) / 1000.0
@@ -173,14 +174,47 @@ def run(job: dict) -> dict:
         for d, arr in zip(inputs, arrays, strict=True):
             interpreter.set_tensor(d["index"], quantize(arr[i : i + 1], in_details[d["index"]], np))
 
+    def fetch() -> list:
+        return [dequantize(interpreter.get_tensor(d["index"]), d, np)[0] for d in out_details]
+
     feed(0)
+    _time_runs(interpreter.invoke, job, result, baseline_kb, init_kb, np)
+    _evaluate(job, arrays, feed, interpreter.invoke, fetch, len(out_details), result, np)
+    return result
+
+
+def _interpreter_io(interpreter, job: dict, arrays: list):
+    """Inputs in the job's order (resized to batch 1), and the signature's names for every tensor."""
+    # Signature names are what TensorFlow called the inputs; fall back to tensor names.
+    # (a SignatureRunner would hold tensor references that forbid resizing later)
+    full = getattr(interpreter, "_get_full_signature_list", dict)()
+    in_details = interpreter.get_input_details()
+    out_details = interpreter.get_output_details()
+    names_in = {d["index"]: d["name"] for d in in_details}
+    names_out = {d["index"]: d["name"] for d in out_details}
+    if len(full) == 1:
+        sig = next(iter(full.values()))
+        names_in.update({idx: n for n, idx in sig.get("inputs", {}).items()})
+        names_out.update({idx: n for n, idx in sig.get("outputs", {}).items()})
+    for d in in_details:
+        d["name"] = names_in.get(d["index"], d["name"])
+    inputs = match_inputs(in_details, job["input_names"])
+    for d, arr in zip(inputs, arrays, strict=True):
+        want = (1, *arr.shape[1:])
+        if tuple(d["shape"]) != want:
+            interpreter.resize_tensor_input(d["index"], want, strict=False)
+    return inputs, in_details, out_details, names_in, names_out
+
+
+def _time_runs(call, job: dict, result: dict, baseline_kb, init_kb, np) -> None:
+    """First run, warm-up, memory, then the timed loop: CALL alone is timed, whatever the runtime."""
     t0 = time.perf_counter_ns()
-    interpreter.invoke()
+    call()
     result["first_us"] = (time.perf_counter_ns() - t0) / 1000.0
     warmup = []
     for _ in range(int(job.get("warmup_runs", 1))):
         t0 = time.perf_counter_ns()
-        interpreter.invoke()
+        call()
         warmup.append((time.perf_counter_ns() - t0) / 1000.0)
     result["warmup_us"] = warmup
 
@@ -205,7 +239,7 @@ def run(job: dict) -> dict:
     start = clock()
     while True:
         t0 = clock()
-        interpreter.invoke()
+        call()
         t1 = clock()
         if count == len(buf):
             buf = np.concatenate([buf, np.empty_like(buf)])
@@ -216,19 +250,164 @@ def run(job: dict) -> dict:
             break
     result["timed_s"] = (clock() - start) / 1e9
     result["samples_us"] = (buf[:count] / 1000.0).tolist()
-    del buf
 
+
+def _evaluate(job: dict, arrays: list, feed, call, fetch, n_out: int, result: dict, np) -> None:
+    """Each evaluation sample once: FEED it, CALL, FETCH the dequantized outputs; save them."""
     n = len(arrays[0]) if arrays and job.get("outputs") else 0  # no evaluation pass for latency-only jobs
-    collected: list[list] = [[] for _ in out_details]
+    collected: list[list] = [[] for _ in range(n_out)]
     for i in range(n):
         feed(i)
-        interpreter.invoke()
-        for k, d in enumerate(out_details):
-            collected[k].append(dequantize(interpreter.get_tensor(d["index"]), d, np)[0])
+        call()
+        for k, y in enumerate(fetch()):
+            collected[k].append(y)
     if job.get("outputs"):
         np.savez(job["outputs"], **{str(k): np.stack(c) for k, c in enumerate(collected) if c})
     result["eval_samples"] = n
     result["status"] = "ok"
+
+
+def _accelerator_flags(accel: str, hw):
+    names = accel.split("+")
+    if not names or any(n not in ACCELERATORS for n in names):
+        raise Unsupported(f"{accel}: unknown accelerator; choose from {', '.join(ACCELERATORS)} "
+                          "or a fallback chain such as gpu+cpu")
+    flags = getattr(hw, names[0].upper())
+    for n in names[1:]:
+        flags |= getattr(hw, n.upper())
+    return flags
+
+
+class _Stderr:
+    """Collects what the runtime writes to fd 2 while it compiles (its reasons live there), then
+    writes it on to the real stderr so nothing is lost."""
+
+    def __enter__(self):
+        import tempfile
+
+        sys.stderr.flush()
+        self.file = tempfile.TemporaryFile()
+        self.saved = os.dup(2)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.file.seek(0)
+        self.text = self.file.read().decode("utf-8", "replace")
+        self.file.close()
+        sys.stderr.write(self.text)
+
+
+def runtime_words(stderr: str, exc: BaseException) -> str:
+    """The runtime's own reason for a failed compile: the exception's last line, or where that says
+    only where it failed, the most telling ERROR line the runtime printed (e.g. 'No adapters found')."""
+    def clean(line: str) -> str:
+        line = line.split("] ", 1)[1] if line.startswith(("ERROR: [", "WARNING: [")) and "] " in line else line
+        return line.strip(" └")
+
+    message = clean(" ".join(str(exc).split("└")[-1].split()))
+    if message and not message.startswith("ERROR: [") and "compiled_model" not in message:
+        return message
+    errors = [clean(x).split("] ", 1)[-1] for x in stderr.splitlines() if "ERROR" in x or x[:1] == "E"]
+    errors = [e for e in errors if e and "compiled_model" not in e and not e.startswith("ERROR: [")]
+    # the root cause: a line whose last part no other line wraps ("... : No adapters found")
+    roots = [e for e in errors if not any(e.rsplit(": ", 1)[-1] in o for o in errors if o != e)]
+    return (roots or errors or [message or type(exc).__name__])[-1]
+
+
+def _run_compiled(job: dict, result: dict, mod, arrays: list, np) -> dict:
+    """CompiledModel: buffers made once, inputs written before timing, only `run_by_index` timed.
+    Init is from_file + compilation + buffer creation. The Interpreter reads the I/O quantization
+    (CompiledModel's tensor details carry none) before the memory baseline, and is let go."""
+    try:
+        from ai_edge_litert import compiled_model as cm
+        from ai_edge_litert.cpu_kernel_mode import CpuKernelMode
+        from ai_edge_litert.cpu_options import CpuOptions
+        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+        from ai_edge_litert.options import Options
+    except ImportError as exc:
+        raise Unsupported(f"this {result['runtime']} {result['runtime_version']} has no CompiledModel ({exc}); "
+                          "install ai-edge-litert 2.x on the device") from None
+    accel = result["accelerator"]
+    flags = _accelerator_flags(accel, HardwareAccelerator)
+    meta = mod.Interpreter(model_path=job["model"])
+    quant = {d["index"]: d for d in (*meta.get_input_details(), *meta.get_output_details())}
+    del meta
+    baseline_kb = _proc_status_kb("VmRSS") or _maxrss_kb()
+    cpu = CpuOptions(num_threads=int(job.get("threads", 1)),
+                     kernel_mode=None if job.get("xnnpack", True) else CpuKernelMode.BUILTIN)
+    t0 = time.perf_counter_ns()
+    with _Stderr() as err:
+        try:
+            model = cm.CompiledModel.from_file(job["model"], options=Options(hardware_accelerators=flags,
+                                                                            cpu_options=cpu))
+            failure = None
+        except RuntimeError as exc:
+            failure = exc
+    if failure is not None:
+        raise Unsupported(f"{accel}: {runtime_words(err.text, failure)}"[:400])
+    key = next(iter(model.get_signature_list()))
+    in_by_name, out_by_name = model.get_input_tensor_details(key), model.get_output_tensor_details(key)
+    sig = model.get_signature_by_index(0)
+    ins = [dict(in_by_name[n]) for n in sig["inputs"]]
+    outs = [dict(out_by_name[n]) for n in sig["outputs"]]
+    bad = [f"{d['name']} ({d['dtype']})" for d in (*ins, *outs) if d["dtype"] not in BUFFER_DTYPES]
+    if bad:
+        raise Unsupported(f"CompiledModel TensorBuffers take {', '.join(BUFFER_DTYPES)}, not the I/O "
+                          f"{', '.join(bad)}; measure it with the Interpreter")
+    order = match_inputs(ins, job["input_names"])
+    for d, arr in zip(order, arrays, strict=True):
+        want = [1, *arr.shape[1:]]
+        if list(d["shape"]) != want:
+            model.resize_input_tensor(ins.index(d), want, 0, strict=False)
+            d["shape"] = want
+    in_bufs, out_bufs = model.create_input_buffers(0), model.create_output_buffers(0)
+    result["init_us"] = (time.perf_counter_ns() - t0) / 1000.0
+    init_kb = _proc_status_kb("VmRSS")
+    outs = [dict(d, **model.get_output_tensor_details(key)[d["name"]]) for d in outs]
+    for d in (*ins, *outs):
+        q = quant.get(d["index"], {})
+        d["quantization"] = q.get("quantization", (0.0, 0))
+        d["dtype"] = np.dtype(d["dtype"]).type if d["dtype"] != "bfloat16" else d["dtype"]
+    result["fully_accelerated"] = bool(model.is_fully_accelerated())
+    result["inputs"] = [{"name": d["name"], "dtype": str(np.dtype(d["dtype"])), "shape": list(d["shape"])}
+                        for d in order]
+    result["outputs"] = [{"name": d["name"], "dtype": str(np.dtype(d["dtype"])), "shape": list(d["shape"])}
+                         for d in outs]
+    sizes = [int(np.prod(d["shape"])) for d in outs]
+
+    def feed(i: int) -> None:
+        for d, arr in zip(order, arrays, strict=True):
+            in_bufs[ins.index(d)].write(quantize(arr[i : i + 1], d, np))
+
+    def call() -> None:
+        model.run_by_index(0, in_bufs, out_bufs)
+
+    def fetch() -> list:
+        return [dequantize(b.read(n, d["dtype"]).reshape(d["shape"]), d, np)[0]
+                for b, n, d in zip(out_bufs, sizes, outs, strict=True)]
+
+    feed(0)
+    _time_runs(call, job, result, baseline_kb, init_kb, np)
+    # What an app pays per inference: write the inputs, run, read the outputs back (own figure)
+    staged = [quantize(arr[0:1], d, np) for d, arr in zip(order, arrays, strict=True)]
+    slots = [in_bufs[ins.index(d)] for d in order]
+    loop = max(1, min(len(result["samples_us"]), int(job.get("runs", 50))))
+    trips = np.empty(loop, dtype=np.int64)
+    clock = time.perf_counter_ns
+    for k in range(loop):
+        t0 = clock()
+        for b, x in zip(slots, staged, strict=True):
+            b.write(x)
+        call()
+        for b, n, d in zip(out_bufs, sizes, outs, strict=True):
+            b.read(n, d["dtype"])
+        trips[k] = clock() - t0
+    result["roundtrip_us"] = (trips / 1000.0).tolist()
+    _evaluate(job, arrays, feed, call, fetch, len(outs), result, np)
     return result
 
 
@@ -281,6 +460,9 @@ def main(argv: list[str]) -> int:
         job = json.load(f)
     try:
         result = run(job)
+    except Unsupported as exc:  # no silent fallback: the runtime's reason, as its own row
+        result = {"status": "unsupported", "reason": str(exc)[:500], "error_type": "Unsupported",
+                  "runtime_api": job.get("runtime_api", "interpreter"), "accelerator": job.get("accelerator", "cpu")}
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reported result
         message = " ".join(str(exc).split()) or type(exc).__name__
         result = {"status": _classify(message), "reason": message[:500], "error_type": type(exc).__name__}

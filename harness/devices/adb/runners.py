@@ -72,6 +72,7 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
             "input_names": list(job.input_names), "outputs": f"job-{jid}-out.npz",
             "threads": job.threads, "xnnpack": job.xnnpack, "warmup_runs": job.warmup_runs,
             "runs": job.runs, "min_seconds": job.min_seconds, "max_seconds": job.max_seconds,
+            "runtime_api": job.runtime_api, "accelerator": job.accelerator,
         }
         f.push_bytes(json.dumps(spec).encode(), f"job-{jid}.json")
         cmd = (f"cd {shlex.quote(f.root)} && {shlex.quote(s.profile.python)} -I "
@@ -160,6 +161,10 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
 
 def _run_benchmark_model(s: Session, job: MeasureJob, argv_out: list[str], output: list[str]) -> Measurement:
     f = s.folder
+    if (job.runtime_api, job.accelerator) != ("interpreter", "cpu"):
+        return Measurement(statuses.UNSUPPORTED, f"{job.runtime_api}/{job.accelerator}: benchmark_model measures "
+                           "the Interpreter on the CPU; use runner = \"python\" for CompiledModel rows",
+                           report=RunnerReport(runtime="benchmark_model"))
     try:
         binary = _binary(s)
     except FileNotFoundError as exc:
