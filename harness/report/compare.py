@@ -80,7 +80,7 @@ class LatencyChange:
 
 @dataclass
 class RowComparison:
-    key: tuple  # model, flag_set, device, threads, xnnpack (of the base row when there is one)
+    key: tuple  # model, flag_set, device, threads, xnnpack, runtime API, accelerator (the base row's if any)
     base_status: str | None
     new_status: str | None
     latency: LatencyChange | None = None
@@ -114,8 +114,7 @@ class RowComparison:
 
     @property
     def label(self) -> str:
-        model, flag_set, device, threads, xnnpack = self.key
-        return f"{model}/{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'})"
+        return key_label(self.key)
 
     @property
     def why(self) -> str:
@@ -315,8 +314,16 @@ def _judge_latency(row: RowComparison, base: Result, new: Result, threshold: flo
     row.slower_unconfirmed = row.slower_unconfirmed or stored > 0
 
 
-KEY_FIELDS = ("model", "flag_set", "device", "threads", "xnnpack")
-IGNORABLE = ("device", "threads", "xnnpack")
+KEY_FIELDS = ("model", "flag_set", "device", "threads", "xnnpack", "runtime_api", "accelerator")
+IGNORABLE = ("device", "threads", "xnnpack", "runtime")  # runtime: the API and the accelerator, one axis
+
+
+def key_label(key: tuple) -> str:
+    """'m/int8 on local (1 thr)', with ', no xnnpack' and the runtime where it is not interpreter/cpu."""
+    model, flag_set, device, threads, xnnpack, *rest = key
+    api, accel = (*rest, "interpreter", "cpu")[:2]
+    runtime = "" if (api, accel) == ("interpreter", "cpu") else f", {api}/{accel}"
+    return f"{model}/{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'}{runtime})"
 
 
 def compare_results(base: list[Result], new: list[Result], thresholds: Thresholds | None = None,
@@ -335,8 +342,10 @@ def compare_results(base: list[Result], new: list[Result], thresholds: Threshold
     if thresholds.unconfirmed not in UNCONFIRMED_POLICIES:
         raise ValueError(f"unconfirmed={thresholds.unconfirmed!r}; choose from {', '.join(UNCONFIRMED_POLICIES)}")
 
+    dropped = set(ignore) | ({"runtime_api", "accelerator"} if "runtime" in ignore else set())
+
     def match_key(r: Result) -> tuple:
-        return tuple(None if name in ignore else v for name, v in zip(KEY_FIELDS, r.key, strict=True))
+        return tuple(None if name in dropped else v for name, v in zip(KEY_FIELDS, r.key, strict=True))
 
     def index(results: list[Result], which: str) -> dict[tuple, Result]:
         out: dict[tuple, Result] = {}

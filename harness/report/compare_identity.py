@@ -38,7 +38,9 @@ def artifact_identity(base: Result, new: Result) -> str:
         return ARTIFACT_CHANGED
     if base.device != new.device:  # compared across devices (--ignore device)
         return DEVICE_CHANGED
-    if (base.runtime, base.runtime_version) != (new.runtime, new.runtime_version):
+    if (base.runtime, base.runtime_version, getattr(base, "runtime_api", None), getattr(base, "accelerator", None)) \
+            != (new.runtime, new.runtime_version, getattr(new, "runtime_api", None), getattr(new, "accelerator", None)):
+        # another runtime, version or runtime API (--ignore runtime: Interpreter vs CompiledModel)
         return RUNTIME_CHANGED
     if (getattr(base, "settings", None) != getattr(new, "settings", None)
             or (base.threads, base.xnnpack) != (new.threads, new.xnnpack)):  # --ignore threads / xnnpack
