@@ -245,3 +245,59 @@ def test_a_schema_3_store_migrates_to_the_runtime_key(tmp_path):
         assert rows["compiled_model"].fully_accelerated is False and rows["compiled_model"].roundtrip_us == {"p50": 9.0}
     finally:
         s.close()
+
+
+# ------------------------------------------------------------------------------------------ I/O dtypes
+
+MAKE_IO_MODELS = r"""
+import sys, numpy as np, tensorflow as tf
+out = sys.argv[1]
+tf.random.set_seed(0)
+inp = tf.keras.Input((8, 8, 1), name="image")
+x = tf.keras.layers.Flatten()(tf.keras.layers.Conv2D(4, 3, activation="relu")(inp))
+m = tf.keras.Model(inp, tf.keras.layers.Dense(3, activation="softmax")(x))
+rng = np.random.default_rng(0)
+for name, io, ops in (("int8io", tf.int8, tf.lite.OpsSet.TFLITE_BUILTINS_INT8),
+                      ("int16io", tf.int16, tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)):
+    c = tf.lite.TFLiteConverter.from_keras_model(m)
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.representative_dataset = lambda: ([rng.random((1, 8, 8, 1), dtype=np.float32)] for _ in range(8))
+    c.target_spec.supported_ops = [ops]
+    c.inference_input_type = c.inference_output_type = io
+    open(f"{out}/{name}.tflite", "wb").write(c.convert())
+
+@tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 1], tf.float32, name="image")])
+def am(image):
+    return {"cls": tf.argmax(tf.reshape(image, [1, 64]), axis=1)}
+c = tf.lite.TFLiteConverter.from_concrete_functions([am.get_concrete_function()], am)
+open(f"{out}/int64out.tflite", "wb").write(c.convert())
+"""
+
+
+@pytest.fixture(scope="module")
+def io_models(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("io")
+    r = subprocess.run([sys.executable, "-c", MAKE_IO_MODELS, str(out)], capture_output=True, text=True,
+                       timeout=300, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"TensorFlow could not convert the test models: {r.stderr[-500:]}")
+    np.savez(out / "inputs.npz", **{"0": np.random.default_rng(1).random((4, 8, 8, 1), dtype=np.float32)})
+    return out
+
+
+@pytest.mark.slow
+def test_int16_and_int64_io_are_unsupported_and_int8_io_runs(io_models):
+    dev = LocalDevice()
+    inputs = io_models / "inputs.npz"
+    for name, dtype in (("int16io", "int16"), ("int64out", "int64")):
+        m = dev.measure(job(io_models / f"{name}.tflite", inputs, "compiled_model", names=("image",)))
+        assert m.status == "unsupported", m.reason
+        assert f"({dtype})" in m.reason and "TensorBuffers" in m.reason and "Interpreter" in m.reason
+        assert dev.measure(job(io_models / f"{name}.tflite", inputs, "interpreter", names=("image",))).status == "ok"
+    # int8 I/O: quantized on the way in, dequantized on the way out, exactly as the Interpreter does
+    interp = dev.measure(job(io_models / "int8io.tflite", inputs, "interpreter", names=("image",)))
+    cm = dev.measure(job(io_models / "int8io.tflite", inputs, "compiled_model", names=("image",)))
+    assert cm.status == "ok", cm.reason
+    assert cm.report.fully_accelerated is False  # XNNPACK leaves ops of this int8 model to builtin kernels
+    assert cm.outputs[0].dtype == np.float32
+    np.testing.assert_array_equal(cm.outputs[0], interp.outputs[0])

@@ -352,8 +352,9 @@ def _run_compiled(job: dict, result: dict, mod, arrays: list, np) -> dict:
     key = next(iter(model.get_signature_list()))
     in_by_name, out_by_name = model.get_input_tensor_details(key), model.get_output_tensor_details(key)
     sig = model.get_signature_by_index(0)
-    ins = [dict(in_by_name[n]) for n in sig["inputs"]]
-    outs = [dict(out_by_name[n]) for n in sig["outputs"]]
+    # signature names, as the Interpreter path reports them (what TensorFlow called the tensors)
+    ins = [{**in_by_name[n], "name": n} for n in sig["inputs"]]
+    outs = [{**out_by_name[n], "name": n} for n in sig["outputs"]]
     bad = [f"{d['name']} ({d['dtype']})" for d in (*ins, *outs) if d["dtype"] not in BUFFER_DTYPES]
     if bad:
         raise Unsupported(f"CompiledModel TensorBuffers take {', '.join(BUFFER_DTYPES)}, not the I/O "
@@ -367,7 +368,7 @@ def _run_compiled(job: dict, result: dict, mod, arrays: list, np) -> dict:
     in_bufs, out_bufs = model.create_input_buffers(0), model.create_output_buffers(0)
     result["init_us"] = (time.perf_counter_ns() - t0) / 1000.0
     init_kb = _proc_status_kb("VmRSS")
-    outs = [dict(d, **model.get_output_tensor_details(key)[d["name"]]) for d in outs]
+    outs = [{**d, **model.get_output_tensor_details(key)[d["name"]], "name": d["name"]} for d in outs]
     for d in (*ins, *outs):
         q = quant.get(d["index"], {})
         d["quantization"] = q.get("quantization", (0.0, 0))

@@ -197,10 +197,12 @@ def drift_between(a: list[np.ndarray], b: list[np.ndarray]) -> dict | None:
         return None
 
 
-# What is_fully_accelerated() says on the CPU accelerator (docs/runtimes.md): False when some
-# ops stay with LiteRT's builtin CPU kernels rather than XNNPACK. All of it still runs on the CPU.
+# What is_fully_accelerated() says on the CPU accelerator (found out: docs/runtimes.md): True only
+# when XNNPACK took every op; False when some (QUANTIZE/DEQUANTIZE of int8 models, int16x8 ops,
+# SHAPE/PACK of dynamic reshapes, LSTM) stay with LiteRT's builtin CPU kernels, and always False
+# with --no-xnnpack. All of it still runs on the CPU: a warning for information, not a reason.
 CPU_PARTLY = ("fully_accelerated: no: on the cpu accelerator this means some ops run in LiteRT's builtin CPU "
-              "kernels instead of XNNPACK (usual for int8 models); everything still runs on the CPU")
+              "kernels instead of XNNPACK; everything still runs on the CPU")
 
 
 def fill_runtime(result: Result, rep: RunnerReport) -> None:
