@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from harness.core import runtimes as rt
 from harness.core.errors import UsageError
 from harness.core.flag_sets import (
     BUILTIN_FLAG_SETS,
@@ -20,12 +21,6 @@ from harness.core.flag_sets import (
     parse_flag_set,
     resolve_bases,
     resolve_flag_sets,
-)
-from harness.core.runtimes import (
-    DEFAULT_ACCELERATORS,
-    DEFAULT_RUNTIMES,
-    parse_accelerators,
-    parse_runtimes,
 )
 
 MODEL_KINDS = ("keras", "saved_model", "concrete_function", "jax", "tflite")
@@ -51,8 +46,8 @@ class Settings:
     pin_cpu: int | None = None  # pin the measuring process to this CPU (local and Linux edge runner)
     max_cv: float = 0.15  # validity: coefficient of variation bound
     max_tail_ratio: float = 3.0  # validity: p99/p50 bound
-    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES  # interpreter | compiled_model (harness/core/runtimes.py)
-    accelerators: tuple[str, ...] = DEFAULT_ACCELERATORS  # cpu | gpu | npu | fallback chains such as gpu+cpu
+    runtimes: tuple[str, ...] = rt.DEFAULT_RUNTIMES  # interpreter | compiled_model (harness/core/runtimes.py)
+    accelerators: tuple[str, ...] = rt.DEFAULT_ACCELERATORS  # cpu | gpu | npu | fallback chains such as gpu+cpu
 
 
 @dataclass(frozen=True)
@@ -218,8 +213,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "pin_cpu": (int,),
     "max_cv": (int, float),
     "max_tail_ratio": (int, float),
-    "runtimes": (list, str),
-    "accelerators": (list, str),
+    "runtimes": (list, str), "accelerators": (list, str),
     "devices": (list,),
     "flag_sets": (list,),
 }
@@ -265,10 +259,8 @@ def parse_settings(raw: dict[str, Any], where: str) -> tuple[Settings, list[str]
             values[key] = float(raw[key])
     if "xnnpack" in raw:
         values["xnnpack"] = raw["xnnpack"]
-    if "runtimes" in raw:
-        values["runtimes"] = parse_runtimes(raw["runtimes"], where)
-    if "accelerators" in raw:
-        values["accelerators"] = parse_accelerators(raw["accelerators"], where)
+    values.update({k: parse(raw[k], where) for k, parse in (("runtimes", rt.parse_runtimes),
+                                                             ("accelerators", rt.parse_accelerators)) if k in raw})
     devices = raw.get("devices", ["local"])
     flag_sets = raw.get("flag_sets", list(DEFAULT_FLAG_SETS))
     for label, items in (("devices", devices), ("flag_sets", flag_sets)):
@@ -392,10 +384,7 @@ def campaign_from_config(config: dict) -> Campaign:
     flag_sets = tuple(FlagSet(n, o, n in BUILTIN_FLAG_SETS) for n, o in config["flag_sets"].items())
     known = {f.name for f in fields(Settings)}
     raw = {k: v for k, v in config["settings"].items() if k in known}
-    raw["threads"] = tuple(raw.get("threads", (1,)))
-    for key in ("runtimes", "accelerators"):
-        if key in raw:
-            raw[key] = tuple(raw[key])
+    raw.update({k: tuple(raw[k]) for k in ("runtimes", "accelerators") if k in raw}, threads=tuple(raw.get("threads", (1,))))
     return Campaign(name=config["name"], models=models, flag_sets=flag_sets, devices=tuple(config["devices"]),
                     settings=Settings(**raw))
 

@@ -23,12 +23,13 @@ from harness.config import Settings
 from harness.core.errors import UsageError
 from harness.core.result import Result
 from harness.core.runtimes import parse_accelerators, parse_runtimes, variants
+from harness.core.schema import MIGRATIONS
 from harness.devices.base import MeasureJob
 from harness.devices.local import LocalDevice
-from harness.devices.runner import runtime_words
+from harness.devices.runner_compiled import runtime_words
 from harness.report.compare import compare_results
 from harness.report.compare_identity import RUNTIME_CHANGED
-from harness.store import _MIGRATIONS, Store
+from harness.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.tflite"  # float32 [1, 8] -> [1, 4]
@@ -221,7 +222,7 @@ def test_a_schema_3_store_migrates_to_the_runtime_key(tmp_path):
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path, isolation_level=None)
     for v in (1, 2, 3):
-        for stmt in filter(str.strip, _MIGRATIONS[v].split(";")):
+        for stmt in filter(str.strip, MIGRATIONS[v].split(";")):
             db.execute(stmt)
     db.execute("PRAGMA user_version = 3")
     db.execute("INSERT INTO runs (id, started_at) VALUES ('old', 1.0)")
@@ -301,3 +302,13 @@ def test_int16_and_int64_io_are_unsupported_and_int8_io_runs(io_models):
     assert cm.report.fully_accelerated is False  # XNNPACK leaves ops of this int8 model to builtin kernels
     assert cm.outputs[0].dtype == np.float32
     np.testing.assert_array_equal(cm.outputs[0], interp.outputs[0])
+
+
+def test_the_compiled_model_runner_is_self_contained_like_the_runner():
+    """It is pushed to boards beside runner.py: stdlib, numpy and ai_edge_litert only."""
+    import ast
+
+    tree = ast.parse((ROOT / "harness" / "devices" / "runner_compiled.py").read_text(encoding="utf-8"))
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    assert not [n for n in names if n.split(".")[0] in ("harness", "tensorflow", "keras")], names

@@ -27,7 +27,7 @@ RESULT_PREFIX = "TFLITE-HARNESS-RESULT "
 _START = time.perf_counter()
 
 
-def _proc_status_kb(field: str) -> int | None:
+def proc_status_kb(field: str) -> int | None:
     """VmRSS / VmHWM of this process in kB (None where /proc is missing)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
@@ -39,7 +39,7 @@ def _proc_status_kb(field: str) -> int | None:
     return None
 
 
-def _maxrss_kb() -> int | None:
+def maxrss_kb() -> int | None:
     try:
         import resource
 
@@ -117,12 +117,6 @@ class Unsupported(RuntimeError):
     """The runtime cannot run this artifact as asked (an accelerator, a dtype): an `unsupported` row."""
 
 
-# CompiledModel accelerators by name; a job names one or a fallback chain ("gpu+cpu")
-ACCELERATORS = ("cpu", "gpu", "npu")
-# dtypes a LiteRT TensorBuffer takes (ai_edge_litert 2.3: no int16, no int64)
-BUFFER_DTYPES = ("float32", "float16", "bfloat16", "int32", "int8", "uint8", "bool")
-
-
 def run(job: dict) -> dict:
     if job.get("cpus") and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in job["cpus"]})  # before the runtime starts its threads
@@ -141,11 +135,11 @@ def run(job: dict) -> dict:
     with np.load(job["inputs"], allow_pickle=False) as data:
         arrays = [data[str(i)] for i in range(len(job["input_names"]))]
     if api == "compiled_model":
-        return _run_compiled(job, result, mod, arrays, np)
+        return _compiled(job).run_compiled(job, result, mod, arrays, np, sys.modules[__name__])
     if accel != "cpu":
         raise Unsupported(f"{accel}: the Interpreter runs on the CPU here (XNNPACK or builtin kernels); "
                           "measure other accelerators with runtime_api compiled_model")
-    baseline_kb = _proc_status_kb("VmRSS") or _maxrss_kb()
+    baseline_kb = proc_status_kb("VmRSS") or maxrss_kb()
 
     kwargs = {"model_path": job["model"], "num_threads": int(job.get("threads", 1))}
     if not job.get("xnnpack", True) and hasattr(mod, "OpResolverType"):
@@ -156,7 +150,7 @@ def run(job: dict) -> dict:
     interpreter.allocate_tensors()
     t1 = time.perf_counter_ns()
     result["init_us"] = (t1 - t0) / 1000.0
-    init_kb = _proc_status_kb("VmRSS")
+    init_kb = proc_status_kb("VmRSS")
     in_details = {d["index"]: d for d in interpreter.get_input_details()}
     out_details = interpreter.get_output_details()
     result["inputs"] = [
@@ -178,9 +172,22 @@ def run(job: dict) -> dict:
         return [dequantize(interpreter.get_tensor(d["index"]), d, np)[0] for d in out_details]
 
     feed(0)
-    _time_runs(interpreter.invoke, job, result, baseline_kb, init_kb, np)
-    _evaluate(job, arrays, feed, interpreter.invoke, fetch, len(out_details), result, np)
+    time_runs(interpreter.invoke, job, result, baseline_kb, init_kb, np)
+    evaluate_samples(job, arrays, feed, interpreter.invoke, fetch, len(out_details), result, np)
     return result
+
+
+def _compiled(job: dict):
+    """runner_compiled.py, the CompiledModel path: beside this file, or where the job says (a board,
+    where both files are pushed under content-hashed names)."""
+    import importlib.util
+
+    path = job.get("compiled_runner") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                     "runner_compiled.py")
+    spec = importlib.util.spec_from_file_location("tflite_harness_runner_compiled", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _interpreter_io(interpreter, job: dict, arrays: list):
@@ -206,7 +213,7 @@ def _interpreter_io(interpreter, job: dict, arrays: list):
     return inputs, in_details, out_details, names_in, names_out
 
 
-def _time_runs(call, job: dict, result: dict, baseline_kb, init_kb, np) -> None:
+def time_runs(call, job: dict, result: dict, baseline_kb, init_kb, np) -> None:
     """First run, warm-up, memory, then the timed loop: CALL alone is timed, whatever the runtime."""
     t0 = time.perf_counter_ns()
     call()
@@ -222,7 +229,7 @@ def _time_runs(call, job: dict, result: dict, baseline_kb, init_kb, np) -> None:
     # first inference and the warm-up, before the timed loop, whose samples would otherwise
     # count (a list of 3 million floats is ~100 MB). The samples go into preallocated int64
     # storage, sized from the warm-up; it doubles only if the estimate was short.
-    peak_kb = _proc_status_kb("VmHWM") or _maxrss_kb()
+    peak_kb = proc_status_kb("VmHWM") or maxrss_kb()
     result["baseline_rss_kb"] = baseline_kb
     result["peak_rss_kb"] = peak_kb
     if peak_kb is not None and baseline_kb is not None:
@@ -252,7 +259,7 @@ def _time_runs(call, job: dict, result: dict, baseline_kb, init_kb, np) -> None:
     result["samples_us"] = (buf[:count] / 1000.0).tolist()
 
 
-def _evaluate(job: dict, arrays: list, feed, call, fetch, n_out: int, result: dict, np) -> None:
+def evaluate_samples(job: dict, arrays: list, feed, call, fetch, n_out: int, result: dict, np) -> None:
     """Each evaluation sample once: FEED it, CALL, FETCH the dequantized outputs; save them."""
     n = len(arrays[0]) if arrays and job.get("outputs") else 0  # no evaluation pass for latency-only jobs
     collected: list[list] = [[] for _ in range(n_out)]
@@ -265,151 +272,6 @@ def _evaluate(job: dict, arrays: list, feed, call, fetch, n_out: int, result: di
         np.savez(job["outputs"], **{str(k): np.stack(c) for k, c in enumerate(collected) if c})
     result["eval_samples"] = n
     result["status"] = "ok"
-
-
-def _accelerator_flags(accel: str, hw):
-    names = accel.split("+")
-    if not names or any(n not in ACCELERATORS for n in names):
-        raise Unsupported(f"{accel}: unknown accelerator; choose from {', '.join(ACCELERATORS)} "
-                          "or a fallback chain such as gpu+cpu")
-    flags = getattr(hw, names[0].upper())
-    for n in names[1:]:
-        flags |= getattr(hw, n.upper())
-    return flags
-
-
-class _Stderr:
-    """Collects what the runtime writes to fd 2 while it compiles (its reasons live there), then
-    writes it on to the real stderr so nothing is lost."""
-
-    def __enter__(self):
-        import tempfile
-
-        sys.stderr.flush()
-        self.file = tempfile.TemporaryFile()
-        self.saved = os.dup(2)
-        os.dup2(self.file.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        sys.stderr.flush()
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        self.file.seek(0)
-        self.text = self.file.read().decode("utf-8", "replace")
-        self.file.close()
-        sys.stderr.write(self.text)
-
-
-def runtime_words(stderr: str, exc: BaseException) -> str:
-    """The runtime's own reason for a failed compile: the exception's last line, or where that says
-    only where it failed, the most telling ERROR line the runtime printed (e.g. 'No adapters found')."""
-    def clean(line: str) -> str:
-        line = line.split("] ", 1)[1] if line.startswith(("ERROR: [", "WARNING: [")) and "] " in line else line
-        return line.strip(" └")
-
-    message = clean(" ".join(str(exc).split("└")[-1].split()))
-    if message and not message.startswith("ERROR: [") and "compiled_model" not in message:
-        return message
-    errors = [clean(x).split("] ", 1)[-1] for x in stderr.splitlines() if "ERROR" in x or x[:1] == "E"]
-    errors = [e for e in errors if e and "compiled_model" not in e and not e.startswith("ERROR: [")]
-    # the root cause: a line whose last part no other line wraps ("... : No adapters found")
-    roots = [e for e in errors if not any(e.rsplit(": ", 1)[-1] in o for o in errors if o != e)]
-    return (roots or errors or [message or type(exc).__name__])[-1]
-
-
-def _run_compiled(job: dict, result: dict, mod, arrays: list, np) -> dict:
-    """CompiledModel: buffers made once, inputs written before timing, only `run_by_index` timed.
-    Init is from_file + compilation + buffer creation. The Interpreter reads the I/O quantization
-    (CompiledModel's tensor details carry none) before the memory baseline, and is let go."""
-    try:
-        from ai_edge_litert import compiled_model as cm
-        from ai_edge_litert.cpu_kernel_mode import CpuKernelMode
-        from ai_edge_litert.cpu_options import CpuOptions
-        from ai_edge_litert.hardware_accelerator import HardwareAccelerator
-        from ai_edge_litert.options import Options
-    except ImportError as exc:
-        raise Unsupported(f"this {result['runtime']} {result['runtime_version']} has no CompiledModel ({exc}); "
-                          "install ai-edge-litert 2.x on the device") from None
-    accel = result["accelerator"]
-    flags = _accelerator_flags(accel, HardwareAccelerator)
-    meta = mod.Interpreter(model_path=job["model"])
-    quant = {d["index"]: d for d in (*meta.get_input_details(), *meta.get_output_details())}
-    del meta
-    baseline_kb = _proc_status_kb("VmRSS") or _maxrss_kb()
-    cpu = CpuOptions(num_threads=int(job.get("threads", 1)),
-                     kernel_mode=None if job.get("xnnpack", True) else CpuKernelMode.BUILTIN)
-    t0 = time.perf_counter_ns()
-    with _Stderr() as err:
-        try:
-            model = cm.CompiledModel.from_file(job["model"], options=Options(hardware_accelerators=flags,
-                                                                            cpu_options=cpu))
-            failure = None
-        except RuntimeError as exc:
-            failure = exc
-    if failure is not None:
-        raise Unsupported(f"{accel}: {runtime_words(err.text, failure)}"[:400])
-    key = next(iter(model.get_signature_list()))
-    in_by_name, out_by_name = model.get_input_tensor_details(key), model.get_output_tensor_details(key)
-    sig = model.get_signature_by_index(0)
-    # signature names, as the Interpreter path reports them (what TensorFlow called the tensors)
-    ins = [{**in_by_name[n], "name": n} for n in sig["inputs"]]
-    outs = [{**out_by_name[n], "name": n} for n in sig["outputs"]]
-    bad = [f"{d['name']} ({d['dtype']})" for d in (*ins, *outs) if d["dtype"] not in BUFFER_DTYPES]
-    if bad:
-        raise Unsupported(f"CompiledModel TensorBuffers take {', '.join(BUFFER_DTYPES)}, not the I/O "
-                          f"{', '.join(bad)}; measure it with the Interpreter")
-    order = match_inputs(ins, job["input_names"])
-    for d, arr in zip(order, arrays, strict=True):
-        want = [1, *arr.shape[1:]]
-        if list(d["shape"]) != want:
-            model.resize_input_tensor(ins.index(d), want, 0, strict=False)
-            d["shape"] = want
-    in_bufs, out_bufs = model.create_input_buffers(0), model.create_output_buffers(0)
-    result["init_us"] = (time.perf_counter_ns() - t0) / 1000.0
-    init_kb = _proc_status_kb("VmRSS")
-    outs = [{**d, **model.get_output_tensor_details(key)[d["name"]], "name": d["name"]} for d in outs]
-    for d in (*ins, *outs):
-        q = quant.get(d["index"], {})
-        d["quantization"] = q.get("quantization", (0.0, 0))
-        d["dtype"] = np.dtype(d["dtype"]).type if d["dtype"] != "bfloat16" else d["dtype"]
-    result["fully_accelerated"] = bool(model.is_fully_accelerated())
-    result["inputs"] = [{"name": d["name"], "dtype": str(np.dtype(d["dtype"])), "shape": list(d["shape"])}
-                        for d in order]
-    result["outputs"] = [{"name": d["name"], "dtype": str(np.dtype(d["dtype"])), "shape": list(d["shape"])}
-                         for d in outs]
-    sizes = [int(np.prod(d["shape"])) for d in outs]
-
-    def feed(i: int) -> None:
-        for d, arr in zip(order, arrays, strict=True):
-            in_bufs[ins.index(d)].write(quantize(arr[i : i + 1], d, np))
-
-    def call() -> None:
-        model.run_by_index(0, in_bufs, out_bufs)
-
-    def fetch() -> list:
-        return [dequantize(b.read(n, d["dtype"]).reshape(d["shape"]), d, np)[0]
-                for b, n, d in zip(out_bufs, sizes, outs, strict=True)]
-
-    feed(0)
-    _time_runs(call, job, result, baseline_kb, init_kb, np)
-    # What an app pays per inference: write the inputs, run, read the outputs back (own figure)
-    staged = [quantize(arr[0:1], d, np) for d, arr in zip(order, arrays, strict=True)]
-    slots = [in_bufs[ins.index(d)] for d in order]
-    loop = max(1, min(len(result["samples_us"]), int(job.get("runs", 50))))
-    trips = np.empty(loop, dtype=np.int64)
-    clock = time.perf_counter_ns
-    for k in range(loop):
-        t0 = clock()
-        for b, x in zip(slots, staged, strict=True):
-            b.write(x)
-        call()
-        for b, n, d in zip(out_bufs, sizes, outs, strict=True):
-            b.read(n, d["dtype"])
-        trips[k] = clock() - t0
-    result["roundtrip_us"] = (trips / 1000.0).tolist()
-    _evaluate(job, arrays, feed, call, fetch, len(outs), result, np)
-    return result
 
 
 DONE_PREFIX = "TFLITE-HARNESS-EXIT "
