@@ -125,10 +125,11 @@ def run_compiled(job: dict, result: dict, mod, arrays: list, np, r) -> dict:
         d["quantization"] = q.get("quantization", (0.0, 0))
         d["dtype"] = np.dtype(d["dtype"]).type if d["dtype"] != "bfloat16" else d["dtype"]
     result["fully_accelerated"] = bool(model.is_fully_accelerated())
-    result["inputs"] = [{"name": d["name"], "dtype": str(np.dtype(d["dtype"])), "shape": list(d["shape"])}
-                        for d in order]
-    result["outputs"] = [{"name": d["name"], "dtype": str(np.dtype(d["dtype"])), "shape": list(d["shape"])}
-                         for d in outs]
+    def described(d: dict) -> dict:  # bfloat16 has no NumPy dtype: it stays a name
+        kind = d["dtype"] if isinstance(d["dtype"], str) else np.dtype(d["dtype"]).name
+        return {"name": d["name"], "dtype": kind, "shape": list(d["shape"])}
+
+    result["inputs"], result["outputs"] = [described(d) for d in order], [described(d) for d in outs]
     sizes = [int(np.prod(d["shape"])) for d in outs]
 
     def feed(i: int) -> None:
