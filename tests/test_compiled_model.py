@@ -28,7 +28,7 @@ from harness.devices.base import MeasureJob
 from harness.devices.local import LocalDevice
 from harness.devices.runner_compiled import runtime_words
 from harness.report.compare import compare_results
-from harness.report.compare_identity import RUNTIME_CHANGED
+from harness.report.compare_identity import RUNTIME_API_CHANGED
 from harness.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,7 +211,7 @@ def test_compare_ignore_runtime_sets_interpreter_against_compiled_model(campaign
     cm = [r for r in cpu if r.runtime_api == "compiled_model"]
     assert compare_results(interp, cm).rows[0].new_status is None  # without --ignore they do not match
     c = compare_results(interp, cm, ignore=("runtime",))
-    assert len(c.rows) == 1 and c.rows[0].identity == RUNTIME_CHANGED
+    assert len(c.rows) == 1 and c.rows[0].identity == RUNTIME_API_CHANGED
     assert "compiled_model" not in c.rows[0].label and c.rows[0].new_key[5] == "compiled_model"
 
 

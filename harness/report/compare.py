@@ -26,6 +26,7 @@ from harness.report.compare_identity import (  # noqa: F401 - re-exported
     ARTIFACT_CHANGED,
     DEVICE_CHANGED,
     NOISE_MIN_ROWS,
+    RUNTIME_API_CHANGED,
     RUNTIME_CHANGED,
     SAME_ARTIFACT,
     SETTINGS_CHANGED,
@@ -35,6 +36,7 @@ from harness.report.compare_identity import (  # noqa: F401 - re-exported
     machine_move,
     median_noise,
     run_to_run_noise,
+    runtime_label,
     samples_of,
     tested_pair,
 )
@@ -157,7 +159,7 @@ class Comparison:
         """
         half = self.thresholds.max_latency_regression / 2
         return [r for r in self.rows if r.latency is not None and r.identity in (ARTIFACT_CHANGED, SETTINGS_CHANGED,
-                UNKNOWN) and abs(_value(r.latency.adjusted, r.latency.change)) > half]
+                UNKNOWN, RUNTIME_API_CHANGED) and abs(_value(r.latency.adjusted, r.latency.change)) > half]
 
     def summary(self) -> str:
         counts = {v: 0 for v in (REGRESSED, MISSING, UNCONFIRMED, IMPROVED, SAME, ADDED)}
@@ -298,7 +300,8 @@ def _judge_latency(row: RowComparison, base: Result, new: Result, threshold: flo
         return
     prefix = (f"runtime {base.runtime} {base.runtime_version} -> {new.runtime} {new.runtime_version}: "
               if row.identity == RUNTIME_CHANGED else f"device {base.device} -> {new.device}: "
-              if row.identity == DEVICE_CHANGED else "")
+              if row.identity == DEVICE_CHANGED else f"runtime {runtime_label(base)} -> {runtime_label(new)}: "
+              if row.identity == RUNTIME_API_CHANGED else "")
     if row.identity == RUNTIME_CHANGED:
         why = "another runtime: the old one cannot be re-measured here"
     elif row.identity == DEVICE_CHANGED:
