@@ -105,6 +105,11 @@ def test_npu_alone_says_why_and_the_interpreter_takes_only_the_cpu(inputs):
     npu = dev.measure(job(TINY, inputs, "compiled_model", "npu"))
     if npu.status != "ok":  # no NPU here: LiteRT's own reason
         assert npu.status == "unsupported" and npu.reason.startswith("npu: "), npu.reason
+    # npu+cpu without an NPU would run everything on the CPU (and read fully accelerated): not this row
+    chain = dev.measure(job(TINY, inputs, "compiled_model", "npu+cpu"))
+    if chain.status == "unsupported":
+        assert chain.reason.startswith("npu+cpu: NPU accelerator could not be loaded"), chain.reason
+        assert "run on the CPU" in chain.reason and not chain.report.samples_us
     interp_gpu = dev.measure(job(TINY, inputs, "interpreter", "gpu"))
     assert interp_gpu.status == "unsupported" and "compiled_model" in interp_gpu.reason
 

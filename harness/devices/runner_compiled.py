@@ -69,6 +69,14 @@ def runtime_words(stderr: str, exc: BaseException) -> str:
     return (roots or errors or [message or type(exc).__name__])[-1]
 
 
+def absent_accelerators(accel: str, stderr: str) -> list[str]:
+    """The runtime's lines saying an accelerator of ACCEL's chain (other than the CPU) could not be
+    loaded: LiteRT then compiles the whole model for the CPU and `is_fully_accelerated()` reads True."""
+    wanted = [a.upper() for a in accel.split("+") if a != "cpu"]
+    lines = [x.split("] ", 1)[-1].strip() for x in stderr.splitlines() if "accelerator could not be loaded" in x]
+    return [x.rstrip(".") for x in lines if x.split(" ", 1)[0] in wanted]
+
+
 def run_compiled(job: dict, result: dict, mod, arrays: list, np, r) -> dict:
     """CompiledModel: buffers made once, inputs written before timing, only `run_by_index` timed.
     Init is from_file + compilation + buffer creation. The Interpreter reads the I/O quantization
@@ -100,6 +108,9 @@ def run_compiled(job: dict, result: dict, mod, arrays: list, np, r) -> dict:
             failure = exc
     if failure is not None:
         raise r.Unsupported(f"{accel}: {runtime_words(err.text, failure)}"[:400])
+    missing = absent_accelerators(accel, err.text)
+    if missing:  # npu+cpu without an NPU compiles and runs on the CPU: that is the cpu row, not this one
+        raise r.Unsupported(f"{accel}: {missing[0]}; everything would run on the CPU (the cpu row measures that)"[:400])
     key = next(iter(model.get_signature_list()))
     in_by_name, out_by_name = model.get_input_tensor_details(key), model.get_output_tensor_details(key)
     sig = model.get_signature_by_index(0)
