@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 
 ORDER = ["startup", "overhead", "report_100k", "compare_100k", "adb_push", "parallel_convert", "warm_rerun", "pipelining",
-         "gate", "calibrate_once", "changes", "quantizer", "diagnose_scaling"]
+         "gate", "calibrate_once", "changes", "quantizer", "compiled_model", "diagnose_scaling"]
 
 
 def main() -> int:

@@ -97,8 +97,9 @@ def settings_with(base, overrides: dict[str, Any]):
     for k in ("devices", "flag_sets"):
         if k in raw:
             raise UsageError(f"{k} is its own argument, not a setting; pass {k}=[...]")
-    if isinstance(raw.get("threads"), tuple):
-        raw["threads"] = list(raw["threads"])
+    for key in ("threads", "runtimes", "accelerators"):
+        if isinstance(raw.get(key), tuple):
+            raw[key] = list(raw[key])
     checked, _, _ = parse_settings(raw, "settings")
     return replace(base, **{k: getattr(checked, k) for k in raw})
 

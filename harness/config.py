@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from harness.core import runtimes as rt
 from harness.core.errors import UsageError
 from harness.core.flag_sets import (
     BUILTIN_FLAG_SETS,
@@ -45,6 +46,8 @@ class Settings:
     pin_cpu: int | None = None  # pin the measuring process to this CPU (local and Linux edge runner)
     max_cv: float = 0.15  # validity: coefficient of variation bound
     max_tail_ratio: float = 3.0  # validity: p99/p50 bound
+    runtimes: tuple[str, ...] = rt.DEFAULT_RUNTIMES  # interpreter | compiled_model (harness/core/runtimes.py)
+    accelerators: tuple[str, ...] = rt.DEFAULT_ACCELERATORS  # cpu | gpu | npu | fallback chains such as gpu+cpu
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "pin_cpu": (int,),
     "max_cv": (int, float),
     "max_tail_ratio": (int, float),
+    "runtimes": (list, str), "accelerators": (list, str),
     "devices": (list,),
     "flag_sets": (list,),
 }
@@ -257,6 +261,8 @@ def parse_settings(raw: dict[str, Any], where: str) -> tuple[Settings, list[str]
             values[key] = float(raw[key])
     if "xnnpack" in raw:
         values["xnnpack"] = raw["xnnpack"]
+    values.update({k: parse(raw[k], where) for k, parse in (("runtimes", rt.parse_runtimes),
+                                                             ("accelerators", rt.parse_accelerators)) if k in raw})
     devices = raw.get("devices", ["local"])
     flag_sets = raw.get("flag_sets", list(DEFAULT_FLAG_SETS))
     for label, items in (("devices", devices), ("flag_sets", flag_sets)):
@@ -383,7 +389,7 @@ def campaign_from_config(config: dict) -> Campaign:
     flag_sets = tuple(FlagSet(n, o, n in BUILTIN_FLAG_SETS) for n, o in config["flag_sets"].items())
     known = {f.name for f in fields(Settings)}
     raw = {k: v for k, v in config["settings"].items() if k in known}
-    raw["threads"] = tuple(raw.get("threads", (1,)))
+    raw.update({k: tuple(raw[k]) for k in ("runtimes", "accelerators") if k in raw}, threads=tuple(raw.get("threads", (1,))))
     return Campaign(name=config["name"], models=models, flag_sets=flag_sets, devices=tuple(config["devices"]),
                     settings=Settings(**raw))
 

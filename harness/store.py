@@ -24,95 +24,17 @@ from pathlib import Path
 from harness.core import statuses
 from harness.core.errors import UsageError
 from harness.core.result import ReportRow, Result
-
-SCHEMA_VERSION = 3
-
-# The latency statistics and drift metrics that reports read; the rest stays in the JSON.
-LATENCY_KEYS = ("mean", "std", "min", "p50", "p90", "p99", "max", "n")
-DRIFT_KEYS = ("max_abs", "rmse", "cosine", "snr_db", "top1_agreement", "accuracy", "reference_accuracy")
+from harness.core.schema import (  # noqa: F401 - SCHEMA_VERSION, LATENCY_KEYS, DRIFT_KEYS: re-exported
+    DRIFT_KEYS,
+    HEAD_FIXED,
+    LATENCY_KEYS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SUMMARY_COLUMNS,
+)
 
 # Statuses that `--resume` runs again: the next attempt may well succeed.
 TRANSIENT_STATUSES = (statuses.DEVICE_LOST, statuses.TIMEOUT)
-
-# Report columns (schema 3): (column, Result attribute, key inside that attribute or None).
-# The columns carry no declared type, so SQLite keeps ints as ints and floats as floats.
-_SUMMARY: tuple[tuple[str, str, str | None], ...] = (
-    ("plan_index", "plan_index", None), ("runtime", "runtime", None),
-    ("runtime_version", "runtime_version", None), ("size_bytes", "size_bytes", None),
-    ("convert_s", "convert_s", None), ("failure_category", "failure_category", None),
-    ("init_us", "init_us", None), ("first_us", "first_us", None), ("peak_rss_mb", "peak_rss_mb", None),
-    ("representative", "representative", None), ("validity", "validity", None),
-    *((f"lat_{k}", "latency_us", k) for k in LATENCY_KEYS),
-    ("lat_p50_ci_lo", "latency_us", "p50_ci[0]"), ("lat_p50_ci_hi", "latency_us", "p50_ci[1]"),
-    *((f"drift_{k}", "drift", k) for k in DRIFT_KEYS),
-)
-SUMMARY_COLUMNS = tuple(c for c, _, _ in _SUMMARY)
-# report_rows reads ReportRow.HEAD as columns: its fields after the key and status are the first summary columns
-assert ReportRow.HEAD[8:] == SUMMARY_COLUMNS[:len(ReportRow.HEAD) - 8], "ReportRow.HEAD and _SUMMARY disagree"
-
-
-def _json_path_sql(column: str) -> str:
-    """SQL that reads one report column out of the row JSON (drift keeps +/-inf as strings)."""
-    _, attr, key = next(x for x in _SUMMARY if x[0] == column)
-    expr = f"json_extract(data, '$.{attr}{'.' + key if key else ''}')"
-    if attr == "drift":
-        expr = f"(CASE {expr} WHEN 'inf' THEN 9e999 WHEN '-inf' THEN -9e999 ELSE {expr} END)"
-    return expr
-
-
-_MIGRATIONS = {
-    1: """
-    CREATE TABLE runs (
-        id TEXT PRIMARY KEY,
-        started_at REAL NOT NULL,
-        finished_at REAL,
-        state TEXT NOT NULL DEFAULT 'running',
-        campaign TEXT,
-        campaign_path TEXT,
-        git_commit TEXT,
-        host TEXT,
-        tool_versions TEXT,
-        config TEXT,
-        out_dir TEXT
-    );
-    CREATE TABLE artifacts (
-        sha TEXT PRIMARY KEY,
-        size_bytes INTEGER,
-        path TEXT,
-        meta TEXT
-    );
-    CREATE TABLE results (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id TEXT NOT NULL REFERENCES runs(id),
-        model TEXT NOT NULL,
-        flag_set TEXT NOT NULL,
-        device TEXT NOT NULL,
-        threads INTEGER NOT NULL,
-        xnnpack INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        reason TEXT,
-        artifact TEXT,
-        data TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        UNIQUE (run_id, model, flag_set, device, threads, xnnpack)
-    );
-    CREATE INDEX results_run ON results(run_id);
-    CREATE INDEX results_key ON results(model, flag_set, device, threads);
-    """,
-    # 2: raw latency samples move out of the JSON row into a packed float64 column, so the
-    # tables (which need only statistics) no longer decode thousands of numbers per row.
-    # Rows written by schema 1 keep their samples inside `data` and read as before.
-    2: """
-    ALTER TABLE results ADD COLUMN samples BLOB
-    """,
-    # 3: the fields the report tables and plots read get real columns, written at insert
-    # time and back-filled here from the JSON, so a 100k-row report is one SELECT and no
-    # JSON decoding. `summarized` marks rows whose columns are filled (rows written by
-    # other means read through the JSON, as before).
-    3: "".join(f"ALTER TABLE results ADD COLUMN {c};\n" for c in (*SUMMARY_COLUMNS, "summarized"))
-    + "UPDATE results SET summarized = 1, "
-    + ", ".join(f"{c} = {_json_path_sql(c)}" for c in SUMMARY_COLUMNS),
-}
 
 
 @dataclass
@@ -177,7 +99,7 @@ class Store:
         for v in range(version + 1, SCHEMA_VERSION + 1):
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in filter(str.strip, _MIGRATIONS[v].split(";")):
+                for stmt in filter(str.strip, MIGRATIONS[v].split(";")):
                     self.db.execute(stmt)
                 self.db.execute(f"PRAGMA user_version = {v}")
                 self.db.execute("COMMIT")
@@ -270,7 +192,7 @@ class Store:
         # The JSON comes along only where the columns cannot answer: rows without them, and
         # (for samples) schema-1 rows, whose samples were never moved out of the JSON.
         need_json = "summarized IS NULL" + (" OR samples IS NULL" if samples else "")
-        cols = ", ".join((*ReportRow.HEAD, *SUMMARY_COLUMNS[len(ReportRow.HEAD) - 8:], "summarized",
+        cols = ", ".join((*ReportRow.HEAD, *SUMMARY_COLUMNS[len(ReportRow.HEAD) - HEAD_FIXED:], "summarized",
                           "samples" if samples else "NULL", f"CASE WHEN {need_json} THEN data END"))
         rows = self.db.execute(f"SELECT {cols} FROM results WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
         with gc_paused():
@@ -291,7 +213,7 @@ class Store:
 
     def sample_arrays(self, run_id: str) -> dict[tuple, object]:
         """The run's raw latency samples as float64 NumPy arrays, by row key (model, flag set,
-        device, threads, xnnpack); rows without samples are left out.
+        device, threads, xnnpack, runtime API, accelerator); rows without samples are left out.
 
         The arrays are read-only views on the stored packed bytes (numpy.frombuffer): no
         Python float per sample, so compare reads 100k rows x 50 samples in a blink.
@@ -300,21 +222,22 @@ class Store:
         import numpy as np
 
         out = {}
-        for model, flag_set, device, threads, xnnpack, blob, text in self.db.execute(
-                "SELECT model, flag_set, device, threads, xnnpack, samples,"
+        for model, flag_set, device, threads, xnnpack, api, accel, blob, text in self.db.execute(
+                "SELECT model, flag_set, device, threads, xnnpack, runtime_api, accelerator, samples,"
                 " CASE WHEN samples IS NULL THEN json_extract(data, '$.samples_us') END"
                 " FROM results WHERE run_id = ?", (run_id,)):
             values = np.frombuffer(blob, dtype=np.float64) if blob else np.asarray(json.loads(text or "[]"), float)
             if len(values):
-                out[(model, flag_set, device, threads, bool(xnnpack))] = values
+                out[(model, flag_set, device, threads, bool(xnnpack), api, accel)] = values
         return out
 
     def fill_identity(self, run_id: str, rows: list) -> None:  # compare's identity + re-measuring, from the JSON
         by_key = {r.key: r for r in rows}
         for *key, path, settings, inputs in self.db.execute(
-                "SELECT model, flag_set, device, threads, xnnpack, json_extract(data, '$.artifact_path'), json_extract("
+                "SELECT model, flag_set, device, threads, xnnpack, runtime_api, accelerator,"
+                " json_extract(data, '$.artifact_path'), json_extract("
                 "data, '$.settings'), json_extract(data, '$.inputs_dir') FROM results WHERE run_id = ?", (run_id,)):
-            if (r := by_key.get((*key[:4], bool(key[4])))) is not None:
+            if (r := by_key.get((*key[:4], bool(key[4]), *key[5:]))) is not None:
                 r.artifact_path, r.inputs_dir, r.settings = path, inputs, json.loads(settings) if settings else None
 
     def model_count(self, run_id: str) -> int:  # the HTML report picks per-model or aggregated plots by it
@@ -328,9 +251,9 @@ class Store:
         """
         excluded = tuple(exclude_statuses)
         rows = self.db.execute(
-            "SELECT model, flag_set, device, threads, xnnpack, status FROM results WHERE run_id = ?", (run_id,)
-        ).fetchall()
-        return {(m, f, d, t, bool(x)) for m, f, d, t, x, st in rows if st not in excluded}
+            "SELECT model, flag_set, device, threads, xnnpack, runtime_api, accelerator, status FROM results"
+            " WHERE run_id = ?", (run_id,)).fetchall()
+        return {(m, f, d, t, bool(x), api, acc) for m, f, d, t, x, api, acc, st in rows if st not in excluded}
 
     def history(self, model: str, flag_set: str, device: str | None = None) -> Iterable[tuple[RunInfo, Result]]:
         q = ("SELECT r.*, x.data, x.samples FROM results x JOIN runs r ON r.id = x.run_id"
@@ -347,9 +270,9 @@ class Store:
 
 
 _INSERT_RESULT = (
-    "INSERT OR REPLACE INTO results (run_id, model, flag_set, device, threads, xnnpack, status, reason, artifact,"
-    f" data, samples, created_at, summarized, {', '.join(SUMMARY_COLUMNS)})"
-    f" VALUES ({', '.join('?' * (13 + len(SUMMARY_COLUMNS)))})"
+    "INSERT OR REPLACE INTO results (run_id, model, flag_set, device, threads, xnnpack, runtime_api, accelerator,"
+    f" status, reason, artifact, data, samples, created_at, summarized, {', '.join(SUMMARY_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (15 + len(SUMMARY_COLUMNS)))})"
 )
 
 
@@ -370,8 +293,11 @@ def _result_params(run_id: str, r: Result) -> tuple:
     drift = r.drift or {}
     summary = (r.plan_index, r.runtime, r.runtime_version, r.size_bytes, r.convert_s, r.failure_category,
                r.init_us, r.first_us, r.peak_rss_mb, r.representative, r.validity,
-               *(lat.get(k) for k in LATENCY_KEYS), ci[0], ci[1], *(drift.get(k) for k in DRIFT_KEYS))
-    return (run_id, r.model, r.flag_set, r.device, r.threads, int(r.xnnpack), r.status, r.reason, r.artifact,
+               *(lat.get(k) for k in LATENCY_KEYS), ci[0], ci[1], *(drift.get(k) for k in DRIFT_KEYS),
+               None if r.fully_accelerated is None else int(r.fully_accelerated), (r.roundtrip_us or {}).get("p50"),
+               (drift.get("vs_interpreter") or {}).get("max_abs"))
+    return (run_id, r.model, r.flag_set, r.device, r.threads, int(r.xnnpack), r.runtime_api, r.accelerator,
+            r.status, r.reason, r.artifact,
             json.dumps(row), samples, time.time(), 1, *map(_column_value, summary))
 
 
@@ -388,7 +314,13 @@ def _report_row(row: tuple) -> ReportRow:
         if ci_lo is not None:
             latency["p50_ci"] = [ci_lo, row[i + 1]]
     drift = dict(zip(DRIFT_KEYS, drift_values, strict=True)) if drift_values.count(None) != len(DRIFT_KEYS) else None
-    return ReportRow(row[:len(ReportRow.HEAD)], latency, drift)
+    out = ReportRow(row[:len(ReportRow.HEAD)], latency, drift)
+    full, trip, vs_interp = row[i + 2 + len(DRIFT_KEYS):i + 5 + len(DRIFT_KEYS)]
+    out.fully_accelerated = None if full is None else bool(full)
+    out.roundtrip_us = None if trip is None else {"p50": trip}
+    if vs_interp is not None:
+        out.drift = {**(out.drift or {}), "vs_interpreter": {"max_abs": vs_interp}}
+    return out
 
 
 def _plan_order(results: list[Result]) -> list[Result]:

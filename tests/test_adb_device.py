@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -312,3 +313,43 @@ def test_missing_and_wrong_abi_binary(models: Path, key: Path, tmp_path: Path) -
         m = dev.measure(make_job(models))
         dev.close()
         assert m.status == "runtime_failed" and "wrong ABI" in m.reason, m.reason
+
+
+# ------------------------------------------------------------------------------------------ CompiledModel
+
+NO_COMPILED_MODEL = r"""#!/bin/sh
+# a board whose ai_edge_litert has no CompiledModel (an older wheel): the import fails
+if [ "$1" = "-I" ]; then
+  shift
+  exec {python} -I -c 'import runpy, sys; sys.modules["ai_edge_litert.compiled_model"] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")' "$@"
+fi
+exec {python} "$@"
+"""
+
+
+def test_python_runner_measures_a_compiled_model_row(models: Path, key: Path, tmp_path: Path) -> None:
+    """The pushed runner uses CompiledModel where the board's ai_edge_litert has it, and says so where not."""
+    from dataclasses import replace
+
+    job = replace(make_job(models, "int8.tflite"), runtime_api="compiled_model")
+    with sim_for(tmp_path, key) as sim:
+        dev = direct(sim)
+        try:
+            m = dev.measure(job)
+            assert_matches_local(m, models, "int8.tflite")  # int8 I/O through TensorBuffers, dequantized
+            assert m.report.runtime_api == "compiled_model" and m.report.accelerator == "cpu"
+            assert len(m.report.samples_us) >= 5 and len(m.report.roundtrip_us) >= 5
+            assert m.report.fully_accelerated is not None
+        finally:
+            dev.close()
+    fake = tmp_path / "old-python"
+    fake.write_text(NO_COMPILED_MODEL.replace("{python}", shlex.quote(sys.executable)))
+    fake.chmod(0o755)
+    with sim_for(tmp_path / "old", key, python=fake) as sim:
+        dev = direct(sim)
+        try:
+            m = dev.measure(job)
+            assert m.status == "unsupported" and "has no CompiledModel" in m.reason, m.reason
+            assert dev.measure(make_job(models, "int8.tflite")).status == "ok"  # the Interpreter still runs
+        finally:
+            dev.close()

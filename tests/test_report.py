@@ -43,11 +43,12 @@ def test_pareto_front():
 def test_pivot_columns_and_speedup():
     rng = np.random.default_rng(0)
     p = pivot(_campaign_rows(rng), "fp32")
-    assert p.columns == [("local", 1, True), ("local", 2, True)]
+    cpu = "interpreter/cpu"  # the runtime API/accelerator is part of a column (docs/runtimes.md)
+    assert p.columns == [("local", 1, True, cpu), ("local", 2, True, cpu)]
     cells = {(m, f): c for m, f, c in p.rows}
-    int8 = cells[("cnn", "int8")][("local", 2, True)]
+    int8 = cells[("cnn", "int8")][("local", 2, True, cpu)]
     assert 1.8 < int8.speedup < 2.2 and int8.p50_ms < 0.3
-    assert cells[("lstm", "int8")][("local", 1, True)].text == "conversion_failed"
+    assert cells[("lstm", "int8")][("local", 1, True, cpu)].text == "conversion_failed"
     assert p.headers()[2] == "local 1thr p50 (speed-up)"
 
 

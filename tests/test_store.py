@@ -52,7 +52,7 @@ def test_a_schema_1_store_is_migrated_and_its_rows_still_read(tmp_path):
     db.commit()
     db.close()
     s = Store(path)
-    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     (legacy,) = s.results("old")
     assert legacy.samples_us == [5.0, 6.0]  # schema-1 rows keep their samples inside the JSON
     s.add_result("old", row("new", [7.0]))
@@ -172,7 +172,7 @@ def test_a_schema_2_store_migrates_and_reports_the_same(tmp_path, capsys):
     new.close()
 
     migrated = Store(tmp_path / "old.sqlite")
-    assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert migrated.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert migrated.db.execute("SELECT COUNT(*) FROM results WHERE summarized = 1").fetchone()[0] == len(rows)
     fresh = Store(tmp_path / "new.sqlite")
     assert ([report_view(r) for r in migrated.report_rows("old", samples=True)]

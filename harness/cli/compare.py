@@ -54,8 +54,9 @@ def fraction(value: str | None, option: str) -> float | None:
               help="What a slowdown that could not be confirmed does to the exit code.")
 @click.option("--cache-dir", "cache_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Where confirmation finds artifacts by hash (default results/cache; repeatable).")
-@click.option("--ignore", "ignore", multiple=True, type=click.Choice(["device", "threads", "xnnpack"]),
-              help="Match rows without this setting, e.g. --ignore xnnpack to compare delegate on vs off.")
+@click.option("--ignore", "ignore", multiple=True, type=click.Choice(["device", "threads", "xnnpack", "runtime"]),
+              help="Match rows without this setting, e.g. --ignore xnnpack to compare delegate on vs off, "
+              "--ignore runtime to compare the Interpreter against CompiledModel.")
 def compare(base, new, store, fmt, out, max_latency_regression, max_drift_increase, max_accuracy_drop,
             max_size_increase, alpha, noise_factor, confirm, confirm_rounds, unconfirmed, cache_dirs,
             ignore) -> None:

@@ -123,6 +123,9 @@ class _ProgressEvents:
 @click.option("--min-seconds", type=click.FloatRange(0), help="Minimum seconds of timed runs.")
 @click.option("--eval-samples", type=click.IntRange(1), help="Evaluation samples for drift (default 32).")
 @click.option("--xnnpack/--no-xnnpack", default=None, help="Use the XNNPACK delegate (default on).")
+@click.option("--runtimes", help="Comma-separated runtime APIs: interpreter, compiled_model (default: interpreter).")
+@click.option("--accelerators", help="Comma-separated accelerators for compiled_model: cpu, gpu, npu, or a fallback "
+              "chain such as gpu+cpu (default: cpu). See docs/runtimes.md.")
 @click.option("--timeout", type=click.FloatRange(1), help="Per-job timeout in seconds.")
 @click.option("--repeat", type=click.IntRange(1), help="Fresh measuring processes per job, samples combined.")
 @click.option("--pin-cpu", type=click.IntRange(0), help="Pin the measuring process to CPUs from this one on.")
@@ -136,7 +139,7 @@ class _ProgressEvents:
 @click.option("--wide", is_flag=True, help="Show every column of the table (default: the ones that fit 120 columns).")
 @click.option("--debug", is_flag=True, help="Show tracebacks, full converter logs and the runtime's native log lines.")
 def run(campaign, models, samples, flag_sets, threads, devices, out, store, cache_dir, workers, runs, warmup_runs,
-        min_seconds, eval_samples, xnnpack, timeout, repeat, pin_cpu, baseline, resume, executor, ray_address,
+        min_seconds, eval_samples, xnnpack, runtimes, accelerators, timeout, repeat, pin_cpu, baseline, resume, executor, ray_address,
         wide, debug) -> None:
     """Convert, measure and compare: the whole campaign, one table.
 
@@ -157,6 +160,7 @@ def run(campaign, models, samples, flag_sets, threads, devices, out, store, cach
     c = make_campaign(campaign, models=models, samples=samples, flag_sets=_split_csv(flag_sets),
                       devices=_split_csv(devices), threads=_threads(threads), runs=runs, warmup_runs=warmup_runs,
                       min_seconds=min_seconds, eval_samples=eval_samples, xnnpack=xnnpack, timeout_s=timeout,
+                      runtimes=runtimes, accelerators=accelerators,
                       repeat=repeat, pin_cpu=pin_cpu)
     from harness.cli.checks import check_input_shapes
 

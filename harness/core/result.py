@@ -23,6 +23,10 @@ class Result:
     runner: str = "python"
     runtime: str | None = None
     runtime_version: str | None = None
+    runtime_api: str = "interpreter"  # interpreter | compiled_model (part of the key: harness/core/runtimes.py)
+    accelerator: str = "cpu"  # cpu | gpu | npu | a fallback chain such as gpu+cpu (part of the key)
+    fully_accelerated: bool | None = None  # CompiledModel's is_fully_accelerated(); None for the Interpreter
+    roundtrip_us: dict[str, float] | None = None  # CompiledModel: write + run + read per inference (p50 mean min n)
     artifact: str | None = None  # sha256 of the .tflite
     artifact_path: str | None = None
     size_bytes: int | None = None
@@ -55,7 +59,8 @@ class Result:
 
     @property
     def key(self) -> tuple:
-        return (self.model, self.flag_set, self.device, self.threads, self.xnnpack)
+        return (self.model, self.flag_set, self.device, self.threads, self.xnnpack, self.runtime_api,
+                self.accelerator)
 
     def to_dict(self) -> dict:
         # Not dataclasses.asdict: it deep-copies element by element, and a row carries up to
@@ -106,14 +111,18 @@ class ReportRow:
     not carry (ops, tool versions, device info, ...) are simply absent.
     """
 
-    __slots__ = ("model", "flag_set", "device", "threads", "xnnpack", "status", "reason", "artifact", "plan_index",
+    __slots__ = ("model", "flag_set", "device", "threads", "xnnpack", "runtime_api", "accelerator", "status",
+                 "reason", "artifact", "plan_index",
                  "runtime", "runtime_version", "size_bytes", "convert_s", "failure_category", "init_us", "first_us",
                  "peak_rss_mb", "representative", "validity", "latency_us", "drift", "samples_us",
+                 "fully_accelerated", "roundtrip_us",  # Store.report_rows, after the drift columns
                  "artifact_path", "settings", "inputs_dir")  # the last three: Store.fill_identity
-    HEAD = __slots__[:19]  # the leading fields, in this order, as one tuple
+    HEAD = __slots__[:21]  # the leading fields, in this order, as one tuple
+    KEY_LEN = 7  # HEAD starts with the key (Result.key), then status, reason, artifact
 
     def __init__(self, head: tuple, latency_us: dict | None, drift: dict | None):
-        (self.model, self.flag_set, self.device, self.threads, xnnpack, self.status, reason, self.artifact,
+        (self.model, self.flag_set, self.device, self.threads, xnnpack, self.runtime_api, self.accelerator,
+         self.status, reason, self.artifact,
          self.plan_index, self.runtime, self.runtime_version, self.size_bytes, self.convert_s,
          self.failure_category, self.init_us, self.first_us, self.peak_rss_mb, self.representative,
          self.validity) = head
@@ -122,11 +131,13 @@ class ReportRow:
         self.latency_us = latency_us
         self.drift = drift
         self.samples_us: list[float] = []
+        self.fully_accelerated = self.roundtrip_us = None
         self.artifact_path = self.settings = self.inputs_dir = None
 
     @property
     def key(self) -> tuple:
-        return (self.model, self.flag_set, self.device, self.threads, self.xnnpack)
+        return (self.model, self.flag_set, self.device, self.threads, self.xnnpack, self.runtime_api,
+                self.accelerator)
 
     def __repr__(self) -> str:
         return f"ReportRow({self.model!r}, {self.flag_set!r}, {self.device!r}, {self.threads!r}, {self.status!r})"

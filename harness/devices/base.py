@@ -30,6 +30,8 @@ class MeasureJob:
     repeat: int = 1
     pin_cpu: int | None = None
     collect_outputs: bool = True  # False: latency only (compare's confirmation), no evaluation pass
+    runtime_api: str = "interpreter"  # interpreter | compiled_model (harness/core/runtimes.py)
+    accelerator: str = "cpu"  # cpu | gpu | npu | a fallback chain such as gpu+cpu
 
 
 @dataclass
@@ -59,6 +61,10 @@ class RunnerReport:
     init_rss_delta_kb: int | None = None  # RSS above the baseline once the interpreter is allocated
     peak_memory_mb: float | None = None  # benchmark_model's own figures
     init_memory_mb: float | None = None
+    runtime_api: str | None = None  # what the runner measured through: interpreter | compiled_model
+    accelerator: str | None = None
+    fully_accelerated: bool | None = None  # CompiledModel.is_fully_accelerated()
+    roundtrip_us: list[float] = field(default_factory=list)  # CompiledModel: write + run + read per inference
     delegate: str | None = None
     delegate_coverage: float | None = None
     delegated_nodes: int | None = None

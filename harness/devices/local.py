@@ -113,6 +113,8 @@ def write_job_spec(job: MeasureJob, folder: Path, out_npz: Path | None) -> Path:
         "min_seconds": job.min_seconds,
         "max_seconds": job.max_seconds,
         "cpus": cpus,
+        "runtime_api": job.runtime_api,
+        "accelerator": job.accelerator,
     }
     spec_path = folder / "job.json"
     spec_path.write_text(json.dumps(spec))

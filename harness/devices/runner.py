@@ -10,7 +10,8 @@ Usage: python runner.py JOB.json
        python runner.py --serve   (the zygote: see `serve`)
 JOB.json: {"model", "inputs" (npz: "0", "1", ... one array per input, first axis =
 sample), "input_names", "outputs" (npz to write), "threads", "xnnpack",
-"warmup_runs", "runs", "min_seconds", "max_seconds"}.
+"warmup_runs", "runs", "min_seconds", "max_seconds", "runtime_api" (interpreter |
+compiled_model), "accelerator" (cpu, gpu, npu, or a fallback chain: gpu+cpu)}.
 The last stdout line starting with RESULT_PREFIX is the JSON result.
 """
 
@@ -26,7 +27,7 @@ RESULT_PREFIX = "TFLITE-HARNESS-RESULT "
 _START = time.perf_counter()
 
 
-def _proc_status_kb(field: str) -> int | None:
+def proc_status_kb(field: str) -> int | None:
     """VmRSS / VmHWM of this process in kB (None where /proc is missing)."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
@@ -38,7 +39,7 @@ def _proc_status_kb(field: str) -> int | None:
     return None
 
 
-def _maxrss_kb() -> int | None:
+def maxrss_kb() -> int | None:
     try:
         import resource
 
@@ -112,6 +113,10 @@ def match_inputs(details, names):
     return list(details)
 
 
+class Unsupported(RuntimeError):
+    """The runtime cannot run this artifact as asked (an accelerator, a dtype): an `unsupported` row."""
+
+
 def run(job: dict) -> dict:
     if job.get("cpus") and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(c) for c in job["cpus"]})  # before the runtime starts its threads
@@ -125,15 +130,68 @@ def run(job: dict) -> dict:
     mod, runtime, runtime_version = _load_runtime()
     result.update(runtime=runtime, runtime_version=runtime_version)
     result["import_s"] = time.perf_counter() - _START
+    api, accel = job.get("runtime_api", "interpreter"), job.get("accelerator", "cpu")
+    result.update(runtime_api=api, accelerator=accel)
     with np.load(job["inputs"], allow_pickle=False) as data:
         arrays = [data[str(i)] for i in range(len(job["input_names"]))]
-    baseline_kb = _proc_status_kb("VmRSS") or _maxrss_kb()
+    if api == "compiled_model":
+        return _compiled(job).run_compiled(job, result, mod, arrays, np, sys.modules[__name__])
+    if accel != "cpu":
+        raise Unsupported(f"{accel}: the Interpreter runs on the CPU here (XNNPACK or builtin kernels); "
+                          "measure other accelerators with runtime_api compiled_model")
+    baseline_kb = proc_status_kb("VmRSS") or maxrss_kb()
 
     kwargs = {"model_path": job["model"], "num_threads": int(job.get("threads", 1))}
     if not job.get("xnnpack", True) and hasattr(mod, "OpResolverType"):
         kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     t0 = time.perf_counter_ns()
     interpreter = mod.Interpreter(**kwargs)
+    inputs, in_details, out_details, names_in, names_out = _interpreter_io(interpreter, job, arrays)
+    interpreter.allocate_tensors()
+    t1 = time.perf_counter_ns()
+    result["init_us"] = (t1 - t0) / 1000.0
+    init_kb = proc_status_kb("VmRSS")
+    in_details = {d["index"]: d for d in interpreter.get_input_details()}
+    out_details = interpreter.get_output_details()
+    result["inputs"] = [
+        {"name": names_in.get(d["index"], d["name"]), "dtype": str(np.dtype(in_details[d["index"]]["dtype"])),
+         "shape": [int(s) for s in in_details[d["index"]]["shape"]]}
+        for d in inputs
+    ]
+    result["outputs"] = [
+        {"name": names_out.get(d["index"], d["name"]), "dtype": str(np.dtype(d["dtype"])),
+         "shape": [int(s) for s in d["shape"]]}
+        for d in out_details
+    ]
+
+    def feed(i: int) -> None:
+        for d, arr in zip(inputs, arrays, strict=True):
+            interpreter.set_tensor(d["index"], quantize(arr[i : i + 1], in_details[d["index"]], np))
+
+    def fetch() -> list:
+        return [dequantize(interpreter.get_tensor(d["index"]), d, np)[0] for d in out_details]
+
+    feed(0)
+    time_runs(interpreter.invoke, job, result, baseline_kb, init_kb, np)
+    evaluate_samples(job, arrays, feed, interpreter.invoke, fetch, len(out_details), result, np)
+    return result
+
+
+def _compiled(job: dict):
+    """runner_compiled.py, the CompiledModel path: beside this file, or where the job says (a board,
+    where both files are pushed under content-hashed names)."""
+    import importlib.util
+
+    path = job.get("compiled_runner") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                     "runner_compiled.py")
+    spec = importlib.util.spec_from_file_location("tflite_harness_runner_compiled", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _interpreter_io(interpreter, job: dict, arrays: list):
+    """Inputs in the job's order (resized to batch 1), and the signature's names for every tensor."""
     # Signature names are what TensorFlow called the inputs; fall back to tensor names.
     # (a SignatureRunner would hold tensor references that forbid resizing later)
     full = getattr(interpreter, "_get_full_signature_list", dict)()
@@ -152,35 +210,18 @@ def run(job: dict) -> dict:
         want = (1, *arr.shape[1:])
         if tuple(d["shape"]) != want:
             interpreter.resize_tensor_input(d["index"], want, strict=False)
-    interpreter.allocate_tensors()
-    t1 = time.perf_counter_ns()
-    result["init_us"] = (t1 - t0) / 1000.0
-    init_kb = _proc_status_kb("VmRSS")
-    in_details = {d["index"]: d for d in interpreter.get_input_details()}
-    out_details = interpreter.get_output_details()
-    result["inputs"] = [
-        {"name": names_in.get(d["index"], d["name"]), "dtype": str(np.dtype(in_details[d["index"]]["dtype"])),
-         "shape": [int(s) for s in in_details[d["index"]]["shape"]]}
-        for d in inputs
-    ]
-    result["outputs"] = [
-        {"name": names_out.get(d["index"], d["name"]), "dtype": str(np.dtype(d["dtype"])),
-         "shape": [int(s) for s in d["shape"]]}
-        for d in out_details
-    ]
+    return inputs, in_details, out_details, names_in, names_out
 
-    def feed(i: int) -> None:
-        for d, arr in zip(inputs, arrays, strict=True):
-            interpreter.set_tensor(d["index"], quantize(arr[i : i + 1], in_details[d["index"]], np))
 
-    feed(0)
+def time_runs(call, job: dict, result: dict, baseline_kb, init_kb, np) -> None:
+    """First run, warm-up, memory, then the timed loop: CALL alone is timed, whatever the runtime."""
     t0 = time.perf_counter_ns()
-    interpreter.invoke()
+    call()
     result["first_us"] = (time.perf_counter_ns() - t0) / 1000.0
     warmup = []
     for _ in range(int(job.get("warmup_runs", 1))):
         t0 = time.perf_counter_ns()
-        interpreter.invoke()
+        call()
         warmup.append((time.perf_counter_ns() - t0) / 1000.0)
     result["warmup_us"] = warmup
 
@@ -188,7 +229,7 @@ def run(job: dict) -> dict:
     # first inference and the warm-up, before the timed loop, whose samples would otherwise
     # count (a list of 3 million floats is ~100 MB). The samples go into preallocated int64
     # storage, sized from the warm-up; it doubles only if the estimate was short.
-    peak_kb = _proc_status_kb("VmHWM") or _maxrss_kb()
+    peak_kb = proc_status_kb("VmHWM") or maxrss_kb()
     result["baseline_rss_kb"] = baseline_kb
     result["peak_rss_kb"] = peak_kb
     if peak_kb is not None and baseline_kb is not None:
@@ -205,7 +246,7 @@ def run(job: dict) -> dict:
     start = clock()
     while True:
         t0 = clock()
-        interpreter.invoke()
+        call()
         t1 = clock()
         if count == len(buf):
             buf = np.concatenate([buf, np.empty_like(buf)])
@@ -216,20 +257,21 @@ def run(job: dict) -> dict:
             break
     result["timed_s"] = (clock() - start) / 1e9
     result["samples_us"] = (buf[:count] / 1000.0).tolist()
-    del buf
 
+
+def evaluate_samples(job: dict, arrays: list, feed, call, fetch, n_out: int, result: dict, np) -> None:
+    """Each evaluation sample once: FEED it, CALL, FETCH the dequantized outputs; save them."""
     n = len(arrays[0]) if arrays and job.get("outputs") else 0  # no evaluation pass for latency-only jobs
-    collected: list[list] = [[] for _ in out_details]
+    collected: list[list] = [[] for _ in range(n_out)]
     for i in range(n):
         feed(i)
-        interpreter.invoke()
-        for k, d in enumerate(out_details):
-            collected[k].append(dequantize(interpreter.get_tensor(d["index"]), d, np)[0])
+        call()
+        for k, y in enumerate(fetch()):
+            collected[k].append(y)
     if job.get("outputs"):
         np.savez(job["outputs"], **{str(k): np.stack(c) for k, c in enumerate(collected) if c})
     result["eval_samples"] = n
     result["status"] = "ok"
-    return result
 
 
 DONE_PREFIX = "TFLITE-HARNESS-EXIT "
@@ -281,6 +323,9 @@ def main(argv: list[str]) -> int:
         job = json.load(f)
     try:
         result = run(job)
+    except Unsupported as exc:  # no silent fallback: the runtime's reason, as its own row
+        result = {"status": "unsupported", "reason": str(exc)[:500], "error_type": "Unsupported",
+                  "runtime_api": job.get("runtime_api", "interpreter"), "accelerator": job.get("accelerator", "cpu")}
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reported result
         message = " ".join(str(exc).split()) or type(exc).__name__
         result = {"status": _classify(message), "reason": message[:500], "error_type": type(exc).__name__}

@@ -28,8 +28,9 @@ class Dispatch(Protocol):
     def start(self) -> None:
         """Open the devices and begin taking jobs."""
 
-    def put(self, name: str, art: Artifact, threads: int) -> None:
-        """Queue one measurement of ART on device NAME; its row reaches `record` when it ends."""
+    def put(self, name: str, art: Artifact, threads: int, variant: tuple[str, str] = ("interpreter", "cpu")) -> None:
+        """Queue one measurement of ART on device NAME with VARIANT (runtime API, accelerator);
+        its row reaches `record` when it ends."""
 
     def finish(self) -> None:
         """Wait until every queued job has become a row."""

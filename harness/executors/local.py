@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from harness.core import statuses
+from harness.core.runtimes import CPU_INTERPRETER, label
 from harness.devices.registry import open_device
 from harness.executors.base import Record
 from harness.pipeline.build import Builder
@@ -66,8 +67,8 @@ class ThreadDevices:
         for t in self.threads:
             t.start()
 
-    def put(self, name: str, art: Artifact, threads: int) -> None:
-        self.queues[name].put((art, threads))
+    def put(self, name: str, art: Artifact, threads: int, variant: tuple[str, str] = CPU_INTERPRETER) -> None:
+        self.queues[name].put((art, threads, variant))
 
     def finish(self) -> None:
         for q in self.queues.values():
@@ -98,9 +99,9 @@ def device_loop(run: CampaignRun, name: str, jobs: queue.Queue, gate: threading.
         item = jobs.get()
         if item is DONE:
             break
-        art, threads = item
+        art, threads, variant = item
         runner = getattr(device, "runner", "python")
-        result = run.base_result(art, name, threads, runner)
+        result = run.base_result(art, name, threads, runner, variant)
         if lost_reason is not None:
             result.status = statuses.DEVICE_LOST
             result.reason = lost_reason if device is None else f"device lost earlier in this run: {lost_reason}"
@@ -109,7 +110,7 @@ def device_loop(run: CampaignRun, name: str, jobs: queue.Queue, gate: threading.
         if not first and s.cooldown_s:
             time.sleep(s.cooldown_s)
         first = False
-        run.events.measuring(f"{art.model.name}/{art.flag_set} on {name}, {threads} thread(s)")
+        run.events.measuring(f"{art.model.name}/{art.flag_set} on {name}, {threads} thread(s), {label(*variant)}")
         overlapped = name == "local" and run.builder.busy
         try:
             result, m = measure_on(device, art, prepared[art.model.name], threads, s, result)
@@ -127,7 +128,7 @@ def device_loop(run: CampaignRun, name: str, jobs: queue.Queue, gate: threading.
         elif m is not None and m.report is not None and m.report.stderr:  # the runtime's log lines
             run.keep_runtime_log(result, m.report.stderr)
         if m is not None and m.outputs and result.status in (statuses.OK, statuses.UNHEALTHY):
-            run.keep_outputs(art.sha, name, threads, m.outputs)
+            run.keep_outputs(result, m.outputs)
         if result.status == statuses.DEVICE_LOST:
             lost_reason = result.reason
         record(result)

@@ -33,6 +33,7 @@ from ray.exceptions import TaskCancelledError
 from harness.core import statuses
 from harness.core.errors import UsageError
 from harness.core.result import Result
+from harness.core.runtimes import CPU_INTERPRETER
 from harness.executors.base import Record
 from harness.executors.local import ThreadDevices
 from harness.executors.ray_convert import LOST, RayPools, Shipper, is_lost, one_line
@@ -106,11 +107,11 @@ class RayDevices:
         except Exception:  # noqa: BLE001 - informative only
             return "python"
 
-    def put(self, name: str, art: Artifact, threads: int) -> None:
+    def put(self, name: str, art: Artifact, threads: int, variant: tuple[str, str] = CPU_INTERPRETER) -> None:
         if name == "local":
-            self.local.put(name, art, threads)
+            self.local.put(name, art, threads, variant)
             return
-        base = self.run.base_result(art, name, threads, self._runner(name))
+        base = self.run.base_result(art, name, threads, self._runner(name), variant)
         with self._cond:
             if name in self.lost:
                 base.status = statuses.DEVICE_LOST
@@ -170,7 +171,7 @@ class RayDevices:
 
             result.log = self.run.keep_runner_log(result, RunnerReport(**out["runner_log"]))
         if out["outputs"] and result.artifact:
-            self.run.keep_outputs(result.artifact, name, result.threads, out["outputs"])
+            self.run.keep_outputs(result, out["outputs"])
         if out.get("harness") != self.run.versions.get("tflite-harness") and not self._warned_version:
             self._warned_version = True
             self.run.events.note(f"{name}: its node runs tflite-harness {out.get('harness')}, the driver "

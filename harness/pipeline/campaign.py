@@ -19,6 +19,7 @@ from harness.config import Campaign, campaign_config, campaign_from_config  # no
 from harness.convert.cache import Cache
 from harness.core import statuses
 from harness.core.result import Result
+from harness.core.runtimes import CPU_INTERPRETER, INTERPRETER, variants
 from harness.pipeline.artifacts import AS_GIVEN, Artifact, Prepared
 from harness.pipeline.evaluate import drift_between
 from harness.store import Store, new_run_id
@@ -114,10 +115,12 @@ class CampaignRun:
         self.builder = executor.make_builder(self)
         self.stopping = threading.Event()  # Ctrl-C or closing: a job that ends now is not a result
         self._lock = threading.Lock()
-        self._outputs: dict[tuple, list] = {}  # (artifact sha, device, threads) -> outputs, for device-vs-local drift
+        # (artifact sha, device, threads, runtime API, accelerator) -> outputs, for the vs_local and
+        # vs_interpreter drift at the end of the run
+        self._outputs: dict[tuple, list] = {}
 
     # ------------------------------------------------------------------ rows
-    def _plan_index(self, art: Artifact, device: str, threads: int) -> int:
+    def _plan_index(self, art: Artifact, device: str, threads: int, variant: tuple[str, str]) -> int:
         models = [m.name for m in self.campaign.models]
         flag_sets = [fs.name for fs in self.campaign.flag_sets] + [AS_GIVEN]
         devices = list(self.campaign.devices)
@@ -125,13 +128,17 @@ class CampaignRun:
         idx = models.index(art.model.name)
         idx = idx * len(flag_sets) + flag_sets.index(art.flag_set)
         idx = idx * max(1, len(devices)) + (devices.index(device) if device in devices else 0)
-        return idx * len(s.threads) + (s.threads.index(threads) if threads in s.threads else 0)
+        idx = idx * len(s.threads) + (s.threads.index(threads) if threads in s.threads else 0)
+        axis = variants(s.runtimes, s.accelerators)
+        return idx * max(1, len(axis)) + (axis.index(variant) if variant in axis else 0)
 
-    def base_result(self, art: Artifact, device: str, threads: int, runner: str = "python") -> Result:
+    def base_result(self, art: Artifact, device: str, threads: int, runner: str = "python",
+                    variant: tuple[str, str] = CPU_INTERPRETER) -> Result:
         """The row of ART on DEVICE before it is measured: what conversion knows, the artifact's
         status and reason, its place in the plan. Executors fill in the measurement."""
         return Result(
-            plan_index=self._plan_index(art, device, threads),
+            plan_index=self._plan_index(art, device, threads, variant),
+            runtime_api=variant[0], accelerator=variant[1],
             model=art.model.name, flag_set=art.flag_set, device=device, threads=threads,
             xnnpack=self.campaign.settings.xnnpack, runner=runner, status=art.status, reason=art.reason,
             artifact=art.sha, artifact_path=str(art.path) if art.path else None,
@@ -143,10 +150,10 @@ class CampaignRun:
         )
 
     # ------------------------------------------------------------------ outputs
-    def keep_outputs(self, sha: str, device: str, threads: int, outputs: list) -> None:
-        """Keep a measurement's outputs for the device-vs-local drift at the end of the run."""
+    def keep_outputs(self, r: Result, outputs: list) -> None:
+        """Keep a measurement's outputs for the vs_local and vs_interpreter drift at the end of the run."""
         with self._lock:
-            self._outputs[(sha, device, threads)] = outputs
+            self._outputs[(r.artifact, r.device, r.threads, r.runtime_api, r.accelerator)] = outputs
 
     def keep_runner_log(self, r: Result, report) -> str:
         """logs/<model>-<flag set>-<device>-t<threads>-benchmark_model.txt: the command line and what
@@ -179,16 +186,25 @@ class CampaignRun:
         This isolates what the device's runtime or delegate does from what quantization did.
         """
         for r in results:
-            if r.device == "local" or r.status not in (statuses.OK, statuses.UNHEALTHY) or not r.artifact:
+            if r.status not in (statuses.OK, statuses.UNHEALTHY) or not r.artifact:
                 continue
-            local = self._outputs.get((r.artifact, "local", r.threads)) or next(
-                (v for (sha, dev, _), v in self._outputs.items() if sha == r.artifact and dev == "local"), None)
-            mine = self._outputs.get((r.artifact, r.device, r.threads))
-            if local is None or mine is None:
+            mine = self._outputs.get((r.artifact, r.device, r.threads, r.runtime_api, r.accelerator))
+            if mine is None:
                 continue
-            vs = drift_between(local, mine)
-            if vs is not None:
-                r.drift = {**(r.drift or {}), "vs_local": vs}
+            extra = {}
+            if r.device != "local":
+                local = self._outputs.get((r.artifact, "local", r.threads, r.runtime_api, r.accelerator)) or next(
+                    (v for (sha, dev, *_), v in self._outputs.items() if sha == r.artifact and dev == "local"), None)
+                if local is not None and (vs := drift_between(local, mine)) is not None:
+                    extra["vs_local"] = vs
+            if r.runtime_api != INTERPRETER:  # the same artifact through the Interpreter, same device
+                interp = self._outputs.get((r.artifact, r.device, r.threads, INTERPRETER, "cpu")) or next(
+                    (v for (sha, dev, _, api, _), v in self._outputs.items()
+                     if sha == r.artifact and dev == r.device and api == INTERPRETER), None)
+                if interp is not None and (vs := drift_between(interp, mine)) is not None:
+                    extra["vs_interpreter"] = vs
+            if extra:
+                r.drift = {**(r.drift or {}), **extra}
                 store.add_result(self.run_id, r)
 
     def _write_timeline(self) -> None:
@@ -225,7 +241,8 @@ class CampaignRun:
             os.replace(tmp, self.out_dir / "results.jsonl")
         names = list(dict.fromkeys(self.campaign.devices))  # a device named twice runs once (one thread, one queue)
         n_conv = sum(len(self.campaign.flag_sets) if m.kind != "tflite" else 1 for m in self.campaign.models)
-        self.events.planned(n_conv, n_conv * len(names) * len(s.threads))
+        axis = variants(s.runtimes, s.accelerators)
+        self.events.planned(n_conv, n_conv * len(names) * len(s.threads) * len(axis))
         results: list[Result] = []
         jsonl = (self.out_dir / "results.jsonl").open("a", encoding="utf-8")
 
@@ -259,12 +276,13 @@ class CampaignRun:
                 self.events.converted(art)
                 for name in names:
                     for th in s.threads:
-                        if (art.model.name, art.flag_set, name, th, s.xnnpack) in done_keys:
-                            continue
-                        if art.ok:
-                            devices.put(name, art, th)
-                        else:
-                            record(self.base_result(art, name, th))
+                        for v in axis:
+                            if (art.model.name, art.flag_set, name, th, s.xnnpack, *v) in done_keys:
+                                continue
+                            if art.ok:
+                                devices.put(name, art, th, v)
+                            else:
+                                record(self.base_result(art, name, th, variant=v))
 
             self.builder.build(prepared, converted)
             self.builder.close()

@@ -182,7 +182,9 @@ def _job(row: Result, rounds: int, cache_dirs: tuple[Path, ...], scratch: Path):
     if isinstance(prepared, str):
         return prepared
     art = Artifact(model=None, flag_set=row.flag_set, ok=True, sha=row.artifact or hash_path(path), path=path)
-    job = measure_job(art, prepared, row.threads, confirm_settings(row, rounds))
+    # the row's own runtime API and accelerator: a CompiledModel row is confirmed through CompiledModel
+    job = measure_job(art, prepared, row.threads, confirm_settings(row, rounds),
+                      getattr(row, "runtime_api", None) or "interpreter", getattr(row, "accelerator", None) or "cpu")
     job.collect_outputs = False
     return job
 

@@ -32,8 +32,10 @@ from harness.devices.base import MeasureJob, Measurement, RunnerReport
 from harness.pipeline.artifacts import Artifact, Prepared
 
 
-def measure_job(art: Artifact, prepared: Prepared, threads: int, s: Settings) -> MeasureJob:
+def measure_job(art: Artifact, prepared: Prepared, threads: int, s: Settings,
+                runtime_api: str = "interpreter", accelerator: str = "cpu") -> MeasureJob:
     return MeasureJob(
+        runtime_api=runtime_api, accelerator=accelerator,
         artifact=art.path, artifact_sha=art.sha, inputs_npz=prepared.dir / "eval.npz",
         input_names=prepared.meta.input_names, threads=threads, xnnpack=s.xnnpack,
         warmup_runs=s.warmup_runs, runs=s.runs, min_seconds=s.min_seconds, max_seconds=s.max_seconds,
@@ -63,10 +65,12 @@ def measure_on(device, art: Artifact, prepared: Prepared, threads: int, s: Setti
         result.device_info = device.info()
     except Exception as exc:  # noqa: BLE001 - info is informative; the measurement decides
         result.warnings.append(f"device info unavailable: {exc}")
-    m = device.measure(measure_job(art, prepared, threads, s))
+    m = device.measure(measure_job(art, prepared, threads, s, result.runtime_api, result.accelerator))
     result.finished_at = time.time()
     fill_result(result, m, prepared, s)
     notes = list(dict.fromkeys([*art.meta.notes, *prepared.meta.notes]))
+    if result.fully_accelerated is False and result.accelerator != "cpu":  # the accelerator took only part
+        notes.append(next(w for w in result.warnings if w.startswith("fully_accelerated: no")))
     if notes and result.status == statuses.OK and not result.reason:  # the reason column: "or a note"
         result.reason = "note: " + "; ".join(notes)
     return result, m
@@ -112,9 +116,10 @@ def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings 
         result.device_info = {**result.device_info, "state": rep.device_state}
     if rep.delegate:
         result.device_info = {**result.device_info, "delegate": rep.delegate}
+    fill_runtime(result, rep)
     if m.status not in statuses.MEASURED:
         result.status, result.reason = m.status, m.reason
-        if m.status == statuses.UNSUPPORTED:
+        if m.status == statuses.UNSUPPORTED and result.runtime_api == "interpreter":
             flex = [o for o in result.ops if o.startswith("Flex")]
             custom = [o for o in result.ops if o not in flex and not o.isupper()]
             if flex:
@@ -193,3 +198,27 @@ def drift_between(a: list[np.ndarray], b: list[np.ndarray]) -> dict | None:
         return compute_drift(a, b).to_dict()
     except ValueError:
         return None
+
+
+# What is_fully_accelerated() says on the CPU accelerator (found out: docs/runtimes.md): True
+# exactly when XNNPACK took every op (benchmark_model's "completely executed by the delegate",
+# 29 of 29 demo artifacts); False when some stay with LiteRT's builtin CPU kernels (int8, int16x8,
+# LSTM, dynamic reshapes), always with --no-xnnpack. All of it still runs on the CPU: a warning
+# for information, not a reason.
+CPU_PARTLY = ("fully_accelerated: no: on the cpu accelerator this means some ops run in LiteRT's builtin CPU "
+              "kernels instead of XNNPACK; everything still runs on the CPU")
+
+
+def fill_runtime(result: Result, rep: RunnerReport) -> None:
+    """CompiledModel's own figures: its accelerator coverage and what a caller pays per inference."""
+    if rep.fully_accelerated is not None:
+        result.fully_accelerated = rep.fully_accelerated
+        if not rep.fully_accelerated:
+            note = CPU_PARTLY if result.accelerator == "cpu" else (
+                f"fully_accelerated: no: part of the model runs outside {result.accelerator.split('+')[0]} "
+                f"({'on the CPU, as ' + result.accelerator + ' allows' if '+' in result.accelerator else 'partly'})")
+            if note not in result.warnings:
+                result.warnings.append(note)
+    trips = latency_stats(rep.roundtrip_us) if rep.roundtrip_us else None
+    if trips is not None:
+        result.roundtrip_us = {k: v for k, v in trips.to_dict().items() if k in ("mean", "min", "p50", "p90", "n")}

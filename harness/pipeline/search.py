@@ -70,6 +70,7 @@ def measure_step(session, tensors: list[str], labels: list[str], budget: Budget,
     """Quantize with TENSORS float, measure it on the local runtime, judge it against BUDGET."""
     from harness.core import statuses
     from harness.core.result import Result
+    from harness.core.runtimes import CPU_INTERPRETER, variants
     from harness.devices.local import LocalDevice
     from harness.pipeline.artifacts import Artifact
     from harness.pipeline.evaluate import measure_on
@@ -79,8 +80,10 @@ def measure_step(session, tensors: list[str], labels: list[str], budget: Budget,
     data = session.run_job(session.job("quantize", out, tensors))
     sha, path = cache.adopt_artifact(out)
     art = Artifact(session.model, session.flag_set.name, True, sha, path, {"size_bytes": data["size_bytes"]})
+    # p50 on the runtime the flag set's row uses: the campaign's first (runtime API, accelerator)
+    api, accel = (variants(session.settings.runtimes, session.settings.accelerators) or [CPU_INTERPRETER])[0]
     row = Result(model=session.model.name, flag_set=session.flag_set.name, device="local", threads=1,
-                 status=statuses.OK)
+                 status=statuses.OK, runtime_api=api, accelerator=accel)
     row, _m = measure_on(LocalDevice(), art, session.prepared, 1, session.settings, row)
     ok = row.status in (statuses.OK, statuses.UNHEALTHY)
     verdict = budget.check(row.drift if ok else None)

@@ -26,6 +26,7 @@ from harness.report.compare_identity import (  # noqa: F401 - re-exported
     ARTIFACT_CHANGED,
     DEVICE_CHANGED,
     NOISE_MIN_ROWS,
+    RUNTIME_API_CHANGED,
     RUNTIME_CHANGED,
     SAME_ARTIFACT,
     SETTINGS_CHANGED,
@@ -35,6 +36,7 @@ from harness.report.compare_identity import (  # noqa: F401 - re-exported
     machine_move,
     median_noise,
     run_to_run_noise,
+    runtime_label,
     samples_of,
     tested_pair,
 )
@@ -82,7 +84,7 @@ class LatencyChange:
 
 @dataclass
 class RowComparison:
-    key: tuple  # model, flag_set, device, threads, xnnpack (of the base row when there is one)
+    key: tuple  # model, flag_set, device, threads, xnnpack, runtime API, accelerator (the base row's if any)
     base_status: str | None
     new_status: str | None
     latency: LatencyChange | None = None
@@ -116,8 +118,7 @@ class RowComparison:
 
     @property
     def label(self) -> str:
-        model, flag_set, device, threads, xnnpack = self.key
-        return f"{model}/{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'})"
+        return key_label(self.key)
 
     @property
     def why(self) -> str:
@@ -160,7 +161,7 @@ class Comparison:
         """
         half = self.thresholds.max_latency_regression / 2
         return [r for r in self.rows if r.latency is not None and r.identity in (ARTIFACT_CHANGED, SETTINGS_CHANGED,
-                UNKNOWN) and abs(_value(r.latency.adjusted, r.latency.change)) > half]
+                UNKNOWN, RUNTIME_API_CHANGED) and abs(_value(r.latency.adjusted, r.latency.change)) > half]
 
     def headline(self) -> tuple[str, str]:
         """The gate's verdict word and the rest of the line: the cause first (what regressed,
@@ -328,7 +329,8 @@ def _judge_latency(row: RowComparison, base: Result, new: Result, threshold: flo
         return
     prefix = (f"runtime {base.runtime} {base.runtime_version} -> {new.runtime} {new.runtime_version}: "
               if row.identity == RUNTIME_CHANGED else f"device {base.device} -> {new.device}: "
-              if row.identity == DEVICE_CHANGED else "")
+              if row.identity == DEVICE_CHANGED else f"runtime {runtime_label(base)} -> {runtime_label(new)}: "
+              if row.identity == RUNTIME_API_CHANGED else "")
     if row.identity == RUNTIME_CHANGED:
         why = "another runtime: the old one cannot be re-measured here"
     elif row.identity == DEVICE_CHANGED:
@@ -344,8 +346,16 @@ def _judge_latency(row: RowComparison, base: Result, new: Result, threshold: flo
     row.slower_unconfirmed = row.slower_unconfirmed or stored > 0
 
 
-KEY_FIELDS = ("model", "flag_set", "device", "threads", "xnnpack")
-IGNORABLE = ("device", "threads", "xnnpack")
+KEY_FIELDS = ("model", "flag_set", "device", "threads", "xnnpack", "runtime_api", "accelerator")
+IGNORABLE = ("device", "threads", "xnnpack", "runtime")  # runtime: the API and the accelerator, one axis
+
+
+def key_label(key: tuple) -> str:
+    """'m/int8 on local (1 thr)', with ', no xnnpack' and the runtime where it is not interpreter/cpu."""
+    model, flag_set, device, threads, xnnpack, *rest = key
+    api, accel = (*rest, "interpreter", "cpu")[:2]
+    runtime = "" if (api, accel) == ("interpreter", "cpu") else f", {api}/{accel}"
+    return f"{model}/{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'}{runtime})"
 
 
 def compare_results(base: list[Result], new: list[Result], thresholds: Thresholds | None = None,
@@ -364,8 +374,10 @@ def compare_results(base: list[Result], new: list[Result], thresholds: Threshold
     if thresholds.unconfirmed not in UNCONFIRMED_POLICIES:
         raise ValueError(f"unconfirmed={thresholds.unconfirmed!r}; choose from {', '.join(UNCONFIRMED_POLICIES)}")
 
+    dropped = set(ignore) | ({"runtime_api", "accelerator"} if "runtime" in ignore else set())
+
     def match_key(r: Result) -> tuple:
-        return tuple(None if name in ignore else v for name, v in zip(KEY_FIELDS, r.key, strict=True))
+        return tuple(None if name in dropped else v for name, v in zip(KEY_FIELDS, r.key, strict=True))
 
     def index(results: list[Result], which: str) -> dict[tuple, Result]:
         out: dict[tuple, Result] = {}

@@ -18,6 +18,7 @@ from harness.report.compare_stats import PairStats
 # artifact identity of a matched pair
 SAME_ARTIFACT = "same"  # same bytes, runtime + version, settings: latency changes are the machine's
 RUNTIME_CHANGED = "runtime"  # same bytes, another runtime or version: a change is the runtime's
+RUNTIME_API_CHANGED = "runtime_api"  # same bytes and runtime, another API or accelerator (--ignore runtime)
 SETTINGS_CHANGED = "settings"  # same bytes and runtime, other measurement settings (or threads, xnnpack)
 DEVICE_CHANGED = "device"  # same bytes measured on two devices: a change is the device's
 ARTIFACT_CHANGED = "changed"  # other bytes: a change may be the conversion's
@@ -40,10 +41,17 @@ def artifact_identity(base: Result, new: Result) -> str:
         return DEVICE_CHANGED
     if (base.runtime, base.runtime_version) != (new.runtime, new.runtime_version):
         return RUNTIME_CHANGED
+    if runtime_label(base) != runtime_label(new):  # --ignore runtime: Interpreter vs CompiledModel, on purpose
+        return RUNTIME_API_CHANGED
     if (getattr(base, "settings", None) != getattr(new, "settings", None)
             or (base.threads, base.xnnpack) != (new.threads, new.xnnpack)):  # --ignore threads / xnnpack
         return SETTINGS_CHANGED
     return SAME_ARTIFACT
+
+
+def runtime_label(r) -> str:
+    """'interpreter/cpu', 'compiled_model/gpu+cpu' (rows from before the runtime axis: the Interpreter's)."""
+    return f"{getattr(r, 'runtime_api', None) or 'interpreter'}/{getattr(r, 'accelerator', None) or 'cpu'}"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from harness.report.compare import (
     UNCONFIRMED,
     Comparison,
     RowComparison,
+    key_label,
 )
 from harness.report.table import duration
 
@@ -41,8 +42,8 @@ def _pair(b, a, fmt: str) -> str:
 
 
 def row_cells(r: RowComparison) -> list[str]:
-    model, flag_set, device, threads, xnnpack = r.key
-    _, _, new_device, new_threads, new_xnn = r.new_key or r.key
+    model, flag_set, device, threads, xnnpack, *_ = r.key
+    _, _, new_device, new_threads, new_xnn, *_ = r.new_key or r.key
     device = _pair(device, new_device, "s")
     threads_text = _pair(threads, new_threads, "d")
     xnn_text = _pair("yes" if xnnpack else "no", "yes" if new_xnn else "no", "s")
@@ -93,10 +94,11 @@ def comparison_dict(c: Comparison, base_name: str, new_name: str) -> dict:
 
     rows = []
     for r in c.rows:
-        model, flag_set, device, threads, xnnpack = r.key
+        model, flag_set, device, threads, xnnpack, api, accel = r.key
         lat = r.latency
         rows.append({
             "model": model, "flag_set": flag_set, "device": device, "threads": threads, "xnnpack": xnnpack,
+            "runtime_api": api, "accelerator": accel, "new_runtime": "/".join((r.new_key or r.key)[5:]),
             "verdict": r.verdict, "regressions": r.regressions, "improvements": r.improvements,
             "unconfirmed": r.unconfirmed, "notes": r.notes, "identity": r.identity,
             "status": {"base": r.base_status, "new": r.new_status},
@@ -164,9 +166,9 @@ def comparison_junit(c: Comparison, base_name: str, new_name: str) -> str:
     suite = ET.Element("testsuite", name=f"tflite-harness compare {base_name} -> {new_name}")
     failures = skipped = 0
     for r in c.rows:
-        model, flag_set, device, threads, xnnpack = r.key
+        model = r.key[0]
         case = ET.SubElement(suite, "testcase", classname=f"tflite-harness.{model}",
-                             name=f"{flag_set} on {device} ({threads} thr{'' if xnnpack else ', no xnnpack'})")
+                             name=key_label(r.key).split("/", 1)[1])
         if r.verdict in (REGRESSED, MISSING) or (r.verdict == UNCONFIRMED and r.slower_unconfirmed
                                                  and c.thresholds.unconfirmed == "fail"):
             failures += 1

@@ -29,7 +29,7 @@ def csv_text(results: list[Result], baseline: str | None, rows: list[Row] | None
     values go in as they are (checking each of 3M values in Python took seconds).
     """
     rows = comparison_rows(results, baseline) if rows is None else rows
-    keys = [k for k, _, _ in COLUMNS] + ["reference_accuracy"]
+    keys = [k for k, _, _ in COLUMNS if k != "rt"] + ["reference_accuracy"]  # rt: the terminal's marker
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
     w.writerow(keys + [f"latency_us_{k}" for k in CSV_LATENCY_KEYS]

@@ -129,7 +129,8 @@ def history_points(pairs: Iterable[tuple[RunInfo, Result]]) -> list[dict]:
         if r.samples_us:
             q1, q3 = (float(v) / 1000 for v in np.percentile(np.asarray(r.samples_us, dtype=float), [25, 75]))
         drift = r.drift or {}
-        series = f"{r.device} {r.threads}thr" + ("" if r.xnnpack else " no-xnn")
+        series = f"{r.device} {r.threads}thr" + ("" if r.xnnpack else " no-xnn") + (
+            "" if (r.runtime_api, r.accelerator) == ("interpreter", "cpu") else f" {r.runtime_api}/{r.accelerator}")
         pts.append({
             "series": series, "when": run.started_at, "run": run.id, "date": _when(run.started_at),
             "git_commit": (run.git_commit or "")[:10] or "-", "device": r.device, "threads": r.threads,

@@ -29,13 +29,15 @@ class PivotCell:
 
 @dataclass
 class Pivot:
-    columns: list[tuple[str, int, bool]]  # device, threads, xnnpack
+    columns: list[tuple]  # device, threads, xnnpack, runtime API/accelerator
     rows: list[tuple[str, str, dict[tuple, PivotCell]]]  # model, flag_set, cells by column
 
-    def column_label(self, col: tuple[str, int, bool]) -> str:
-        device, threads, xnnpack = col
+    def column_label(self, col: tuple) -> str:
+        device, threads, xnnpack, runtime = col
         many_xnn = len({c[2] for c in self.columns}) > 1
-        return f"{device} {threads}thr" + ((" xnn" if xnnpack else " no-xnn") if many_xnn else "")
+        many_rt = len({c[3] for c in self.columns}) > 1 or runtime != "interpreter/cpu"
+        return (f"{device} {threads}thr" + ((" xnn" if xnnpack else " no-xnn") if many_xnn else "")
+                + (f" {runtime}" if many_rt else ""))
 
     def headers(self) -> list[str]:
         return ["model", "flag set"] + [self.column_label(c) + " p50 (speed-up)" for c in self.columns]
@@ -57,18 +59,23 @@ class Pivot:
         return out
 
 
+def _column(r) -> tuple:
+    api, accel = getattr(r, "runtime_api", None) or "interpreter", getattr(r, "accelerator", None) or "cpu"
+    return (r.device, r.threads, r.xnnpack, f"{api}/{accel}")
+
+
 def pivot(results: list[Result], baseline: str | None = "fp32") -> Pivot:
-    columns: list[tuple[str, int, bool]] = []
+    columns: list[tuple] = []
     rows: dict[tuple[str, str], dict] = {}
     base: dict[tuple, float] = {}
     for r in results:
-        col = (r.device, r.threads, r.xnnpack)
+        col = _column(r)
         if col not in columns:
             columns.append(col)
         if r.flag_set == baseline and r.status in statuses.MEASURED and r.latency_us:
             base[(r.model, *col)] = r.latency_us["p50"]
     for r in results:
-        col = (r.device, r.threads, r.xnnpack)
+        col = _column(r)
         p50 = (r.latency_us or {}).get("p50")
         b = base.get((r.model, *col))
         speedup = b / p50 if (b and p50 and r.status in statuses.MEASURED) else None

@@ -89,11 +89,16 @@ def to_svg(fig) -> str:
 def _label(r: Result, many: bool) -> str:
     if not many:
         return r.flag_set
-    return f"{r.flag_set} @{r.device}/{r.threads}t" + ("" if r.xnnpack else "/no-xnn")
+    return f"{r.flag_set} @{r.device}/{r.threads}t" + ("" if r.xnnpack else "/no-xnn") + _runtime(r)
+
+
+def _runtime(r) -> str:
+    api, accel = getattr(r, "runtime_api", None) or "interpreter", getattr(r, "accelerator", None) or "cpu"
+    return "" if (api, accel) == ("interpreter", "cpu") else f"/{api}:{accel}"
 
 
 def _many_settings(results: list[Result]) -> bool:
-    return len({(r.device, r.threads, r.xnnpack) for r in results}) > 1
+    return len({(r.device, r.threads, r.xnnpack, _runtime(r)) for r in results}) > 1
 
 
 def latency_drift_scatter(results: list[Result], metric: str = "max_abs") -> str | None:

@@ -18,6 +18,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("flag_set", "flag set", "converter flag set (as_given: a .tflite measured without conversion)"),
     ("device", "device", "where it ran (local, adb:SERIAL, ...)"),
     ("threads", "thr", "interpreter threads"),
+    ("rt", "rt", "terminal only: runtime marker, interp (Interpreter), cm (CompiledModel on the cpu), cm:gpu+cpu ..."),
+    ("api", "runtime API", "runtime API / accelerator: interpreter/cpu, compiled_model/cpu, compiled_model/gpu+cpu "
+     "(docs/runtimes.md)"),
     ("status", "status", "ok, unhealthy, conversion_failed, runtime_failed, unsupported, device_lost, timeout, input_error"),
     ("size_kb", "size KB", "artifact size in KiB"),
     ("size_ratio", "size x", "artifact size / baseline artifact size (same model)"),
@@ -31,6 +34,12 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("snr_db", "SNR dB", "signal-to-noise ratio of outputs vs the original, dB (inf = identical)"),
     ("top1", "top-1", "share of samples whose unique top class matches the original's (ties count as misses)"),
     ("accuracy", "acc", "task accuracy against the model's labels (original's accuracy in brackets)"),
+    ("roundtrip_ms", "w+run+r", "CompiledModel: p50 of write inputs + run + read outputs, what an app pays per "
+     "inference (µs under 1 ms)"),
+    ("full_accel", "full accel", "CompiledModel's is_fully_accelerated(); on the cpu accelerator `no` means some ops "
+     "run in builtin CPU kernels instead of XNNPACK"),
+    ("vs_interp", "vs interp", "CompiledModel: largest absolute difference from the Interpreter's outputs on the "
+     "same artifact (0 = identical)"),
     ("valid", "valid", "valid, or why the latency should not be trusted (few runs or seconds, an unstable p50, throttling)"),
     ("rep", "rep", "representative data: samples (the model's own), random (seeded, in [0,1)), none"),
     ("reason", "reason", "why the row is not ok, or a note"),
@@ -109,9 +118,9 @@ def _accuracy(values: dict) -> str:
 
 # How each column's value becomes text: sig, "1.23x", three decimals, or fmt with these
 # digits (2 for any column not listed; text columns pass through fmt unchanged).
-_SIG_KEYS = {"p50_ms", "p90_ms", "init_ms"}
+_SIG_KEYS = {"p50_ms", "p90_ms", "init_ms", "roundtrip_ms"}
 _TIMES_KEYS = {"speedup", "size_ratio"}
-_DIGITS = {"max_abs": 4, "cosine": 4, "snr_db": 1, "size_kb": 1, "peak_mb": 1}
+_DIGITS = {"max_abs": 4, "vs_interp": 4, "cosine": 4, "snr_db": 1, "size_kb": 1, "peak_mb": 1}
 
 
 def _column_text(key: str, values: list[dict]) -> list[str]:
@@ -153,6 +162,18 @@ def cell_text(key: str, values: dict) -> str:
     return _column_text(key, [values])[0]
 
 
+def _speed_key(r) -> tuple:
+    """Speed-up compares rows of one model on one device, threads, delegate and runtime API."""
+    return (r.model, r.device, r.threads, r.xnnpack, r.runtime, getattr(r, "runtime_api", None),
+            getattr(r, "accelerator", None))
+
+
+def _marker(api: str, accel: str) -> str:
+    """The compact runtime marker of the narrow terminal table."""
+    short = "interp" if api == "interpreter" else "cm"
+    return short if accel == "cpu" else f"{short}:{accel}"
+
+
 def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> list[Row]:
     base_lat: dict[tuple, float] = {}
     base_size: dict[str, int] = {}
@@ -162,7 +183,7 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
         if r.size_bytes:
             base_size[r.model] = r.size_bytes
         if r.status in statuses.MEASURED and r.latency_us:
-            base_lat[(r.model, r.device, r.threads, r.xnnpack, r.runtime)] = r.latency_us["p50"]
+            base_lat[_speed_key(r)] = r.latency_us["p50"]
     rows = []
     for r in results:
         lat = r.latency_us or {}
@@ -173,7 +194,11 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
         p50 = lat.get("p50")
         p90 = lat.get("p90")
         ci = lat.get("p50_ci")
-        b = base_lat.get((r.model, r.device, r.threads, r.xnnpack, r.runtime))
+        b = base_lat.get(_speed_key(r))
+        api, accel = getattr(r, "runtime_api", None) or "interpreter", getattr(r, "accelerator", None) or "cpu"
+        trip = (getattr(r, "roundtrip_us", None) or {}).get("p50")
+        full = getattr(r, "fully_accelerated", None)
+        vs_interp = drift.get("vs_interpreter")
         speedup = b / p50 if (b and p50 and r.status in statuses.MEASURED) else None
         size = r.size_bytes
         size_ratio = size / base_size[r.model] if (size and r.model in base_size) else None
@@ -187,6 +212,10 @@ def comparison_rows(results: list[Result], baseline: str | None = "fp32") -> lis
             "snr_db": snr, "top1": drift.get("top1_agreement"), "accuracy": drift.get("accuracy"),
             "reference_accuracy": drift.get("reference_accuracy"), "rep": r.representative,
             "reason": r.reason,
+            "rt": _marker(api, accel), "api": f"{api}/{accel}",
+            "roundtrip_ms": trip / 1000 if trip is not None else None,
+            "full_accel": None if full is None else ("yes" if full else "no"),
+            "vs_interp": vs_interp.get("max_abs") if isinstance(vs_interp, dict) else None,
             "valid": r.validity,
             "p50_ci_ms": [x / 1000 for x in ci] if ci else None,
         }))
@@ -197,7 +226,7 @@ TERMINAL_SKIP = {"p90_ms", "init_ms", "snr_db"}  # in the files, left out of the
 # Left out of the terminal unless --wide, so the table fits 120 columns: they are in every file
 # (results.md/csv/json, HTML) and in `report --wide`. The narrow table's reasons and latency
 # warnings are numbered notes beneath it (`table_notes`), not a column empty on most rows.
-NARROW_SKIP = {"size_ratio", "max_abs", "rep", "reason"}
+NARROW_SKIP = {"size_ratio", "max_abs", "rep", "reason", "api", "roundtrip_ms", "full_accel", "vs_interp"}
 TERMINAL_WIDTH = 120
 
 
@@ -207,6 +236,12 @@ def visible_columns(rows: list[Row], terminal: bool = False, wide: bool = True) 
     cols = []
     for key, header, desc in COLUMNS:
         if key in ("device", "threads") and len({r.values[key] for r in rows}) <= 1:
+            continue
+        if key in ("rt", "api") and {r.values["api"] for r in rows} <= {"interpreter/cpu"}:
+            continue  # the runtime axis says nothing when every row is the Interpreter's on the CPU
+        if key == "rt" and (not terminal or wide):
+            continue  # the compact marker is the narrow terminal's; files and --wide carry `runtime`
+        if key in ("roundtrip_ms", "full_accel", "vs_interp") and all(r.values[key] is None for r in rows):
             continue
         if terminal and key in TERMINAL_SKIP:
             continue
@@ -218,9 +253,9 @@ def visible_columns(rows: list[Row], terminal: bool = False, wide: bool = True) 
 
 
 NUMERIC = {"size_kb", "size_ratio", "p50_ms", "p90_ms", "speedup", "init_ms", "peak_mb", "max_abs", "cosine",
-           "snr_db", "top1", "accuracy", "threads"}
+           "snr_db", "top1", "accuracy", "threads", "roundtrip_ms", "vs_interp"}
 # Columns whose text can come from users (names, reasons); numbers we format need no escaping.
-TEXT_KEYS = {"model", "flag_set", "device", "status", "rep", "reason", "valid"}
+TEXT_KEYS = {"model", "flag_set", "device", "status", "rep", "reason", "valid", "rt", "api", "full_accel"}
 STATUS_STYLES = {statuses.OK: "green", statuses.UNHEALTHY: "yellow", statuses.UNSUPPORTED: "magenta",
                  statuses.LATENCY_ONLY: "cyan"}
 
@@ -392,7 +427,7 @@ def markdown_table(rows: list[Row]) -> str:
         elif key in TEXT_KEYS or any(c in "".join(columns[i]) for c in "|\n<>"):  # names, or odd text
             columns[i] = list(map(esc, columns[i]))
     lines = ["| " + " | ".join(h for _, h, _ in cols) + " |",
-             "|" + "|".join("---:" if k not in ("model", "flag_set", "device", "status", "rep", "reason") else "---"
+             "|" + "|".join("---:" if k not in TEXT_KEYS else "---"
                             for k in keys) + "|"]
     lines += ["| " + " | ".join(line) + " |" for line in zip(*columns, strict=True)]
     return "\n".join(lines) + "\n"

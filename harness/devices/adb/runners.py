@@ -34,6 +34,7 @@ from harness.devices.adb.session import (
 from harness.devices.base import MeasureJob, Measurement, RunnerReport
 
 RUNNER_PATH = Path(runner_module.__file__).resolve()
+COMPILED_RUNNER_PATH = RUNNER_PATH.with_name("runner_compiled.py")  # its CompiledModel path, pushed beside it
 DEFAULT_DEVICE_BENCHMARK_MODEL = "/data/local/tmp/benchmark_model"
 def _parse_result(text: str) -> dict | None:
     for line in reversed(text.splitlines()):
@@ -53,11 +54,14 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
 
     f = s.folder
     runner_name = f"runner-{file_sha256(RUNNER_PATH)[:16]}.py"
+    compiled_name = f"runner-compiled-{file_sha256(COMPILED_RUNNER_PATH)[:16]}.py"
     model_name = f"{job.artifact_sha}.tflite"
     inputs_name = f"{file_sha256(job.inputs_npz)[:32]}.npz"
 
     def push_files() -> None:
         f.ensure(RUNNER_PATH, runner_name)
+        if job.runtime_api == "compiled_model":
+            f.ensure(COMPILED_RUNNER_PATH, compiled_name)
         f.ensure(job.artifact, model_name)
         f.ensure(job.inputs_npz, inputs_name)
 
@@ -72,6 +76,7 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
             "input_names": list(job.input_names), "outputs": f"job-{jid}-out.npz",
             "threads": job.threads, "xnnpack": job.xnnpack, "warmup_runs": job.warmup_runs,
             "runs": job.runs, "min_seconds": job.min_seconds, "max_seconds": job.max_seconds,
+            "runtime_api": job.runtime_api, "accelerator": job.accelerator, "compiled_runner": compiled_name,
         }
         f.push_bytes(json.dumps(spec).encode(), f"job-{jid}.json")
         cmd = (f"cd {shlex.quote(f.root)} && {shlex.quote(s.profile.python)} -I "
@@ -160,6 +165,10 @@ def run_benchmark_model(s: Session, job: MeasureJob) -> Measurement:
 
 def _run_benchmark_model(s: Session, job: MeasureJob, argv_out: list[str], output: list[str]) -> Measurement:
     f = s.folder
+    if (job.runtime_api, job.accelerator) != ("interpreter", "cpu"):
+        return Measurement(statuses.UNSUPPORTED, f"{job.runtime_api}/{job.accelerator}: benchmark_model measures "
+                           "the Interpreter on the CPU; use runner = \"python\" for CompiledModel rows",
+                           report=RunnerReport(runtime="benchmark_model"))
     try:
         binary = _binary(s)
     except FileNotFoundError as exc:
