@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The suite on two xdist workers, one module per worker at a time, heaviest modules first;
+# tests marked `alone` run while nothing else does (tests/support/parallel.py, docs/testing.md).
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 .PHONY: demo test test-fast lint bench system-deps clean
 
@@ -17,10 +21,10 @@ demo: $(STAMP)
 	$(BIN)/tflite-harness run
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
