@@ -13,7 +13,8 @@ Three rules, all driven by markers so that a new test module fits without editin
   timing decides what it sees (a kill at a moment), would see the other worker's load. Every
   test holds a shared lock while it runs; an `alone` test takes it exclusively, so it waits for
   the other worker's current test and the other worker waits for it. Modules with `alone` tests
-  are scheduled before all others so that the two workers seldom wait on each other.
+  are scheduled before all others, their `alone` tests first, so that the two workers seldom
+  wait on each other.
 
 Without xdist (`pytest tests/test_foo.py`) none of this applies: the order and the run are plain.
 """
@@ -77,8 +78,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     weights = module_weights(items)
     first_seen = {m: i for i, m in reversed(list(enumerate(_module_of(it) for it in items)))}
-    # stable: within a module the collection order stays as written
-    items.sort(key=lambda it: (*weights[_module_of(it)], first_seen[_module_of(it)]))
+    # within a module its `alone` tests come first (so that they run while the other worker is
+    # also in its first module, not during some long setup of a later one), the others as written
+    items.sort(key=lambda it: (*weights[_module_of(it)], first_seen[_module_of(it)],
+                               it.get_closest_marker("alone") is None))
 
 
 def _lock_dir(uid: str) -> Path:
