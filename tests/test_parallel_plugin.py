@@ -3,7 +3,7 @@
 A tiny suite run with `-n 2 --dist loadscope`, as `make test` runs the real one: an `alone`
 test and a plain test each watch, for a moment, whether the other is running (they would
 overlap without the lock: they are on different workers and start together); the heaviest
-module is started first; each module stays on one worker.
+module is started first; each module stays on one worker; `--cpu-times` lists each test's CPU.
 """
 
 from __future__ import annotations
@@ -55,8 +55,12 @@ def test_alone_runs_by_itself_and_heavy_modules_start_first(pytester, tmp_path, 
         test_alone="import pytest\nfrom watch import watch\n\n@pytest.mark.alone\n"
                    "def test_alone():\n    watch('alone', 'plain')\n",
     )
-    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadscope", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadscope", "-p", "no:cacheprovider",
+                                           "--cpu-times", "0")
     result.assert_outcomes(passed=4)
+    cpu_lines = [line for line in result.outlines if line.rstrip().endswith(("::test_alone", "::test_plain"))
+                 and "s cpu " in line]
+    assert len(cpu_lines) == 2 and any("CPU seconds per test" in line for line in result.outlines), result.outlines
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     by_test = {e["test"]: e for e in events}
     assert not by_test["alone"]["saw"] and not by_test["plain"]["saw"], events  # never together

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import shutil
 import tempfile
 import uuid
@@ -33,6 +34,12 @@ import pytest
 
 SLOW_TEST_S = 10.0  # the guess for a `slow` test without a `cost` mark
 FAST_TEST_S = 0.2
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cpu-times", type=int, default=None, metavar="N",
+                     help="list the N tests that used the most CPU (the test process and the children it "
+                          "waited for), with the total: what two cores must get through (0: all)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -157,3 +164,45 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 def worker_id() -> str:
     """`gw0`, `gw1`, ... under xdist; `main` without it (for names that must differ per worker)."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+# ------------------------------------------------------------------ --cpu-times
+
+
+def _cpu_now() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.config.getoption("cpu_times") is not None:
+        item.stash[_CPU_AT_START] = _cpu_now()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    if call.when == "teardown" and _CPU_AT_START in item.stash:  # travels to the xdist controller
+        item.user_properties.append(("cpu_s", _cpu_now() - item.stash[_CPU_AT_START]))
+    yield
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        for name, value in report.user_properties:
+            if name == "cpu_s":
+                _CPU_TIMES[report.nodeid] = value
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    count = config.getoption("cpu_times")
+    if count is None or _under_xdist(config) or not _CPU_TIMES:
+        return
+    ranked = sorted(_CPU_TIMES.items(), key=lambda kv: -kv[1])
+    terminalreporter.write_sep("=", f"CPU seconds per test: {sum(_CPU_TIMES.values()):.1f} s in all")
+    for nodeid, seconds in ranked[:count] if count else ranked:
+        terminalreporter.write_line(f"{seconds:8.2f}s cpu  {nodeid}")
+
+
+_CPU_AT_START = pytest.StashKey[float]()
+_CPU_TIMES: dict[str, float] = {}
