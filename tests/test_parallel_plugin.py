@@ -25,7 +25,7 @@ from pathlib import Path
 LOG = Path(os.environ["PARALLEL_LOG"])
 
 
-def watch(me, other, seconds=1.5):
+def watch(me, other, worker, seconds=1.5):
     """Say I run; for SECONDS, look for OTHER running; log what was seen."""
     (LOG / f"{me}.running").touch()
     start = time.time()
@@ -35,7 +35,7 @@ def watch(me, other, seconds=1.5):
         time.sleep(0.02)
     (LOG / f"{me}.running").unlink()
     with open(LOG / "events.jsonl", "a") as f:
-        f.write(json.dumps({"test": me, "saw": seen, "worker": os.environ["PYTEST_XDIST_WORKER"],
+        f.write(json.dumps({"test": me, "saw": seen, "worker": worker,
                             "start": start}) + "\\n")
 '''
 
@@ -45,15 +45,17 @@ def test_alone_runs_by_itself_and_heavy_modules_start_first(pytester, tmp_path, 
     (tmp_path / "tmp").mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # where the run's lock folder goes
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # tests.support.parallel, in the subprocess
+    monkeypatch.delenv("COLUMNS", raising=False)  # as a plain run would have it: its workers too
     pytester.makeconftest('pytest_plugins = ["tests.support.parallel"]\n')
     pytester.makepyfile(watch=WATCH)
     pytester.makepyfile(
-        test_light="from watch import watch\n\ndef test_light():\n    watch('light', 'alone', 0.1)\n",
+        test_light="from watch import watch\n\ndef test_light(worker_id):\n    watch('light', 'alone', worker_id, 0.1)\n",
         test_plain="import pytest\nfrom watch import watch\n\npytestmark = pytest.mark.cost(60)\n\n"
-                   "def test_plain():\n    watch('plain', 'alone')\n\n"
-                   "def test_plain_2():\n    watch('plain_2', 'alone', 0.1)\n",
-        test_alone="import pytest\nfrom watch import watch\n\n@pytest.mark.alone\n"
-                   "def test_alone():\n    watch('alone', 'plain')\n",
+                   "def test_plain(worker_id):\n    watch('plain', 'alone', worker_id)\n\n"
+                   "def test_plain_2(worker_id):\n    watch('plain_2', 'alone', worker_id, 0.1)\n",
+        test_alone="import os, pytest\nfrom watch import watch\n\n@pytest.mark.alone\n"
+                   "def test_alone(worker_id):\n    watch('alone', 'plain', worker_id)\n"
+                   "    assert 'PYTEST_XDIST_WORKER' not in os.environ and 'COLUMNS' not in os.environ\n",
     )
     result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadscope", "-p", "no:cacheprovider",
                                            "--cpu-times", "0")

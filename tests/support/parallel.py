@@ -42,9 +42,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "waited for), with the total: what two cores must get through (0: all)")
 
 
+# set by xdist in each worker; a test's own child pytest (tests/test_pytest_plugin.py runs a
+# user's file) would take them for its own and, e.g., pytest-benchmark would turn itself off
+XDIST_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """(controller) The terminal width the tests see, as in a plain run: a worker otherwise has
+    COLUMNS=80, and the CLI's tables fold to it."""
+    node.workerinput["tflite_harness_columns"] = os.environ.get("COLUMNS")
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "numprocesses", None) and not getattr(config.option, "testrunuid", None):
         config.option.testrunuid = uuid.uuid4().hex  # the controller names the lock folder, to remove it
+    if _under_xdist(config):  # a worker runs its tests in the environment of a plain run
+        for name in XDIST_ENV:
+            os.environ.pop(name, None)
+        columns = config.workerinput.get("tflite_harness_columns")
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
     config.addinivalue_line(
         "markers", "cost(seconds): about how long this module takes on one core (setup included); "
         "under xdist the costliest modules are started first")
@@ -159,11 +180,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             self._assign_work_unit(node)
 
     return CostFirstScheduling(config, log)
-
-
-def worker_id() -> str:
-    """`gw0`, `gw1`, ... under xdist; `main` without it (for names that must differ per worker)."""
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 # ------------------------------------------------------------------ --cpu-times
