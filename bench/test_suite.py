@@ -27,7 +27,8 @@ import _common as c  # noqa: E402
 
 DURATION = re.compile(r"^\s*([0-9.]+)s (setup|call|teardown)\s+(\S+)")
 ON_WORKER = re.compile(r"^\[(gw\d+)\] \[\s*\d+%\] (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS) (\S+)")
-SUMMARY = re.compile(r"(\d+ (?:passed|failed).*?) in ([0-9.]+)s")
+CPU = re.compile(r"^\s*([0-9.]+)s cpu\s+(\S+)")
+SUMMARY = re.compile(r"^=*\s*(\d+ (?:passed|failed)[^=\n]*?) in ([0-9.]+)s")
 
 
 def analyse(text: str) -> dict:
@@ -39,16 +40,23 @@ def analyse(text: str) -> dict:
     per_worker: dict[str, float] = defaultdict(float)
     for nodeid, seconds in per_test.items():
         per_worker[worker_of.get(nodeid, "main")] += seconds
-    summary = next((m for line in text.splitlines() if (m := SUMMARY.search(line))), None)
+    cpu: dict[str, float] = {m.group(2): float(m.group(1)) for line in text.splitlines() if (m := CPU.match(line))}
+    cpu_per_worker: dict[str, float] = defaultdict(float)
+    for nodeid, seconds in cpu.items():
+        cpu_per_worker[worker_of.get(nodeid, "main")] += seconds
+    summary = next((m for line in reversed(text.splitlines()) if (m := SUMMARY.match(line))), None)  # the last
     slowest = sorted(per_test.items(), key=lambda kv: -kv[1])[:15]
     return {"outcome": summary.group(1) if summary else "?", "pytest_s": float(summary.group(2)) if summary else None,
             "sum_s": sum(per_test.values()), "per_worker_s": dict(sorted(per_worker.items())),
+            "cpu_s": sum(cpu.values()), "cpu_per_worker_s": dict(sorted(cpu_per_worker.items())),
+            "cpu_top": sorted(cpu.items(), key=lambda kv: -kv[1])[:15],
             "slowest": slowest}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--log", type=Path, help="a saved `pytest -n 2 --dist loadscope -v --durations=0` log")
+    ap.add_argument("--log", type=Path, help="a saved `pytest -n 2 --dist loadscope -v --durations=0 "
+                                             "[--cpu-times=0]` log")
     ap.add_argument("--workers", default="2")
     args = ap.parse_args()
     load_before = c.loadavg()
@@ -59,7 +67,7 @@ def main() -> int:
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}  # as the Makefile runs it
         t0 = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "pytest", "-n", args.workers, "--dist", "loadscope", "-v",
-                               "--durations=0"], cwd=c.ROOT, env=env, capture_output=True, text=True)
+                               "--durations=0", "--cpu-times=0"], cwd=c.ROOT, env=env, capture_output=True, text=True)
         wall = time.monotonic() - t0
         text = proc.stdout + proc.stderr
     a = analyse(text)
@@ -70,6 +78,13 @@ def main() -> int:
     print(f"sum of durations:   {a['sum_s']:7.1f} s (one process, no parallelism)")
     for worker, seconds in a["per_worker_s"].items():
         print(f"  worker {worker:<5}     {seconds:7.1f} s")
+    if a["cpu_s"]:
+        print(f"CPU of the tests:   {a['cpu_s']:7.1f} s (--cpu-times; half of it is the least wall time on 2 cores)")
+        for worker, seconds in a["cpu_per_worker_s"].items():
+            print(f"  worker {worker:<5}     {seconds:7.1f} s CPU")
+        print("most CPU:")
+        for nodeid, seconds in a["cpu_top"]:
+            print(f"  {seconds:6.1f} s  {nodeid}")
     print("slowest tests (setup + call + teardown):")
     for nodeid, seconds in a["slowest"]:
         print(f"  {seconds:6.1f} s  {nodeid}")
