@@ -4,6 +4,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The suite on two xdist workers, one module per worker at a time, heaviest modules first;
+# tests marked `alone` run while nothing else does (tests/support/parallel.py, docs/testing.md).
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: the suite starts hundreds of
+# Python processes (CLI runs, workers) that would otherwise compile the package each time.
+TEST_WORKERS ?= 2
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 .PHONY: demo test test-fast lint bench system-deps clean
 
@@ -17,10 +23,10 @@ demo: $(STAMP)
 	$(BIN)/tflite-harness run
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

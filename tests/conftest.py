@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 TEST_MODELS = Path(__file__).resolve().parent / "models"
 
+# markers `cost` and `alone`, and how the suite is split over xdist workers (docs/testing.md)
+pytest_plugins = ["tests.support.parallel"]
+
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict | None = None):
     """Run `tflite-harness ARGS` as a user would; returns CompletedProcess (text)."""

@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import MODELS, TEST_MODELS, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cost(18)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
 
 
 @pytest.fixture(scope="module")

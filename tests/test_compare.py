@@ -275,6 +275,7 @@ def _report_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # two runs' latencies compared: the other worker's load would differ between them
 def test_compare_two_real_runs(tmp_path):
     """Same settings twice: no alarm; XNNPACK off (about 2x slower on a conv net): REGRESSED."""
     common = ["--model", str(MODELS / "digits_mobilenet.keras"), "--flag-sets", "fp32", "--store",

@@ -25,7 +25,7 @@ from harness.core.flag_sets import BUILTIN_FLAG_SETS
 
 from .conftest import ROOT, TEST_MODELS, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cost(70)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
 
 FLAG_SETS = list(BUILTIN_FLAG_SETS)
 MODELS = ["k_func_one", "k_func_two", "k_func_dict", "k_seq_nobatch", "k_sub_tokens", "sm_two_dict", "sm_tokens",

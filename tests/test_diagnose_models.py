@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import ROOT, TEST_MODELS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cost(80)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
 BUDGET = "top1>=0.98"
 BENCHMARK_MODEL = Path("/work/shared/bin/benchmark_model")
 

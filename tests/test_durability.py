@@ -26,7 +26,7 @@ import pytest
 
 from .conftest import MODELS, ROOT, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cost(80)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
 
 TINY = ROOT / "tests" / "data" / "tiny.tflite"
 PLANNED = (3 + 1) * 2

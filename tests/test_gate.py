@@ -12,6 +12,7 @@ import math
 import xml.etree.ElementTree as ET
 
 import numpy as np
+import pytest
 
 from harness.core.hashing import hash_path
 from harness.report.compare import (
@@ -95,6 +96,7 @@ def _gate(base, new, **kw):
     return gate(base, new, Thresholds(), cache_dirs=(), **kw)
 
 
+@pytest.mark.alone  # re-measures latency: another test's load would blur the confirmation
 def test_a_real_slowdown_is_confirmed_and_a_planted_one_is_not():
     """Stored rows nominate both; re-measuring says which one the artifacts really have."""
     rng = np.random.default_rng(23)
@@ -115,6 +117,7 @@ def test_a_real_slowdown_is_confirmed_and_a_planted_one_is_not():
     assert c.confirm_rounds == 4 and c.confirm_seconds > 0
 
 
+@pytest.mark.alone  # re-measures latency
 def test_a_real_speedup_is_a_confirmed_improvement():
     rng = np.random.default_rng(24)
     c = _gate([real_row(WIDE, 5.0, rng)], [real_row(TINY, 3.0, rng)], rounds=3)
@@ -205,6 +208,7 @@ def test_junit_md_and_json_for_ci(tmp_path, capsys):
 
 # ------------------------------------------------------------------ memory measures the model
 
+@pytest.mark.alone  # its sample counts follow the free CPU
 def test_memory_does_not_grow_with_the_number_of_timed_samples(tmp_path):
     """A 2 KB model timed for 0.2 s and for 1.5 s (~7x the samples). Before, the samples' Python
     list was inside the measured window: 5.1 MiB vs 13.3 MiB here (43k vs 249k samples). Now the two peaks

@@ -12,7 +12,7 @@ jax = pytest.importorskip("jax", reason="JAX is not installed (pip install jax j
 from harness.convert.pool import WorkerPool  # noqa: E402
 from harness.core.flag_sets import BUILTIN_FLAG_SETS  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cost(27)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
 ROOT = Path(__file__).resolve().parent.parent
 MLP = ROOT / "models" / "jax_mlp.py"
 

@@ -18,7 +18,7 @@ import pytest
 from harness.convert.pool import WorkerPool
 from harness.core.flag_sets import BUILTIN_FLAG_SETS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cost(55)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
 
 ROOT = Path(__file__).resolve().parent.parent
 CNN = ROOT / "models" / "digits_cnn.keras"

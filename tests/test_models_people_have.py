@@ -22,6 +22,8 @@ from harness.core.samples import drop_batch_axis
 
 from .conftest import ROOT, TEST_MODELS, run_cli
 
+pytestmark = pytest.mark.cost(115)  # seconds on one quiet core, for the xdist order (docs/testing.md)
+
 FLAG_SETS = ["fp32", "int8", "int8_float_io", "int16x8"]
 
 

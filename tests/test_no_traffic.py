@@ -24,6 +24,7 @@ from tests.conftest import MODELS, ROOT, harness_adb_key
 from tests.support import netwatch
 from tests.support.adb_device import SimulatedAdbDevice
 
+pytestmark = pytest.mark.cost(95)  # seconds on one quiet core, for the xdist order (docs/testing.md)
 EXAMPLES = ROOT / "devices" / "examples"
 CLI = [sys.executable, "-m", "harness.cli"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import MODELS, ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cost(35)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
 
 USER_TESTS = f'''
 MODEL = "{MODELS / 'digits_cnn.keras'}"

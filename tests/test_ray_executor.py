@@ -24,6 +24,8 @@ from harness.executors.resources import device_resource, resources_for
 
 from .conftest import MODELS, ROOT, harness_adb_key
 
+pytestmark = pytest.mark.cost(130)  # seconds on one quiet core, for the xdist order (docs/testing.md)
+
 MB = 1024 * 1024
 
 

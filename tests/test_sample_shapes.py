@@ -21,6 +21,7 @@ from harness.core.samples import SampleError, check_fit, resolve_shapes
 
 from .conftest import ROOT, run_cli
 
+pytestmark = pytest.mark.cost(36)  # seconds on one quiet core, for the xdist order (docs/testing.md)
 TINY = ROOT / "tests" / "data" / "tiny.tflite"  # input x: (1, 8) float32
 
 MAKE_MODELS = r"""

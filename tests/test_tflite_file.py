@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from harness.tflite.file import TFLiteFormatError, TFLiteModel, op_names, read_tflite
 
 slow = pytest.mark.slow  # everything that needs the converted models
+pytestmark = pytest.mark.cost(12)  # seconds on one quiet core, for the xdist order (docs/testing.md)
 
 REPO = Path(__file__).resolve().parents[1]
 
