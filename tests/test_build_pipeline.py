@@ -44,7 +44,7 @@ class FakePool:
         for t in self.threads:
             t.start()
 
-    def start(self) -> None:
+    def start(self, limit: int | None = None) -> None:  # as WorkerPool.start
         self.started = True
 
     def submit(self, job: dict, priority: float = 0.0) -> Future:
@@ -274,3 +274,24 @@ def test_lock_waits_finds_a_worker_that_sat_on_the_lock():
     bare = [{k: v for k, v in e.items() if k not in ("calibration_key", "calibration")} for e in events]
     assert lock_waits(bare) == []
     assert [x.flag_set for x in lock_waits(bare, family={"int8", "int8_float_io"})] == ["int8_float_io"]
+
+
+def test_a_pool_started_for_one_missing_job_starts_one_worker(tmp_path):
+    """Each converter worker imports TensorFlow (~6 s of CPU): a run that lacks one conversion
+    starts one, not `workers` (light workers here: the same pool code, no TensorFlow)."""
+    from harness.convert.pool import WorkerPool
+
+    pool = WorkerPool(2, tmp_path, light=True)
+    try:
+        pool.start(limit=1)
+        deadline = time.monotonic() + 60
+        while pool.workers_started < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.workers_started == 1
+        pool.start(limit=5)  # never more than the pool's size
+        deadline = time.monotonic() + 60
+        while pool.workers_started < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.workers_started == 2
+    finally:
+        pool.close(kill=True)

@@ -159,10 +159,13 @@ class WorkerPool:
         if light:
             self._env["TFLITE_HARNESS_LIGHT_WORKER"] = "1"  # worker.LIGHT_ENV
 
-    def start(self) -> None:
-        """Start every worker now (each imports TensorFlow, ~6 s) rather than at its first job."""
+    def start(self, limit: int | None = None) -> None:
+        """Start the workers now (each imports TensorFlow, ~6 s) rather than at their first job;
+        at most LIMIT of them when the caller knows that fewer jobs are missing (one conversion
+        needs one TensorFlow import, not `size`); `submit` adds the others if jobs come."""
+        want = self.size if limit is None else min(self.size, max(1, limit))
         with self._lock:
-            while len(self._threads) < self.size and not self._closed:
+            while len(self._threads) < want and not self._closed:
                 self._add_thread(eager=True)
 
     def _add_thread(self, eager: bool) -> None:

@@ -117,13 +117,14 @@ class Builder:
     def start_workers(self) -> bool:
         """Start the converter workers now (TensorFlow's import) if the cache lacks anything;
         called as early as possible so the import overlaps the rest of the set-up."""
-        from harness.pipeline.schedule import needs_workers
+        from harness.pipeline.schedule import missing_worker_jobs, start_pool
 
-        if not self.pipelined or not needs_workers(self):
+        missing = missing_worker_jobs(self) if self.pipelined else 0
+        if not missing:
             return False
         pool = self.pool()
         if hasattr(pool, "start"):
-            pool.start()
+            start_pool(pool, missing)
         return True
 
     def build(self, prepared: dict[str, Prepared], on_done: Callable[[Artifact], None]) -> list[Artifact]:

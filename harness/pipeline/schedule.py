@@ -69,16 +69,30 @@ def calibration_of(job: dict) -> dict:
 
 def needs_workers(b: Builder) -> bool:
     """True when some preparation or conversion is missing from the cache (cheap: hashes and lookups)."""
+    return missing_worker_jobs(b) > 0
+
+
+def start_pool(pool, jobs: int) -> None:
+    """Start POOL's workers (`WorkerPool.start`) for JOBS missing jobs: no more TensorFlow imports
+    than there is work for; the pool adds workers if more jobs come."""
+    pool.start(limit=jobs)
+
+
+def missing_worker_jobs(b: Builder) -> int:
+    """How many preparations and converter conversions the cache lacks: the converter workers
+    worth starting early (quantizer flag sets run in light workers, without TensorFlow)."""
+    missing = 0
     for m in b.campaign.models:
         if m.kind == "tflite" and m.original is None:
             continue
-        if b.cache.reference_meta(b._reference_key(m)) is None:
-            return True
+        missing += b.cache.reference_meta(b._reference_key(m)) is None
         if m.kind == "tflite":
             continue
-        if any(b.cache.conversion(b.conversion_key(m, fs)) is None for fs in b.campaign.flag_sets):
-            return True
-    return False
+        missing += sum(b.cache.conversion(b.conversion_key(m, fs)) is None
+                       for fs in b.campaign.flag_sets if not fs.quantizer)
+        if missing >= b.workers:
+            break
+    return missing
 
 
 def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[Artifact], None]) -> list[Artifact]:
@@ -175,9 +189,11 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         if p is None:
             jobs.append(("prepare", m, None, b._reference_key(m), None))
     if jobs:
-        pool = b.pool() if any(j[0] == "prepare" or not j[2].quantizer for j in jobs) else None
+        tf_jobs = sum(j[0] == "prepare" or not j[2].quantizer for j in jobs)
+        tf_jobs += sum(not fs.quantizer for pending in waiting.values() for fs, _key in pending)
+        pool = b.pool() if tf_jobs else None
         if hasattr(pool, "start"):  # not for the quantizer on a given .tflite: no TensorFlow there
-            pool.start()
+            start_pool(pool, tf_jobs)
         # in priority order, so that a worker taking a job while the rest are still being queued
         # already takes the right one
         for op, m, fs, key, p in sorted(jobs, key=lambda j: (j[0] != "prepare", -estimate(j[1]),
