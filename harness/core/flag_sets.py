@@ -73,6 +73,12 @@ class FlagSet:
         return "quantizer" if self.quantizer else self.options.get("tool", "tf_converter")
 
     @property
+    def needs_tensorflow_worker(self) -> bool:
+        """Whether its artifact is made in a converter worker (TensorFlow, ~6 s to import); the
+        quantizer's run in light workers on the fp32 artifact (`pipeline/quantize.py`)."""
+        return self.tool != "quantizer"
+
+    @property
     def needs_representative_data(self) -> bool:
         """Full-integer quantization calibrates activations, so it needs sample inputs."""
         if self.quantizer:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.core.errors import DAMAGED_ZIP_ERRORS
+
 LIMIT_BYTES = 4 << 30
 
 
@@ -73,7 +75,7 @@ def check_sample_size(path: Path) -> str | None:
     """The one-line reason PATH is refused, or None when its arrays fit the limit."""
     try:
         need = declared_bytes(path)
-    except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, ValueError):
+    except DAMAGED_ZIP_ERRORS:
         return None  # unreadable: load_arrays words that
     limit, why = sample_limit()
     if need > limit:

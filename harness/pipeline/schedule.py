@@ -89,7 +89,7 @@ def missing_worker_jobs(b: Builder) -> int:
         if m.kind == "tflite":
             continue
         missing += sum(b.cache.conversion(b.conversion_key(m, fs)) is None
-                       for fs in b.campaign.flag_sets if not fs.quantizer)
+                       for fs in b.campaign.flag_sets if fs.needs_tensorflow_worker)
         if missing >= b.workers:
             break
     return missing
@@ -189,8 +189,8 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
         if p is None:
             jobs.append(("prepare", m, None, b._reference_key(m), None))
     if jobs:
-        tf_jobs = sum(j[0] == "prepare" or not j[2].quantizer for j in jobs)
-        tf_jobs += sum(not fs.quantizer for pending in waiting.values() for fs, _key in pending)
+        tf_jobs = sum(j[0] == "prepare" or j[2].needs_tensorflow_worker for j in jobs)
+        tf_jobs += sum(fs.needs_tensorflow_worker for pending in waiting.values() for fs, _key in pending)
         pool = b.pool() if tf_jobs else None
         if hasattr(pool, "start"):  # not for the quantizer on a given .tflite: no TensorFlow there
             start_pool(pool, tf_jobs)

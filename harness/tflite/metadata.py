@@ -21,10 +21,10 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import DAMAGED_ZIP_ERRORS
 from harness.core.metadata_options import KNOWN_KEYS, TEXT_KEYS, parse_metadata  # noqa: F401 - re-exported
 
 METADATA_NAME = "TFLITE_METADATA"
@@ -320,7 +320,7 @@ def associated_files(model: Any) -> dict[str, bytes]:
             if sum(i.file_size for i in infos) > ASSOCIATED_FILES_LIMIT:  # a zip bomb is not unpacked
                 return {i.filename: b"" for i in infos}
             return {i.filename: z.read(i) for i in infos}
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError, EOFError, zlib.error):
+    except DAMAGED_ZIP_ERRORS:
         return {}  # a damaged zip: no associated files
 
 
