@@ -14,6 +14,7 @@ import numpy as np
 from harness.config import Settings
 from harness.core import statuses
 from harness.core.result import Result
+from harness.core.runtimes import INTERPRETER
 from harness.core.stats import (
     FAR_COSINE,
     ValidityBounds,
@@ -119,7 +120,7 @@ def fill_result(result: Result, m: Measurement, prepared: Prepared, s: Settings 
     fill_runtime(result, rep)
     if m.status not in statuses.MEASURED:
         result.status, result.reason = m.status, m.reason
-        if m.status == statuses.UNSUPPORTED and result.runtime_api == "interpreter":
+        if m.status == statuses.UNSUPPORTED and result.runtime_api == INTERPRETER:
             flex = [o for o in result.ops if o.startswith("Flex")]
             custom = [o for o in result.ops if o not in flex and not o.isupper()]
             if flex:

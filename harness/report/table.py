@@ -11,6 +11,7 @@ import math
 
 from harness.core import statuses
 from harness.core.result import Result
+from harness.core.runtimes import INTERPRETER
 from harness.report.table_cells import (  # noqa: F401 - re-exported
     Row,
     cell_text,
@@ -64,7 +65,7 @@ def _speed_key(r) -> tuple:
 
 def _marker(api: str, accel: str) -> str:
     """The compact runtime marker of the narrow terminal table."""
-    short = "interp" if api == "interpreter" else "cm"
+    short = "interp" if api == INTERPRETER else "cm"
     return short if accel == "cpu" else f"{short}:{accel}"
 
 

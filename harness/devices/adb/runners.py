@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core import statuses
+from harness.core.runtimes import COMPILED_MODEL
 from harness.devices import benchmark_model as bm
 from harness.devices import runner as runner_module
 from harness.devices.adb.drift import run_drift
@@ -60,7 +61,7 @@ def run_python(s: Session, job: MeasureJob) -> Measurement:
 
     def push_files() -> None:
         f.ensure(RUNNER_PATH, runner_name)
-        if job.runtime_api == "compiled_model":
+        if job.runtime_api == COMPILED_MODEL:
             f.ensure(COMPILED_RUNNER_PATH, compiled_name)
         f.ensure(job.artifact, model_name)
         f.ensure(job.inputs_npz, inputs_name)
