@@ -232,12 +232,12 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
             model_from_path(
                 m["path"],
                 base=base,
-                name=m.get("name"),
-                kind=m.get("kind"),
-                samples=m.get("samples"),
-                representative=m.get("representative"),
+                name=_text(m, "name", where, example='"mnist"'),
+                kind=_text(m, "kind", where, example='"keras"'),
+                samples=_text(m, "samples", where, example='"data/samples.npz"'),
+                representative=_text(m, "representative", where, example='"data/calib.npz"'),
                 input_shapes=shapes,
-                signature=m.get("signature", "serving_default"),
+                signature=_text(m, "signature", where, example='"serving_default"') or "serving_default",
                 where=where,
                 original=_text(m, "original", where),
                 original_kind=_text(m, "original_kind", where),
@@ -257,10 +257,11 @@ def parse_campaign(raw: dict[str, Any], path: Path) -> Campaign:
     )
 
 
-def _text(m: dict, key: str, where: str) -> str | None:
+def _text(m: dict, key: str, where: str, example: str = '"model/"') -> str | None:
+    """A campaign string field, or a one-line error naming it (a TOML list or number is not a path)."""
     value = m.get(key)
     if value is not None and (not isinstance(value, str) or not value):
-        raise UsageError(f"{where}: {key} must be a path string, e.g. {key} = \"model/\"")
+        raise UsageError(f"{where}: {key} must be a non-empty string, e.g. {key} = {example}")
     return value
 
 

@@ -57,7 +57,12 @@ original = "{CNN}"
     (f'path = "{TINY}"\noriginal = "{TINY}"', "is a .tflite; give the model it was converted from"),
     (f'path = "{TINY}"\noriginal = "missing_dir/"', "does not exist"),
     (f'path = "{TINY}"\noriginal_kind = "keras"', "original_kind needs original = PATH"),
-    (f'path = "{TINY}"\noriginal = 3', "original must be a path string"),
+    (f'path = "{TINY}"\noriginal = 3', "original must be a non-empty string"),
+    # found by the fuzz test in test_untrusted_inputs.py: a list where a path belongs was a TypeError
+    (f'path = "{TINY}"\nsamples = []', "samples must be a non-empty string"),
+    (f'path = "{TINY}"\nrepresentative = 1', "representative must be a non-empty string"),
+    (f'path = "{TINY}"\nsignature = ["a"]', "signature must be a non-empty string"),
+    (f'path = "{TINY}"\nname = 1', "name must be a non-empty string"),
 ])
 def test_original_where_it_means_nothing_is_a_usage_error(tmp_path, entry, fragment):
     with pytest.raises(UsageError, match=fragment):
