@@ -162,13 +162,17 @@ def test_ctrl_c_stops_cleanly_with_130_and_the_resume_command(tmp_path):
     # slow measurements (1 s each) so that Ctrl-C lands in the middle of the run
     proc = start(["run", "--model", str(TINY), "--threads", "1,2,3", "--runs", "3", "--min-seconds", "1",
                   "--out", str(tmp_path / "run"), "--store", str(store), "--cache-dir", str(cache)], tag)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (
-            len(run_ids(store)) == 2 and any(k[0] == run_ids(store)[-1] for k in stored(store))):
-        time.sleep(0.2)  # Ctrl-C once the first row is stored
+    # Ctrl-C once the first row is reported: results.jsonl gets a line as each row is stored,
+    # and reading a file cannot be held up by the run's own writes to the store.
+    jsonl, t0 = tmp_path / "run" / "results.jsonl", time.monotonic()
+    while time.monotonic() < t0 + 60 and proc.poll() is None and not (
+            jsonl.is_file() and jsonl.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    waited = time.monotonic() - t0
+    assert proc.poll() is None, f"the run ended after {waited:.1f} s, before its first row was seen"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (out[-2000:], err[-2000:])
+    assert proc.returncode == 130, (f"Ctrl-C after {waited:.1f} s", out[-2000:], err[-2000:])
     run_id = run_ids(store)[-1]
     assert f"tflite-harness run --resume {run_id} --store {store}" in " ".join(out.split())
     assert wait_gone(tag, 10) == []
