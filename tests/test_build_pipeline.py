@@ -295,3 +295,21 @@ def test_a_pool_started_for_one_missing_job_starts_one_worker(tmp_path):
         assert pool.workers_started == 2
     finally:
         pool.close(kill=True)
+
+
+def test_a_job_submitted_after_start_waits_for_that_worker_instead_of_starting_another(tmp_path):
+    """A run whose conversions are cached but whose references are not (another --eval-samples)
+    has one job: it must not start a second worker (a second TensorFlow import) beside the
+    first one's. Two jobs at once still get two workers."""
+    from harness.convert.pool import WorkerPool
+
+    pool = WorkerPool(2, tmp_path, light=True)
+    try:
+        pool.start(limit=1)
+        answer = pool.submit({"op": "no-such-op"}).result(timeout=120)  # a cheap job: answered with an error
+        assert not answer.ok and pool.workers_started == 1
+        both = [pool.submit({"op": "no-such-op"}) for _ in range(2)]
+        assert all(not f.result(timeout=120).ok for f in both)
+        assert pool.workers_started == 2
+    finally:
+        pool.close(kill=True)

@@ -147,6 +147,7 @@ class WorkerPool:
         self._killed = False
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
+        self._unfinished = 0  # jobs submitted and not yet answered: a thread is added only for more than this
         self.workers_started = 0
         self.worker_imports: list[tuple[float, float]] = []  # (spawned, ready) per worker, time.time()
         root = str(Path(__file__).resolve().parents[2])
@@ -179,11 +180,19 @@ class WorkerPool:
         future: Future = Future()
         seq = next(self._ids)
         job = {**job, "id": seq}
-        self._jobs.put((-priority, seq, job, future))
         with self._lock:
-            if len(self._threads) < self.size and not self._closed:
+            self._unfinished += 1
+            # Only for a job no thread will take: one job submitted right after `start(limit=1)`
+            # must wait for that worker's import, not start a second TensorFlow beside it.
+            if self._unfinished > len(self._threads) and len(self._threads) < self.size and not self._closed:
                 self._add_thread(eager=False)
+        future.add_done_callback(self._answered)
+        self._jobs.put((-priority, seq, job, future))
         return future
+
+    def _answered(self, _future: Future) -> None:
+        with self._lock:
+            self._unfinished -= 1
 
     def _spawn(self, slot: int) -> _Worker:
         t0 = time.time()
