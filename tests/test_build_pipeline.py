@@ -16,6 +16,8 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
+import pytest
+
 from harness.config import Campaign, ModelSpec, Settings
 from harness.convert.cache import Cache
 from harness.convert.calibration import calibrated_model
@@ -313,3 +315,24 @@ def test_a_job_submitted_after_start_waits_for_that_worker_instead_of_starting_a
         assert pool.workers_started == 2
     finally:
         pool.close(kill=True)
+
+
+def test_reference_arrays_are_replaced_whole_or_not_at_all(tmp_path):
+    """Runs that share a cache (CI jobs, the suite's parallel workers) may compute the same
+    reference at once: a write that fails half-way keeps the file that was there, and no
+    temporary file is left behind."""
+    import numpy as np
+
+    from harness.convert.cache import savez_atomic
+
+    class Unsaveable:
+        def __array__(self, *args, **kwargs):
+            raise RuntimeError("the worker died mid-write")
+
+    path = tmp_path / "eval.npz"
+    savez_atomic(path, **{"0": np.arange(4.0)})
+    with pytest.raises(RuntimeError):
+        savez_atomic(path, **{"0": np.ones(3), "1": Unsaveable()})
+    with np.load(path) as kept:
+        assert kept["0"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.npz"]

@@ -38,6 +38,19 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def savez_atomic(path: Path, **arrays) -> None:
+    """`np.savez` by way of a temporary name: two runs sharing a cache (CI jobs, parallel test
+    workers) that compute the same reference write the same file, and a reader never opens a
+    half-written one."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue())
+
+
 class Cache:
     def __init__(self, root: Path):
         self.root = root

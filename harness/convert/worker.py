@@ -146,9 +146,11 @@ def prepare(job: dict) -> dict:
     eval_arrays = {str(i): a for i, a in enumerate(eval_inputs)}
     if labels is not None:
         eval_arrays["labels"] = labels
-    np.savez(out_dir / "eval.npz", **eval_arrays)
-    np.savez(out_dir / "reference.npz", **{str(k): np.stack(v) for k, v in enumerate(outputs)})
-    np.savez(out_dir / "representative.npz", **{str(i): a for i, a in enumerate(rep)})
+    from harness.convert.cache import savez_atomic
+
+    savez_atomic(out_dir / "eval.npz", **eval_arrays)
+    savez_atomic(out_dir / "reference.npz", **{str(k): np.stack(v) for k, v in enumerate(outputs)})
+    savez_atomic(out_dir / "representative.npz", **{str(i): a for i, a in enumerate(rep)})
     return {
         "inputs": [
             {"name": n, "shape": list(s), "dtype": d, "model_shape": [x for x in spec.shape]}

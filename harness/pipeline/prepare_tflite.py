@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from harness.convert.cache import savez_atomic
 from harness.core import statuses
 from harness.pipeline.artifacts import Prepared
 from harness.pipeline.original import missing_io
@@ -75,7 +74,7 @@ def prepare_tflite(b: Builder, m: ModelSpec) -> Prepared:
     payload = {str(i): a for i, a in enumerate(arrays)}
     if labels is not None:
         payload["labels"] = labels
-    np.savez(folder / "eval.npz", **payload)
+    savez_atomic(folder / "eval.npz", **payload)
     has_reference = bool(tflite_flag_sets(b, m)) and float_reference(m, folder, arrays)  # the quantizer's
     meta = {
         "inputs": [{"name": n, "shape": list(sh), "dtype": d} for n, sh, d in zip(names, shapes, float_types, strict=True)],

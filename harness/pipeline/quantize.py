@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.convert.cache import CACHE_FORMAT, hash_json, hash_path
+from harness.convert.cache import CACHE_FORMAT, hash_json, hash_path, savez_atomic
 from harness.convert.pool import WorkerAnswer, WorkerPool
 from harness.core import statuses
 from harness.core.flag_sets import BUILTIN_FLAG_SETS, FlagSet
@@ -193,7 +193,6 @@ def float_reference(m: ModelSpec, folder: Path, arrays: list) -> bool:
     rows have drift against it (LiteRT only, as the runner; no TensorFlow). False: quantized
     inputs or outputs (scales), not a float model to compare to, or LiteRT could not run it
     (its rows then say so when they run it). A user's file: LiteRT runs it in a child process."""
-    import numpy as np
 
     from harness.tflite.native import NativeCrash, call_in_child
 
@@ -203,7 +202,7 @@ def float_reference(m: ModelSpec, folder: Path, arrays: list) -> bool:
         return False
     if outputs is None:
         return False
-    np.savez(folder / "reference.npz", **{str(k): o for k, o in enumerate(outputs)})
+    savez_atomic(folder / "reference.npz", **{str(k): o for k, o in enumerate(outputs)})
     return True
 
 

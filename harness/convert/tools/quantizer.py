@@ -136,9 +136,10 @@ def save_qsvs(qsvs: dict[str, dict[str, Any]], path: Path) -> None:
         for key, value in fields.items():
             arrays[f"{i}:{key}"] = np.asarray(value)
             index[tensor][key] = f"{i}:{key}"
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, __index__=np.frombuffer(json.dumps(index).encode(), dtype=np.uint8), **arrays)
-    tmp.replace(path)
+    from harness.convert.cache import savez_atomic
+
+    savez_atomic(  # a unique temporary name: runs may share a cache
+        path, __index__=np.frombuffer(json.dumps(index).encode(), dtype=np.uint8), **arrays)
 
 
 def load_qsvs(path: Path) -> dict[str, dict[str, np.ndarray]]:
