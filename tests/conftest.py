@@ -26,6 +26,20 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict
     )
 
 
+@pytest.fixture(scope="session")
+def suite_cache(tmp_path_factory) -> Path:
+    """One conversion cache for the whole suite, shared by both xdist workers: a test that
+    does not look at how its artifacts were made (converted or cached, how many workers, in
+    which order) passes `--cache-dir suite_cache`, and only the first test to need a
+    conversion or a reference pays TensorFlow's import for it. Safe to share: the cache
+    writes every entry through a unique temporary name (convert/cache.py)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # pytest-N/, above popen-gwK/
+    path = root / "suite-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture
 def cli():
     return run_cli
