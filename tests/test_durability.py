@@ -64,7 +64,24 @@ def wait_gone(tag: str, timeout: float) -> list[tuple[int, str]]:
 def start(args: list[str], tag: str) -> subprocess.Popen:
     env = {**os.environ, "COLUMNS": "200", "TFLITE_HARNESS_TEST_TAG": tag}
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_from_a_terminal)
+
+
+def _as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT delivered and handled, as for a command typed in a shell,
+    whatever an earlier test in this worker process left in its signal state."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _signal_state(pid: int) -> str:
+    """The Sig* lines of /proc/PID/status (blocked, ignored, caught), for a failure message."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return "gone"
+    return " ".join(x.replace("\t", "") for x in lines if x.startswith(("SigBlk", "SigIgn", "SigCgt")))
 
 
 def stored(store: Path) -> dict[tuple, dict]:
@@ -170,9 +187,10 @@ def test_ctrl_c_stops_cleanly_with_130_and_the_resume_command(tmp_path):
         time.sleep(0.05)
     waited = time.monotonic() - t0
     assert proc.poll() is None, f"the run ended after {waited:.1f} s, before its first row was seen"
+    state = _signal_state(proc.pid)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (f"Ctrl-C after {waited:.1f} s", out[-2000:], err[-2000:])
+    assert proc.returncode == 130, (f"Ctrl-C after {waited:.1f} s ({state})", out[-2000:], err[-2000:])
     run_id = run_ids(store)[-1]
     assert f"tflite-harness run --resume {run_id} --store {store}" in " ".join(out.split())
     assert wait_gone(tag, 10) == []
