@@ -60,7 +60,8 @@ def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples
     s = settings or SEARCH_SETTINGS
     campaign = Campaign(name="diagnose", models=(spec,), flag_sets=(fs,), devices=("local",), settings=s)
     root = Path(out_dir) if out_dir else Path("results") / "diagnose"
-    options = RunOptions(out_dir=root / "logs", cache_dir=Path(cache_dir) if cache_dir else None, workers=workers)
+    # the run's own folder: the builder and pools add `logs/` themselves (ROOT/logs/, not ROOT/logs/logs/)
+    options = RunOptions(out_dir=root, cache_dir=Path(cache_dir) if cache_dir else None, workers=workers)
     run = CampaignRun(campaign, options)
     prepared = run.builder.prepare_all()[spec.name]
     try:
