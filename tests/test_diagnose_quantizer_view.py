@@ -122,3 +122,14 @@ def test_the_session_logs_go_in_out_logs_not_out_logs_logs(quantizer_run):
     logs = out / "logs"
     assert sorted(p.name for p in logs.glob("*.log")), f"no session logs in {logs}: {sorted(out.rglob('*'))}"
     assert not (logs / "logs").exists()
+
+
+@pytest.mark.parametrize("flag_set, backend, chosen", [
+    ("int8", "auto", "tf"), ("int16x8", "auto", "quantizer"),  # TF's int16x8 output is refused by LiteRT
+    ("aeq_static_int16x8", "auto", "quantizer"), ("int8", "quantizer", "quantizer"), ("int16x8", "tf", "tf"),
+])
+def test_auto_follows_the_flag_sets_tool_and_sends_int16_to_the_quantizer(flag_set, backend, chosen):
+    from harness.core.flag_sets import resolve_flag_sets
+    from harness.pipeline.diagnose_backends import choose_backend
+
+    assert choose_backend(resolve_flag_sets([flag_set], {})[0], backend).name == chosen
