@@ -368,8 +368,10 @@ def diagnose(model: PathLike, flag_set: str = "int8", *, samples: PathLike | Non
     BUDGET (e.g. "top1>=0.99,cosine>=0.999") the cheapest set of layers kept float that meets
     it, measured on the local runtime; WRITE receives the chosen `.tflite`.
 
-    Returns a `Diagnosis`: `.layers` (tensor, op, isolated and accumulated error), `.search`
-    (`steps`, `chosen`, `met`) and `.to_dict()` (what `tflite-harness diagnose --json` prints).
+    Returns a `Diagnosis`: `.layers` (tensor, op, accumulated error, and the figure that ranks
+    them: `.isolated` on the TF backend, `.added_cosine_loss` on the quantizer's; `.metric` says
+    which), `.search` (`steps`, `chosen`, `met`) and `.to_dict()` (what `tflite-harness diagnose
+    --json` prints).
     `tflite-harness diagnose` and the pytest fixture's `diagnose` make the same call. LiteRT's
     log lines ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.") go to the session's
     logs/runtime.log, not to the notebook; `verbose=True` shows them.

@@ -23,17 +23,23 @@ def _fmt(v, spec: str = ".3g") -> str:
 
 
 def layer_table(diagnosis, top: int):
+    """The ranked layers. The columns are what the backend measured: TF's isolated and accumulated
+    figures, or the quantizer's added cosine loss (its ranking) and the accumulated ones."""
     from rich.table import Table
 
-    t = Table(header_style="bold", title=f"{diagnosis.model}/{diagnosis.flag_set}: layers, worst first "
-                                          f"(isolated rmse/scale; ~0.29 is rounding alone)")
-    for h in ("#", "op", "layer", "isolated rmse/scale", "cosine", "SNR dB", "accumulated rmse/scale", "cosine",
-              "SNR dB"):
+    quantizer = diagnosis.metric == "added_cosine_loss"
+    what = ("added cosine loss: 1 - cosine an op adds over its inputs" if quantizer
+            else "isolated rmse/scale; ~0.29 is rounding alone")
+    t = Table(header_style="bold", title=f"{diagnosis.model}/{diagnosis.flag_set}: layers, worst first ({what})")
+    own = ("added cosine loss",) if quantizer else ("isolated rmse/scale", "cosine", "SNR dB")
+    for h in ("#", "op", "layer", *own, "accumulated rmse/scale", "cosine", "SNR dB"):
         t.add_column(h, justify="left" if h in ("op", "layer") else "right")
     for x in diagnosis.layers[:top]:
         a = x.accumulated or {}
-        t.add_row(str(x.index), x.op, x.label, _fmt(x.isolated.get("rmse_scale")), _fmt(x.isolated.get("cosine"), ".4f"),
-                  _fmt(x.isolated.get("snr_db"), ".1f"), _fmt(a.get("rmse_scale")), _fmt(a.get("cosine"), ".4f"),
+        cells = ((_fmt(x.added_cosine_loss, ".3g"),) if quantizer else
+                 (_fmt(x.isolated.get("rmse_scale")), _fmt(x.isolated.get("cosine"), ".4f"),
+                  _fmt(x.isolated.get("snr_db"), ".1f")))
+        t.add_row(str(x.index), x.op, x.label, *cells, _fmt(a.get("rmse_scale")), _fmt(a.get("cosine"), ".4f"),
                   _fmt(a.get("snr_db"), ".1f"))
     return t
 

@@ -9,6 +9,10 @@ For each quantized op, two views:
 Both read the model's shared calibration (`convert/calibration.py`), so diagnosing and
 every search step after it cost a quantization each, not a conversion.
 
+The quantizer backend (`quantize_search.py`) has no NumericVerify model: its layers carry
+`added_cosine_loss` (the accumulated cosine loss an op adds over its inputs) instead of
+`isolated`, and every presentation names that metric (`Diagnosis.metric`).
+
 `DiagnoseSession` holds what diagnosis and the budget search share: a prepared model,
 the converter pool and the local device. The Python API is `pipeline/session.py: diagnose`.
 """
@@ -34,11 +38,20 @@ from harness.pipeline.artifacts import Prepared
 DIAGNOSIS_FORMAT = 1
 ACCUMULATED_SAMPLES = 16  # each sample runs both models with every tensor kept
 _SKIP_OPS = {"QUANTIZE", "DEQUANTIZE"}  # I/O conversions, not layers one could keep float
+ADDED_COSINE_LOSS = "added_cosine_loss"
+RANKING = {"metric": ADDED_COSINE_LOSS,
+           "meaning": "1 - cosine of the op's output against float (accumulated, on LiteRT), less the worst "
+                      "of its inputs': the error the op adds; there is no isolated (NumericVerify) figure"}
 
 
 @dataclass
 class Layer:
-    """One quantized op: where it is, and how far its output is from float."""
+    """One quantized op: where it is, and how far its output is from float.
+
+    Which figure ranks it depends on the backend, and only that one is filled: `isolated`
+    (TensorFlow's NumericVerify: rmse_scale, rmse_range, cosine, snr_db, max_abs) on the TF
+    backend, `{}` on the quantizer's; `added_cosine_loss` (1 - cosine of the op's accumulated
+    output, less the worst of its inputs') on the quantizer backend, None on TF's."""
 
     index: int  # position of the op in the quantized model's subgraph 0 (-1: not found there)
     tensor: str  # output tensor name: what `float_layers` / denylisted_nodes name
@@ -48,13 +61,14 @@ class Layer:
     accumulated: dict[str, float] | None = None
     scale: float | None = None
     zero_point: int | None = None
+    added_cosine_loss: float | None = None
 
 
 @dataclass
 class Diagnosis:
     model: str
     flag_set: str
-    layers: list[Layer]  # worst first by isolated rmse/scale
+    layers: list[Layer]  # worst first by `metric`
     isolated_samples: int
     accumulated_samples: int
     quantized_path: str
@@ -64,20 +78,37 @@ class Diagnosis:
     timings: dict[str, float] = field(default_factory=dict)  # isolated_s (worker), accumulated_s (LiteRT)
     backend: str = "tf_converter"  # which path made the quantized models: tf_converter or quantizer
 
+    @property
+    def metric(self) -> str:
+        """What ranks the layers: `isolated` (TF's NumericVerify rmse/scale) or `added_cosine_loss`."""
+        return ADDED_COSINE_LOSS if self.backend == "quantizer" else "isolated"
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON of `diagnose --json`. The TF backend's shape is unchanged (`isolated` per layer);
+        the quantizer's has `ranking` and each layer's `added_cosine_loss` instead, no `isolated`."""
         from harness.core.result import json_safe
 
+        drop = "isolated" if self.metric == ADDED_COSINE_LOSS else ADDED_COSINE_LOSS
+        samples = ({"accumulated": self.accumulated_samples} if self.metric == ADDED_COSINE_LOSS
+                   else {"isolated": self.isolated_samples, "accumulated": self.accumulated_samples})
         return json_safe({
             "model": self.model, "flag_set": self.flag_set,
-            "layers": [asdict(x) for x in self.layers],
-            "samples": {"isolated": self.isolated_samples, "accumulated": self.accumulated_samples},
+            **({"ranking": RANKING} if self.metric == ADDED_COSINE_LOSS else {}),
+            "layers": [{k: v for k, v in asdict(x).items() if k != drop} for x in self.layers],
+            "samples": samples,
             "quantized_model": self.quantized_path, "float_model": self.float_path,
             "float_layers": self.float_layers, "timings": self.timings, "backend": self.backend,
             **({"search": self.search} if self.search is not None else {}),
         })
 
     def compact(self) -> dict[str, Any]:
-        """What a result row keeps (store and reports): the ranking with the rmse/scale figures."""
+        """What a result row keeps (store and reports): the ranking with one figure per view
+        (TF: isolated and accumulated rmse/scale; quantizer: added cosine loss and accumulated rmse/scale)."""
+        if self.metric == ADDED_COSINE_LOSS:
+            return {"ranking": RANKING,
+                    "layers": [{"tensor": x.tensor, "label": x.label, "op": x.op, "index": x.index,
+                                ADDED_COSINE_LOSS: x.added_cosine_loss,
+                                "accumulated": (x.accumulated or {}).get("rmse_scale")} for x in self.layers]}
         return {"layers": [{"tensor": x.tensor, "label": x.label, "op": x.op, "index": x.index,
                             "isolated": x.isolated.get("rmse_scale"),
                             "accumulated": (x.accumulated or {}).get("rmse_scale")} for x in self.layers]}

@@ -90,10 +90,10 @@ class QuantizerSession:
             return 1.0 - acc[t]["cosine"] if t in acc else 0.0
 
         labels = short_labels([o for _, _, o, _ in ops])
-        layers = [Layer(k, o, labels.get(o, o), kind,
-                        {"added_cosine_loss": loss(o) - max([loss(i) for i in ins] + [0.0])}, acc.get(o))
+        layers = [Layer(k, o, labels.get(o, o), kind, {}, acc.get(o),
+                        added_cosine_loss=loss(o) - max([loss(i) for i in ins] + [0.0]))
                   for k, kind, o, ins in ops if o in acc]
-        layers.sort(key=lambda x: -x.isolated["added_cosine_loss"])
+        layers.sort(key=lambda x: -x.added_cosine_loss)
         diagnosis = Diagnosis(self.model.name, self.flag_set.name, layers, 0, len(arrays[0]), str(out),
                               str(self.float_path), list(float_nodes),
                               timings={"accumulated_s": time.perf_counter() - t0}, backend="quantizer")

@@ -1,6 +1,7 @@
 """The budget search: keep the worst layers in float until an artifact meets the budget.
 
-Layers are taken worst first by isolated error (`diagnose.py`), a few more at each step
+Layers are taken worst first by the diagnosis's ranking (isolated error, `diagnose.py`, or the
+quantizer backend's added cosine loss, `quantize_search.py`), a few more at each step
 (1, 2, 3, 5, 8, ...), each step quantized from the shared calibration (no conversion)
 and measured on the local runtime: drift against the original on the evaluation
 samples, size, p50 latency. The first step within the budget is then pruned: each of

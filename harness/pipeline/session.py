@@ -9,12 +9,14 @@ the same budget flag set reuses.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.config import Campaign, Settings, model_from_path
-from harness.convert.calibration import in_family, why_not_diagnosable
-from harness.core.errors import UsageError
 from harness.core.flag_sets import FlagSet, resolve_flag_sets
 from harness.pipeline.diagnose import DiagnoseSession, Diagnosis
+
+if TYPE_CHECKING:
+    from harness.pipeline.quantize_search import QuantizerSession
 
 # A diagnosis is one long worker job (TensorFlow's NumericVerify pass over every layer): on
 # EfficientNetB2 at 160x160 it took over the campaign's 600 s per-job limit on a loaded 2-core
@@ -25,46 +27,28 @@ SEARCH_SETTINGS = Settings(runs=20, warmup_runs=2, min_seconds=0.1, eval_samples
 def open_session(model: str | Path, flag_set: str | FlagSet = "int8", *, samples: str | Path | None = None,
                  cache_dir: str | Path | None = None, out_dir: str | Path | None = None, workers: int = 1,
                  settings: Settings | None = None, user_flag_sets: dict[str, FlagSet] | None = None,
-                 backend: str = "auto") -> DiagnoseSession:
+                 backend: str = "auto") -> DiagnoseSession | QuantizerSession:
     """Prepare MODEL (references, evaluation and representative data; cached) and open a session.
 
     BACKEND: `tf` (TensorFlow's quantizer: denylisted nodes, NumericVerify), `quantizer` (the AI
     Edge Quantizer's per-op rules: int16 activations too, and a given float .tflite), or `auto`:
-    the flag set's own tool."""
+    the flag set's own tool (`diagnose_backends.py`)."""
     from harness.pipeline.campaign import CampaignRun, RunOptions
-    from harness.pipeline.quantize_search import QuantizerSession, as_quantizer_flag_set
+    from harness.pipeline.diagnose_backends import choose_backend
 
     spec = model_from_path(str(model), samples=samples, where=str(model))
     fs = flag_set if isinstance(flag_set, FlagSet) else resolve_flag_sets([flag_set], user_flag_sets or {})[0]
-    if backend not in ("auto", "tf", "quantizer"):
-        raise UsageError(f"--backend {backend!r}: choose auto, tf or quantizer")
-    if backend == "tf" and fs.quantizer:
-        raise UsageError(f"flag set {fs.name!r} is an AI Edge Quantizer recipe; use --backend quantizer or auto")
-    if backend == "auto" and not fs.quantizer and why_not_diagnosable(fs.converter_options()):
-        backend = "quantizer"  # int16 activations: TensorFlow's quantizer cannot keep layers float there
-    if backend == "quantizer" or fs.quantizer:
-        qfs = as_quantizer_flag_set(fs)
-        if qfs is None or not qfs.needs_representative_data:
-            raise UsageError(f"flag set {fs.name!r} is not full-integer quantization; diagnose a static recipe "
-                             "(aeq_static_int8, aeq_static_int16x8) or int8, int16x8")
-        fs = qfs
-    if spec.kind == "tflite" and not fs.quantizer:
-        raise UsageError(f"{model}: diagnose needs the original model (float reference and calibration), not a "
-                         ".tflite; give the .keras, SavedModel or file.py:function")
-    if not fs.quantizer and not in_family(fs.converter_options(), fs.needs_representative_data):
-        raise UsageError(f"flag set {fs.name!r} is not full-integer quantization from representative data; "
-                         "diagnose one of int8, int8_float_io, int16x8 or a flag set like them")
-    why = None if fs.quantizer else why_not_diagnosable(fs.converter_options())
-    if why:
-        raise UsageError(f"flag set {fs.name!r}: {why}; or diagnose it through --backend quantizer")
+    chosen = choose_backend(fs, backend)
+    fs = chosen.adopt(fs, spec, str(model))
     s = settings or SEARCH_SETTINGS
     campaign = Campaign(name="diagnose", models=(spec,), flag_sets=(fs,), devices=("local",), settings=s)
     root = Path(out_dir) if out_dir else Path("results") / "diagnose"
-    options = RunOptions(out_dir=root / "logs", cache_dir=Path(cache_dir) if cache_dir else None, workers=workers)
+    # the run's own folder: the builder and pools add `logs/` themselves (ROOT/logs/, not ROOT/logs/logs/)
+    options = RunOptions(out_dir=root, cache_dir=Path(cache_dir) if cache_dir else None, workers=workers)
     run = CampaignRun(campaign, options)
     prepared = run.builder.prepare_all()[spec.name]
     try:
-        return (QuantizerSession if fs.quantizer else DiagnoseSession)(run.builder, spec, fs, prepared, s)
+        return chosen.session(run.builder, spec, fs, prepared, s)
     except BaseException:
         run.builder.close()
         raise
