@@ -144,8 +144,9 @@ def test_run_model_converts_a_keras_model_for_real(tmp_path):
     (row,) = summary.results
     assert row.status == statuses.OK and row.flag_set == "fp32" and row.converted
     assert row.drift["max_abs"] < 1e-3  # fp32 keeps the original's outputs
+    # the run's eval_samples: the same reference outputs, so the cache answers without a worker
     again = harness.convert_model(MODELS / "digits_cnn.keras", ["fp32"], out=tmp_path / "logs",
-                            cache_dir=tmp_path / "cache", workers=1)
+                                  cache_dir=tmp_path / "cache", workers=1, eval_samples=FAST["eval_samples"])
     assert again.conversions_performed == 0 and again.artifacts[0].sha == row.artifact  # from the cache
 
 

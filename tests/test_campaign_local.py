@@ -50,7 +50,8 @@ path = "{TEST_MODELS / 'broken_models.py'}:zero_model"
 name = "lstm"
 path = "{MODELS / 'extra' / 'lstm_not_unrolled.keras'}"
 """)
-    common = ["--store", str(root / "store.sqlite"), "--cache-dir", str(root / "cache")]
+    # one converter worker: parallel conversion is not what this module checks (one TensorFlow import fewer)
+    common = ["--store", str(root / "store.sqlite"), "--cache-dir", str(root / "cache"), "--workers", "1"]
     first = run_cli("run", str(toml), "--out", str(root / "run1"), *common)
     second = run_cli("run", str(toml), "--out", str(root / "run2"), *common)
     return root, first, second

@@ -45,50 +45,63 @@ def _convert(pool: WorkerPool, out: Path, flag_set: str):
                         "out_path": str(out / f"{flag_set}.tflite")})
 
 
-def test_two_workers_share_one_export_and_match_from_keras_model(tmp_path: Path) -> None:
-    pool = WorkerPool(2, tmp_path / "logs", timeout_s=300)
+# a worker started outside a pool (a Ray node) has no EXPORTS_ENV: it still converts
+OUTSIDE_A_POOL = (
+    "from harness.convert.sources import load_keras\n"
+    "from pathlib import Path\n"
+    "m = load_keras(Path(sys.argv[1]))\n"
+    "b = m.make_converter([(1, 8, 8, 1)]).convert()\n"
+    "print('BYTES', len(b))\n"
+    "from harness.convert.keras_export import ExportedConverters\n"
+    "k = keras.models.load_model(sys.argv[1], compile=False)\n"
+    "# the exporter dropped at once: its private folder must live as long as the converter\n"
+    "print('BYTES', len(ExportedConverters('t').converter(k, None).convert()))\n"
+)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory) -> dict:
+    """Three flag sets through a two-worker pool, then ONE process (one TensorFlow import, not
+    two) that converts with `from_keras_model` for the comparison and, outside any pool (no
+    EXPORTS_ENV), through the harness's exporter. What each test asserts is recorded here."""
+    from harness.convert.keras_export import EXPORTS_ENV
+
+    tmp = tmp_path_factory.mktemp("keras-export")
+    pool = WorkerPool(2, tmp / "logs", timeout_s=300)
     try:
         pool.start()
         flag_sets = ("fp32", "float16", "dynamic_range")
-        answers = [f.result() for f in [_convert(pool, tmp_path, fs) for fs in flag_sets]]
-        assert all(a.ok for a in answers), [a.error for a in answers]
+        answers = [f.result() for f in [_convert(pool, tmp, fs) for fs in flag_sets]]
         entries = sorted(os.listdir(pool.export_dir))
         exports = [e for e in entries if not e.endswith(".lock")]
-        # one model, one set of shapes: one export, whichever worker made it, none half-written
-        assert len(exports) == 1 and not exports[0].endswith(".partial"), entries
-        assert (Path(pool.export_dir) / exports[0] / "saved_model.pb").is_file()
+        saved = [(Path(pool.export_dir) / e / "saved_model.pb").is_file() for e in exports]
         export_dir = pool.export_dir
     finally:
         pool.close()
-    assert not os.path.exists(export_dir)  # removed with the pool
+    env = {k: v for k, v in os.environ.items() if k != EXPORTS_ENV}
+    r = subprocess.run([sys.executable, "-c", COMPARE + OUTSIDE_A_POOL, str(CNN), str(tmp / "fp32.tflite")],
+                       capture_output=True, text=True, timeout=300, check=False,
+                       env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp)
+    return {"answers": answers, "entries": entries, "exports": exports, "saved": saved,
+            "export_dir": export_dir, "proc": r}
 
-    r = subprocess.run([sys.executable, "-c", COMPARE, str(CNN), str(tmp_path / "fp32.tflite")],
-                       capture_output=True, text=True, timeout=300, check=False)
+
+def test_two_workers_share_one_export_and_match_from_keras_model(converted: dict) -> None:
+    answers, entries, exports = converted["answers"], converted["entries"], converted["exports"]
+    assert all(a.ok for a in answers), [a.error for a in answers]
+    # one model, one set of shapes: one export, whichever worker made it, none half-written
+    assert len(exports) == 1 and not exports[0].endswith(".partial"), entries
+    assert converted["saved"] == [True]  # saved_model.pb in it
+    assert not os.path.exists(converted["export_dir"])  # removed with the pool
+
+    r = converted["proc"]
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("SIZES")), None)
     assert line is not None, r.stderr[-2000:]
     _, ours, theirs, _, maxdiff = line.split()
     assert ours == theirs and float(maxdiff) == 0.0, line
 
 
-def test_a_worker_without_the_pools_folder_still_converts(tmp_path: Path) -> None:
-    # a worker started outside a pool (a Ray node) has no EXPORTS_ENV: it still converts
-    from harness.convert.keras_export import EXPORTS_ENV
-
-    env = {k: v for k, v in os.environ.items() if k != EXPORTS_ENV}
-    script = (
-        "import sys\n"
-        "from harness.convert.sources import load_keras\n"
-        "from pathlib import Path\n"
-        "m = load_keras(Path(sys.argv[1]))\n"
-        "b = m.make_converter([(1, 8, 8, 1)]).convert()\n"
-        "print('BYTES', len(b))\n"
-        "import keras\n"
-        "from harness.convert.keras_export import ExportedConverters\n"
-        "k = keras.models.load_model(sys.argv[1], compile=False)\n"
-        "# the exporter dropped at once: its private folder must live as long as the converter\n"
-        "print('BYTES', len(ExportedConverters('t').converter(k, None).convert()))\n"
-    )
-    r = subprocess.run([sys.executable, "-c", script, str(CNN)], capture_output=True, text=True, timeout=300,
-                       check=False, env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+def test_a_worker_without_the_pools_folder_still_converts(converted: dict) -> None:
+    r = converted["proc"]
     sizes = [int(ln.split()[1]) for ln in r.stdout.splitlines() if ln.startswith("BYTES ")]
     assert len(sizes) == 2 and sizes[0] == sizes[1] > 1000, (sizes, r.stderr[-2000:])

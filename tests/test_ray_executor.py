@@ -204,6 +204,8 @@ class Events:
 
 # a budget flag set whose first search step (plain int8) already meets it: one diagnosis and one step
 BUDGET_FLAG_SET = {"base": "int8", "budget": "cosine>=0.5"}
+# a built-in AI Edge Quantizer flag set: its recipe applied to the fp32 artifact, in light workers
+QUANTIZER_FLAG_SET = "aeq_dynamic_int8"
 
 
 def campaign(lab: Lab, flag_sets=("fp32", "int8"), threads=(1,), devices=None):
@@ -217,11 +219,15 @@ def campaign(lab: Lab, flag_sets=("fp32", "int8"), threads=(1,), devices=None):
                     settings=Settings(threads=threads, runs=10, min_seconds=0.05, eval_samples=8, warmup_runs=2))
 
 
-def options(lab: Lab, tag: str, executor: str = "ray", **kw):
+def options(lab: Lab, tag: str, executor: str = "ray", cache_dir: Path | None = None, workers: int = 2, **kw):
+    """CACHE_DIR: the run's own cache by default; a test that does not look at how its
+    artifacts were made passes the suite's (`suite_cache`), so it converts nothing another
+    test already converted."""
     from harness.pipeline.campaign import RunOptions
 
-    return RunOptions(out_root=lab.tmp / tag, store_path=lab.tmp / tag / "s.sqlite", cache_dir=lab.tmp / tag / "cache",
-                      executor=executor, node_cache=str(lab.tmp / "node-{node}"), workers=2, **kw)
+    return RunOptions(out_root=lab.tmp / tag, store_path=lab.tmp / tag / "s.sqlite",
+                      cache_dir=cache_dir or lab.tmp / tag / "cache", executor=executor,
+                      node_cache=str(lab.tmp / "node-{node}"), workers=workers, **kw)
 
 
 def by_key(results):
@@ -229,29 +235,34 @@ def by_key(results):
 
 
 @pytest.mark.slow
-def test_campaign_spreads_over_the_lab_and_matches_the_local_executor(lab):
+def test_campaign_spreads_over_the_lab_and_matches_the_local_executor(lab, suite_cache):
     """fp32 and int8 convert on the cluster; the budget flag set's search runs on the driver
     (its steps read the host's calibration and measure on its runtime), and its choice is
-    measured on the lab's devices like any artifact."""
+    measured on the lab's devices like any artifact. A quantizer flag set (the AI Edge
+    Quantizer on the fp32 artifact) is measured on the lab's devices too."""
     from harness.executors import make_run
 
-    c = campaign(lab, flag_sets=("fp32", "int8", "int8_budget"))
-    local = make_run(campaign(lab), options(lab, "local", executor="local")).execute()  # no search: cheaper
+    c = campaign(lab, flag_sets=("fp32", "int8", "int8_budget", QUANTIZER_FLAG_SET))
+    # the local side is only the reference rows: from the suite's cache, one worker, no search
+    local = make_run(campaign(lab, flag_sets=("fp32", "int8", QUANTIZER_FLAG_SET)),
+                     options(lab, "local", executor="local", cache_dir=suite_cache, workers=1)).execute()
     events = Events()
     run = make_run(c, options(lab, "ray"), events)
     summary = run.execute()
-    assert summary.conversions_performed == 3  # its own cache: converted (and searched), not copied
+    assert summary.conversions_performed == 4  # its own cache: converted (searched, quantized), not copied
     ray_rows, local_rows = by_key(summary.results), by_key(local.results)
     for (fs, device, threads), r in ray_rows.items():
         if fs == "int8_budget":  # its first step, plain int8 from the driver's calibration, meets it
             assert r.status == "ok" and r.reason.startswith("float layers: none; meets cosine>=0.5"), r.reason
             assert r.diagnosis["layers"] and r.diagnosis["search"]["met"], r.diagnosis
             local_rows[(fs, device, threads)] = local_rows[("int8", device, threads)]  # so: as local int8
-    assert set(ray_rows) == set(local_rows) and len(ray_rows) == 6
+    assert set(ray_rows) == set(local_rows) and len(ray_rows) == 8
     for key, r in ray_rows.items():
         lr = local_rows[key]
         assert r.status == lr.status == "ok", (r.reason, lr.reason)
-        if r.flag_set == "fp32":
+        if r.flag_set == QUANTIZER_FLAG_SET:  # the quantizer made it, on either executor, from the same fp32 bytes
+            assert r.conversion_path == lr.conversion_path == "ai_edge_quantizer:dynamic_wi8_afp32"
+        if r.flag_set in ("fp32", QUANTIZER_FLAG_SET):
             assert r.artifact == lr.artifact  # same converter, same bytes, wherever it ran
             assert r.size_bytes == lr.size_bytes
         # int8 locally is quantized from the host's shared calibration; a cluster node converts it
@@ -314,8 +325,9 @@ def test_a_conversion_on_a_lost_node_is_retried_on_another(lab):
 
 
 @pytest.mark.slow
-def test_losing_a_device_node_keeps_finished_rows_and_resume_finishes_the_rest(lab):
-    """Kill B's node once B's first row is stored; then bring B back on a new node and resume."""
+def test_losing_a_device_node_keeps_finished_rows_and_resume_finishes_the_rest(lab, suite_cache):
+    """Kill B's node once B's first row is stored; then bring B back on a new node and resume.
+    How the artifacts were made is not what this checks: they come from the suite's cache."""
     import ray
 
     from harness.executors import make_run
@@ -331,7 +343,7 @@ def test_losing_a_device_node_keeps_finished_rows_and_resume_finishes_the_rest(l
 
     events = Events(on_row=on_row)
     c = campaign(lab, threads=(1, 2))
-    opts = options(lab, "lost", lost_grace_s=3.0)
+    opts = options(lab, "lost", cache_dir=suite_cache, lost_grace_s=3.0)
     run = make_run(c, opts, events)
     t0 = time.monotonic()
     summary = run.execute()
@@ -356,7 +368,7 @@ def test_losing_a_device_node_keeps_finished_rows_and_resume_finishes_the_rest(l
     db = Store(opts.store_path)
     done = db.result_keys(summary.run_id)
     db.close()
-    resumed = make_run(c, options(lab, "lost", run_id=summary.run_id)).execute(resume_keys=done)
+    resumed = make_run(c, options(lab, "lost", cache_dir=suite_cache, run_id=summary.run_id)).execute(resume_keys=done)
     rows = by_key(resumed.results)
     assert len(rows) == 8 and all(r.status == "ok" for r in rows.values()), [(r.status, r.reason) for r in rows.values()]
     assert resumed.conversions_performed == 0
@@ -366,7 +378,7 @@ def test_losing_a_device_node_keeps_finished_rows_and_resume_finishes_the_rest(l
 
 
 @pytest.mark.slow
-def test_cli_run_with_a_private_ray_instance_and_local(tmp_path):
+def test_cli_run_with_a_private_ray_instance_and_local(tmp_path, suite_cache):
     """`run --executor ray` without --ray-address: a private one-node Ray on this host, which
     offers the named devices' resources; `local` is measured by the driver as today."""
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'tflite-harness[ray]'")
@@ -383,7 +395,7 @@ def test_cli_run_with_a_private_ray_instance_and_local(tmp_path):
             "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
             "--devices", f"local,adb:{dev.serial}", "--runs", "10", "--min-seconds", "0.05",
             "--eval-samples", "8", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
-            "--cache-dir", str(tmp_path / "cache"), "--executor", "ray", "--workers", "1",
+            "--cache-dir", str(suite_cache), "--executor", "ray", "--workers", "1",
             env={"ANDROID_USER_HOME": str(android), "HOME": str(tmp_path),
                  "TFLITE_HARNESS_NODE_CACHE": str(tmp_path / "node")},
         )

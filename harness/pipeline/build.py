@@ -67,6 +67,7 @@ class Builder:
         self._reference_keys: dict[str, str] = {}
         self.timeline: list[dict] = []  # worker jobs: submitted / started / finished (time.time()), see `build`
         self.worker_imports: list[tuple[float, float]] = []  # (spawned, ready) of each converter worker
+        self._adopted: dict[str, threading.Event] = {}  # conversion key -> set once its outcome is in the cache
 
     @property
     def busy(self) -> bool:
@@ -280,7 +281,8 @@ class Builder:
                     continue
                 job, out_path = self._convert_job(m, fs, p)
                 pending.append((m, fs, key, out_path, self.submit_conversion(m, fs, job, out_path, p), p))
-        for m, fs, key, out_path, fut, p in pending:
+        # plain conversions first: a quantizer flag set's steps wait for its model's fp32 conversion
+        for m, fs, key, out_path, fut, p in sorted(pending, key=lambda job: bool(job[1].quantizer)):
             art = self._finish_conversion(m, fs, key, out_path, fut.result(), p)
             artifacts.append(art)
             on_done(art)
@@ -301,8 +303,21 @@ class Builder:
             "shapes": p.meta.input_shapes if p is not None else None, "out_path": str(out_path),
         }, out_path
 
+    def adopted(self, key: str) -> threading.Event:
+        """Set once conversion KEY's outcome is adopted into the cache: a quantizer flag set waits
+        for the campaign's own fp32 conversion instead of converting it a second time."""
+        with self._pools_lock:
+            return self._adopted.setdefault(key, threading.Event())
+
     def _finish_conversion(self, m: ModelSpec, fs: FlagSet, key: str, out_path: Path, answer,
                            p: Prepared | None) -> Artifact:
+        try:
+            return self._adopt_conversion(m, fs, key, out_path, answer, p)
+        finally:
+            self.adopted(key).set()
+
+    def _adopt_conversion(self, m: ModelSpec, fs: FlagSet, key: str, out_path: Path, answer,
+                          p: Prepared | None) -> Artifact:
         """Adopt and cache a worker's conversion, or turn its failure into a reasoned artifact."""
         self.conversions_performed += 1
         if answer.ok and out_path.is_file() and out_path.stat().st_size > 0:

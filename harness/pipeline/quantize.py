@@ -112,6 +112,9 @@ def float_artifact(b: Builder, st: QuantizeState, m: ModelSpec, p: Prepared | No
     def make() -> Path:
         key = b.conversion_key(m, fp32)
         cached = b.cache.conversion(key)
+        if cached is None and planned(b, m, key):  # the campaign converts it (here or on a cluster): wait
+            b.adopted(key).wait(timeout=b.campaign.settings.timeout_s + 60)
+            cached = b.cache.conversion(key)
         if cached is None:
             job, out = b._convert_job(m, fp32, p)
             art = b._finish_conversion(m, fp32, key, out, b.submit(job).result(), p)
@@ -122,6 +125,13 @@ def float_artifact(b: Builder, st: QuantizeState, m: ModelSpec, p: Prepared | No
         return b.cache.artifact_path(cached["artifact"])
 
     return st.once(st.floats, m.name, make)
+
+
+def planned(b: Builder, m: ModelSpec, key: str) -> bool:
+    """Whether the campaign itself converts M to fp32 (conversion KEY): then the quantizer waits
+    for that conversion. Converting it again would import TensorFlow a second time, on the
+    driver when the campaign's conversions run on a Ray cluster."""
+    return any(not fs.quantizer and not fs.budget and b.conversion_key(m, fs) == key for fs in b.campaign.flag_sets)
 
 
 def rep_path(m: ModelSpec, p: Prepared | None) -> Path | None:

@@ -215,6 +215,7 @@ def run_pipeline(b: Builder, prepared: dict[str, Prepared], on_done: Callable[[A
             if op == "convert":
                 extra[1].unlink(missing_ok=True)
                 calibrating.pop(extra[2], None)
+                b.adopted(extra[0]).set()  # a quantizer flag set waiting for it converts fp32 itself
             continue
         answer = fut.result()
         note("started", op, m, fs, answer.started_at)
