@@ -148,7 +148,8 @@ samples = "{models}/x9.npz"
 input_shapes = {{ x = [1, 9] }}
 """)
     proc = run_cli("run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"), "--store",
-                   str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"), timeout=600)
+                   str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"),
+                   "--workers", "1", timeout=600)  # one TensorFlow: parallel conversion is not tested here
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["model"], r["flag_set"]): r for r in json.loads((tmp_path / "run" / "results.json").read_text())}
     for fs in ("fp32", "int8"):
