@@ -4,6 +4,7 @@
     .venv/bin/python tests/data/make_fixtures.py --crasher  # search for crash.tflite
     .venv/bin/python tests/data/make_fixtures.py --gate     # gate_wide.tflite, gate_wide_same.tflite
     .venv/bin/python tests/data/make_fixtures.py --adb      # adb_fp32.tflite, adb_int8.tflite
+    .venv/bin/python tests/data/make_fixtures.py --dr       # tiny_dr.tflite
 
 tiny.tflite   a healthy 8 -> 16 -> 4 float classifier (FULLY_CONNECTED, RELU, SOFTMAX).
 gate_wide.tflite  8 -> 256 -> 256 -> 4: far more work than tiny.tflite (a real slowdown to confirm).
@@ -15,6 +16,8 @@ adb_fp32.tflite, adb_int8.tflite  one small image CNN (8x8x1 'image' -> Conv2D 4
               softmax) as fp32 and as full int8 (int8 input and output): the pair that
               tests/test_adb_device.py measures on the simulated device and locally. Committed so
               that module starts no TensorFlow (it tests devices, not conversion).
+tiny_dr.tflite  tests/tflite_helpers.py's 64 -> 64 -> 10 classifier, dynamic-range quantized
+              (int8 weights, float activations): what tests/test_check.py reads with `check`.
 hang.tflite   a WHILE loop whose condition `x[0] > -1` holds for every input in [0, 1):
               ai_edge_litert's invoke() never returns (the `timeout` fixture).
 crash.tflite  tiny.tflite with one 32-bit word of its flatbuffer changed, found by a seeded
@@ -178,6 +181,12 @@ def main() -> int:
     if "--gate" in sys.argv:
         (HERE / "gate_wide.tflite").write_bytes(make_dense((256, 256), seed=0))
         (HERE / "gate_wide_same.tflite").write_bytes(make_dense((256, 256), seed=1))
+        return 0
+    if "--dr" in sys.argv:
+        sys.path.insert(0, str(HERE.parent.parent))
+        from tests.tflite_helpers import tiny_classifier_tflite
+
+        tiny_classifier_tflite(HERE / "tiny_dr.tflite", dynamic_range=True)
         return 0
     if "--adb" in sys.argv:
         fp32, int8 = make_adb_pair()
