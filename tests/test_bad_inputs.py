@@ -208,7 +208,8 @@ def test_models_that_do_not_load_are_rows_and_the_campaign_goes_on(tmp_path):
     lines += ["[[models]]", 'name = "healthy"', f'path = "{TINY}"']
     (tmp_path / "c.toml").write_text("\n".join(lines) + "\n")
     proc = run_cli("run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"),
-                   "--store", str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"), timeout=600)
+                   "--store", str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"),
+                   "--workers", "1", timeout=600)  # one TensorFlow: parallel conversion is not tested here
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _rows(tmp_path / "run")
     assert rows["healthy"]["status"] == "ok"
