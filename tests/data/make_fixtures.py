@@ -5,6 +5,7 @@
     .venv/bin/python tests/data/make_fixtures.py --gate     # gate_wide.tflite, gate_wide_same.tflite
     .venv/bin/python tests/data/make_fixtures.py --adb      # adb_fp32.tflite, adb_int8.tflite
     .venv/bin/python tests/data/make_fixtures.py --dr       # tiny_dr.tflite
+    .venv/bin/python tests/data/make_fixtures.py --shapes   # shapes/{fixed,nobatch,dyn}.keras
 
 tiny.tflite   a healthy 8 -> 16 -> 4 float classifier (FULLY_CONNECTED, RELU, SOFTMAX).
 gate_wide.tflite  8 -> 256 -> 256 -> 4: far more work than tiny.tflite (a real slowdown to confirm).
@@ -18,6 +19,9 @@ adb_fp32.tflite, adb_int8.tflite  one small image CNN (8x8x1 'image' -> Conv2D 4
               that module starts no TensorFlow (it tests devices, not conversion).
 tiny_dr.tflite  tests/tflite_helpers.py's 64 -> 64 -> 10 classifier, dynamic-range quantized
               (int8 weights, float activations): what tests/test_check.py reads with `check`.
+shapes/       three small Keras models whose input shapes tests/test_sample_shapes.py holds
+              sample files against: fixed.keras (1, 8, 8, 1) and nobatch.keras (None, 8, 8, 1),
+              a Conv2D 4 -> Dense 3 softmax each, and dyn.keras (1, None, 8) -> Dense 3.
 hang.tflite   a WHILE loop whose condition `x[0] > -1` holds for every input in [0, 1):
               ai_edge_litert's invoke() never returns (the `timeout` fixture).
 crash.tflite  tiny.tflite with one 32-bit word of its flatbuffer changed, found by a seeded
@@ -113,6 +117,25 @@ def make_adb_pair() -> tuple[bytes, bytes]:
     return fp32, c.convert()
 
 
+def make_shape_models(out: Path) -> None:
+    """The Keras models of shapes/ (see the docstring above)."""
+    import tensorflow as tf
+
+    out.mkdir(exist_ok=True)
+    tf.random.set_seed(0)
+
+    def cnn(batch_size):
+        inp = tf.keras.Input((8, 8, 1), batch_size=batch_size, name="image")
+        x = tf.keras.layers.Conv2D(4, 3, activation="relu")(inp)
+        x = tf.keras.layers.Flatten()(x)
+        return tf.keras.Model(inp, tf.keras.layers.Dense(3, activation="softmax")(x))
+
+    cnn(1).save(out / "fixed.keras")
+    cnn(None).save(out / "nobatch.keras")
+    seq = tf.keras.Input((None, 8), batch_size=1, name="seq")
+    tf.keras.Model(seq, tf.keras.layers.Dense(3)(seq)).save(out / "dyn.keras")
+
+
 def _try(blob: bytes, path: Path) -> int | None:
     """Signal number that killed a child loading and invoking BLOB, else None."""
     path.write_bytes(blob)
@@ -181,6 +204,9 @@ def main() -> int:
     if "--gate" in sys.argv:
         (HERE / "gate_wide.tflite").write_bytes(make_dense((256, 256), seed=0))
         (HERE / "gate_wide_same.tflite").write_bytes(make_dense((256, 256), seed=1))
+        return 0
+    if "--shapes" in sys.argv:
+        make_shape_models(HERE / "shapes")
         return 0
     if "--dr" in sys.argv:
         sys.path.insert(0, str(HERE.parent.parent))
