@@ -1,7 +1,8 @@
 """AdbDevice end to end against the simulated adbd: both transports, both runners, faults.
 
-Real clients on loopback (adb-shell direct, Debian adb server through adbutils), a real
-.tflite converted once per module, and the LocalDevice as the reference for outputs.
+Real clients on loopback (adb-shell direct, Debian adb server through adbutils), real
+.tflite files (converted by TensorFlow, committed in tests/data/), and the LocalDevice as the
+reference for outputs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import hashlib
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -30,34 +30,16 @@ from tests.test_adb_simulator import AdbCli, _free_port, adb_cli  # noqa: F401 -
 
 ROOT = Path(__file__).resolve().parent.parent
 STAND_IN = ROOT / "tests" / "support" / "benchmark_model"
-
-MAKE_MODELS = r"""
-import sys, numpy as np, tensorflow as tf
-out = sys.argv[1]
-tf.random.set_seed(0)
-inp = tf.keras.Input((8, 8, 1), name="image")
-x = tf.keras.layers.Conv2D(4, 3, activation="relu")(inp)
-x = tf.keras.layers.Flatten()(x)
-m = tf.keras.Model(inp, tf.keras.layers.Dense(3, activation="softmax")(x))
-open(f"{out}/fp32.tflite", "wb").write(tf.lite.TFLiteConverter.from_keras_model(m).convert())
-rng = np.random.default_rng(0)
-c = tf.lite.TFLiteConverter.from_keras_model(m)
-c.optimizations = [tf.lite.Optimize.DEFAULT]
-c.representative_dataset = lambda: ([rng.random((1, 8, 8, 1), dtype=np.float32)] for _ in range(8))
-c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-c.inference_input_type = tf.int8
-c.inference_output_type = tf.int8
-open(f"{out}/int8.tflite", "wb").write(c.convert())
-"""
-
+DATA = ROOT / "tests" / "data"
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
+    """The fp32 and int8 conversions of one small image CNN, made by TensorFlow once and
+    committed (tests/data/make_fixtures.py --adb): this module tests devices, so it starts no
+    TensorFlow of its own."""
     out = tmp_path_factory.mktemp("models")
-    r = subprocess.run([sys.executable, "-c", MAKE_MODELS, str(out)], capture_output=True,
-                       text=True, timeout=300, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"TensorFlow could not convert the test model: {r.stderr[-500:]}")
+    for name in ("fp32", "int8"):
+        shutil.copyfile(DATA / f"adb_{name}.tflite", out / f"{name}.tflite")
     rng = np.random.default_rng(1)
     np.savez(out / "inputs.npz", **{"0": rng.random((4, 8, 8, 1), dtype=np.float32)})
     return out

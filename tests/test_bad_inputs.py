@@ -19,8 +19,7 @@ unauthorized, silent devices) are in tests/test_lost_devices.py.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -197,10 +196,8 @@ SLOW_ROW_CASES = {
 
 @pytest.mark.slow
 def test_models_that_do_not_load_are_rows_and_the_campaign_goes_on(tmp_path):
-    make = subprocess.run([sys.executable, str(ROOT / "tests" / "models" / "bad_models.py"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
-    if make.returncode != 0:
-        pytest.skip(f"could not build the broken models: {make.stderr[-500:]}")
+    # made by tests/models/bad_models.py and committed: the converter is this test's only TensorFlow
+    shutil.copytree(DATA / "bad_models", tmp_path, dirs_exist_ok=True)
     lines = ['name = "bad-models"', "[settings]", 'flag_sets = ["fp32"]', "runs = 3", "min_seconds = 0",
              "eval_samples = 4"]
     for name, (spec, _) in SLOW_ROW_CASES.items():
@@ -208,7 +205,8 @@ def test_models_that_do_not_load_are_rows_and_the_campaign_goes_on(tmp_path):
     lines += ["[[models]]", 'name = "healthy"', f'path = "{TINY}"']
     (tmp_path / "c.toml").write_text("\n".join(lines) + "\n")
     proc = run_cli("run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"),
-                   "--store", str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"), timeout=600)
+                   "--store", str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"),
+                   "--workers", "1", timeout=600)  # one TensorFlow: parallel conversion is not tested here
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _rows(tmp_path / "run")
     assert rows["healthy"]["status"] == "ok"

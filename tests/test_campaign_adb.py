@@ -8,6 +8,7 @@ same run works through a real adb server (Debian `adb`) that has the device conn
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -20,9 +21,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    """One conversion cache for the tests that do not look at how the artifacts were made (the
-    first test keeps its own, cold: it checks the conversion pipeline's order)."""
+def warm_cache(tmp_path_factory):
+    """The first test's cache, copied once its run is done, for the tests that do not look at how
+    the artifacts were made: same model, flag sets and --eval-samples, so they convert nothing and
+    start no TensorFlow. (The first test keeps its own cold cache: it checks the conversion
+    pipeline's order. Run alone, a test here finds this empty and converts for itself.)"""
     return tmp_path_factory.mktemp("adb_cache")
 
 
@@ -45,7 +48,7 @@ def check_rows(rows: dict, device: str) -> None:
         assert remote["device_info"]["model"] == "SimPhone"
 
 
-def test_local_and_direct_adb_device_in_one_table(tmp_path):
+def test_local_and_direct_adb_device_in_one_table(tmp_path, warm_cache):
     android = tmp_path / "android"
     env = {"ANDROID_USER_HOME": str(android), "HOME": str(tmp_path)}
 
@@ -58,6 +61,7 @@ def test_local_and_direct_adb_device_in_one_table(tmp_path):
             "--cache-dir", str(tmp_path / "cache"), env=env,
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    shutil.copytree(tmp_path / "cache", warm_cache, dirs_exist_ok=True)
     assert f"adb:{dev.serial}" in proc.stdout  # both devices in one table
     check_rows(rows_of(tmp_path / "run" / "results.json"), f"adb:{dev.serial}")
     check_pipelined(tmp_path / "run" / "logs" / "build-timeline.json")
@@ -76,7 +80,7 @@ def check_pipelined(path) -> None:
     assert index("submitted", "convert", "fp32") < prepared < index("submitted", "convert", "int8")
 
 
-def test_same_run_through_a_real_adb_server(tmp_path, adb_cli: AdbCli, shared_cache):  # noqa: F811
+def test_same_run_through_a_real_adb_server(tmp_path, adb_cli: AdbCli, warm_cache):  # noqa: F811
     with SimulatedAdbDevice(root=tmp_path / "device", authorized_keys=[str(adb_cli.pubkey)]) as dev:
         out = adb_cli.run("connect", dev.serial)
         assert "connected" in out.stdout, out
@@ -86,7 +90,7 @@ def test_same_run_through_a_real_adb_server(tmp_path, adb_cli: AdbCli, shared_ca
                 "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32,int8",
                 "--devices", f"local,adb:{dev.serial}", "--runs", "10", "--min-seconds", "0.05",
                 "--eval-samples", "8", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
-                "--cache-dir", str(shared_cache), env=adb_cli.env,
+                "--cache-dir", str(warm_cache), "--workers", "1", env=adb_cli.env,
             )
         finally:
             adb_cli.run("disconnect", dev.serial)
@@ -97,15 +101,15 @@ def test_same_run_through_a_real_adb_server(tmp_path, adb_cli: AdbCli, shared_ca
         "server" in json.dumps(rows[("digits_cnn", "fp32", f"adb:{dev.serial}")])
 
 
-def test_unreachable_device_gives_rows_that_say_so_and_local_goes_on(tmp_path, shared_cache):
+def test_unreachable_device_gives_rows_that_say_so_and_local_goes_on(tmp_path, warm_cache):
     from tests.test_adb_simulator import _free_port
 
     port = _free_port()
     proc = run_cli(
         "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
         "--devices", f"local,adb:127.0.0.1:{port}", "--runs", "5", "--min-seconds", "0",
-        "--eval-samples", "4", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
-        "--cache-dir", str(shared_cache), env={"ANDROID_USER_HOME": str(tmp_path / "a")},
+        "--eval-samples", "8", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
+        "--cache-dir", str(warm_cache), "--workers", "1", env={"ANDROID_USER_HOME": str(tmp_path / "a")},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = rows_of(tmp_path / "run" / "results.json")
@@ -114,7 +118,7 @@ def test_unreachable_device_gives_rows_that_say_so_and_local_goes_on(tmp_path, s
     assert lost["status"] == "device_lost" and "refused" in lost["reason"]
 
 
-def test_two_devices_run_in_parallel_one_job_at_a_time_each(tmp_path, shared_cache):
+def test_two_devices_run_in_parallel_one_job_at_a_time_each(tmp_path, warm_cache):
 
     android = tmp_path / "android"
     pub_key = harness_adb_key(android)
@@ -124,8 +128,8 @@ def test_two_devices_run_in_parallel_one_job_at_a_time_each(tmp_path, shared_cac
         proc = run_cli(
             "run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32,int8",
             "--devices", f"adb:{a.serial},adb:{b.serial}", "--runs", "10", "--min-seconds", "0.5",
-            "--eval-samples", "4", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
-            "--cache-dir", str(shared_cache), env={"ANDROID_USER_HOME": str(android)},
+            "--eval-samples", "8", "--out", str(tmp_path / "run"), "--store", str(tmp_path / "s.sqlite"),
+            "--cache-dir", str(warm_cache), "--workers", "1", env={"ANDROID_USER_HOME": str(android)},
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "run" / "results.json").read_text())

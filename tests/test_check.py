@@ -19,7 +19,8 @@ INV = ROOT / "tests" / "models" / "inv_model.py"
 @pytest.mark.slow
 def test_check_names_matrix_inverse_and_recommends_select_tf_ops():
     spec = model_from_path(f"{INV}:inv_model")
-    report = check_model(spec, flag_sets=resolve_flag_sets(["fp32", "int8", "select_tf_ops"], {}))
+    report = check_model(spec, flag_sets=resolve_flag_sets(["fp32", "int8", "select_tf_ops"], {}),
+                         workers=1)  # one TensorFlow: parallel conversion is not tested here
     assert report["op_verdicts"]["MatrixInverse"] == "flex"
     assert report["op_verdicts"]["AddV2"] == "builtin"
     assert report["recommended"] == "select_tf_ops"
@@ -33,24 +34,24 @@ def test_check_names_matrix_inverse_and_recommends_select_tf_ops():
 
 
 @pytest.mark.slow
-def test_check_cli_keras_json_and_human():
-    proc = cli("check", "models/digits_cnn.keras", "--json", "--flag-sets", "fp32,int8")
+def test_check_cli_keras_json_and_human(tmp_path):
+    proc = cli("check", "models/digits_cnn.keras", "--json", "--flag-sets", "fp32,int8", "--workers", "1",
+               "--keep", str(tmp_path / "keep"))
     assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "keep" / "logs").glob("worker-*.log")] == ["worker-0.log"]  # --workers 1
     report = json.loads(proc.stdout)
     assert report["params"] > 1000
     assert set(report["graph_ops"]) >= {"Conv2D", "MatMul", "Softmax"}
     assert all(v == "builtin" for v in report["op_verdicts"].values())
     assert report["flag_sets"]["int8"]["verdict"] == "works"
-    proc = cli("check", "models/digits_cnn.keras", "--no-verify")
+    proc = cli("check", "models/digits_cnn.keras", "--no-verify", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     assert "expected" in proc.stdout and "Conv2D" in proc.stdout and "recommended flag set" in proc.stdout
 
 
 @pytest.mark.slow
-def test_check_tflite_float_ops_and_gpu(tmp_path):
-    from tests.tflite_helpers import tiny_classifier_tflite
-
-    path = tiny_classifier_tflite(tmp_path / "dr.tflite", dynamic_range=True)
+def test_check_tflite_float_ops_and_gpu():
+    path = ROOT / "tests" / "data" / "tiny_dr.tflite"  # make_fixtures.py --dr: no TensorFlow in this process
     report = check_tflite(path)
     assert report["quantized"]
     # dynamic-range quantization leaves float activations around int8 weights

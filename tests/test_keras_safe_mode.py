@@ -53,7 +53,8 @@ def test_the_row_says_how_to_allow_it(lambda_model, tmp_path):
         '[settings]\nflag_sets = ["fp32"]\nruns = 2\nmin_seconds = 0\nwarmup_runs = 0\neval_samples = 2\n'
         f'[[models]]\nname = "plain"\npath = "{model}"\nsamples = "{samples}"\n')
     proc = run_cli("run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"), "--store",
-                   str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"), timeout=600)
+                   str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"),
+                   "--workers", "1", timeout=600)  # one TensorFlow: parallel conversion is not tested here
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = json.loads((tmp_path / "run" / "results.json").read_text())
     assert row["status"] != "ok" and "trusted = true for this model" in row["reason"], row["reason"]

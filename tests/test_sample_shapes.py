@@ -10,8 +10,7 @@ the interpreter, which resized the input and measured Inf/NaN outputs as `unheal
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +20,8 @@ from harness.core.samples import SampleError, check_fit, resolve_shapes
 
 from .conftest import ROOT, run_cli
 
-pytestmark = pytest.mark.cost(36)  # seconds on one quiet core, for the xdist order (docs/testing.md)
+pytestmark = pytest.mark.cost(20)  # seconds on one quiet core, for the xdist order (docs/testing.md)
 TINY = ROOT / "tests" / "data" / "tiny.tflite"  # input x: (1, 8) float32
-
-MAKE_MODELS = r"""
-import sys, tensorflow as tf
-out = sys.argv[1]
-tf.random.set_seed(0)
-def cnn(batch_size):
-    inp = tf.keras.Input((8, 8, 1), batch_size=batch_size, name="image")
-    x = tf.keras.layers.Conv2D(4, 3, activation="relu")(inp)
-    x = tf.keras.layers.Flatten()(x)
-    return tf.keras.Model(inp, tf.keras.layers.Dense(3, activation="softmax")(x))
-cnn(1).save(f"{out}/fixed.keras")        # (1, 8, 8, 1): converts under fp32 and int8
-cnn(None).save(f"{out}/nobatch.keras")   # (None, 8, 8, 1)
-seq = tf.keras.Input((None, 8), batch_size=1, name="seq")
-tf.keras.Model(seq, tf.keras.layers.Dense(3)(seq)).save(f"{out}/dyn.keras")  # (1, None, 8)
-"""
-
 
 # ------------------------------------------------------------------ without TensorFlow
 
@@ -90,10 +73,11 @@ def test_safe_casts_pass():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
+    """The Keras models of tests/data/shapes/ (made once by make_fixtures.py --shapes and committed:
+    the converter's TensorFlow is the only one this module starts) and sample files for them."""
     out = tmp_path_factory.mktemp("shape_models")
-    r = subprocess.run([sys.executable, "-c", MAKE_MODELS, str(out)], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        pytest.skip(f"TensorFlow could not build the test models: {r.stderr[-500:]}")
+    for model in ("fixed", "nobatch", "dyn"):
+        shutil.copyfile(ROOT / "tests" / "data" / "shapes" / f"{model}.keras", out / f"{model}.keras")
     rng = np.random.default_rng(0)
     np.savez(out / "good.npz", image=rng.random((6, 8, 8, 1), dtype=np.float32))
     np.savez(out / "big.npz", image=rng.random((6, 10, 10, 1), dtype=np.float32))
@@ -148,7 +132,8 @@ samples = "{models}/x9.npz"
 input_shapes = {{ x = [1, 9] }}
 """)
     proc = run_cli("run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run"), "--store",
-                   str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"), timeout=600)
+                   str(tmp_path / "s.sqlite"), "--cache-dir", str(tmp_path / "cache"),
+                   "--workers", "1", timeout=600)  # one TensorFlow: parallel conversion is not tested here
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["model"], r["flag_set"]): r for r in json.loads((tmp_path / "run" / "results.json").read_text())}
     for fs in ("fp32", "int8"):

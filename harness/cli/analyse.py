@@ -35,7 +35,9 @@ def _console():
               help="Convert every flag set to verify it (default: when the model has <= 5M parameters).")
 @click.option("--keep", type=click.Path(path_type=Path), help="Keep the trial artifacts and logs in this folder.")
 @click.option("--timeout", type=click.FloatRange(1), default=300, show_default=True, help="Per-job timeout (s).")
-def check(model, as_json, kind, samples, flag_sets, verify, keep, timeout) -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Converter processes (each imports TensorFlow; 1 on a small machine or a small model).")
+def check(model, as_json, kind, samples, flag_sets, verify, keep, timeout, workers) -> None:
     """Assess MODEL before conversion: ops (builtin / Flex / unsupported), shapes, flag sets.
 
     For a .tflite: ops with versions, tensors and quantization, float ops left in a
@@ -49,7 +51,8 @@ def check(model, as_json, kind, samples, flag_sets, verify, keep, timeout) -> No
     chosen = None
     if flag_sets:
         chosen = resolve_flag_sets([x.strip() for x in flag_sets.split(",") if x.strip()], {})
-    report = check_model(spec, flag_sets=chosen, verify=verify, work_dir=keep, timeout_s=timeout)
+    report = check_model(spec, flag_sets=chosen, verify=verify, work_dir=keep, timeout_s=timeout,
+                          workers=workers)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:

@@ -3,6 +3,9 @@
     .venv/bin/python tests/data/make_fixtures.py            # tiny.tflite, hang.tflite
     .venv/bin/python tests/data/make_fixtures.py --crasher  # search for crash.tflite
     .venv/bin/python tests/data/make_fixtures.py --gate     # gate_wide.tflite, gate_wide_same.tflite
+    .venv/bin/python tests/data/make_fixtures.py --adb      # adb_fp32.tflite, adb_int8.tflite
+    .venv/bin/python tests/data/make_fixtures.py --dr       # tiny_dr.tflite
+    .venv/bin/python tests/data/make_fixtures.py --shapes   # shapes/{fixed,nobatch,dyn}.keras
 
 tiny.tflite   a healthy 8 -> 16 -> 4 float classifier (FULLY_CONNECTED, RELU, SOFTMAX).
 gate_wide.tflite  8 -> 256 -> 256 -> 4: far more work than tiny.tflite (a real slowdown to confirm).
@@ -10,6 +13,15 @@ gate_wide_same.tflite  gate_wide.tflite's architecture with other weights: the "
               for the planted-change test (compare's confirmation must find no latency change between
               the two), at ~5 us an invoke; tiny's ~1 us is mostly timer and call noise (a
               4-round median of tiny and a same-work copy moved +91 % under load once).
+adb_fp32.tflite, adb_int8.tflite  one small image CNN (8x8x1 'image' -> Conv2D 4 -> Dense 3,
+              softmax) as fp32 and as full int8 (int8 input and output): the pair that
+              tests/test_adb_device.py measures on the simulated device and locally. Committed so
+              that module starts no TensorFlow (it tests devices, not conversion).
+tiny_dr.tflite  tests/tflite_helpers.py's 64 -> 64 -> 10 classifier, dynamic-range quantized
+              (int8 weights, float activations): what tests/test_check.py reads with `check`.
+shapes/       three small Keras models whose input shapes tests/test_sample_shapes.py holds
+              sample files against: fixed.keras (1, 8, 8, 1) and nobatch.keras (None, 8, 8, 1),
+              a Conv2D 4 -> Dense 3 softmax each, and dyn.keras (1, None, 8) -> Dense 3.
 hang.tflite   a WHILE loop whose condition `x[0] > -1` holds for every input in [0, 1):
               ai_edge_litert's invoke() never returns (the `timeout` fixture).
 crash.tflite  tiny.tflite with one 32-bit word of its flatbuffer changed, found by a seeded
@@ -84,6 +96,46 @@ def make_hang() -> bytes:
     return c.convert()
 
 
+def make_adb_pair() -> tuple[bytes, bytes]:
+    """fp32 and full-int8 conversions of one seeded image CNN (see the docstring above)."""
+    import numpy as np
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    inp = tf.keras.Input((8, 8, 1), name="image")
+    x = tf.keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = tf.keras.layers.Flatten()(x)
+    m = tf.keras.Model(inp, tf.keras.layers.Dense(3, activation="softmax")(x))
+    fp32 = tf.lite.TFLiteConverter.from_keras_model(m).convert()
+    rng = np.random.default_rng(0)
+    c = tf.lite.TFLiteConverter.from_keras_model(m)
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.representative_dataset = lambda: ([rng.random((1, 8, 8, 1), dtype=np.float32)] for _ in range(8))
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    c.inference_input_type = tf.int8
+    c.inference_output_type = tf.int8
+    return fp32, c.convert()
+
+
+def make_shape_models(out: Path) -> None:
+    """The Keras models of shapes/ (see the docstring above)."""
+    import tensorflow as tf
+
+    out.mkdir(exist_ok=True)
+    tf.random.set_seed(0)
+
+    def cnn(batch_size):
+        inp = tf.keras.Input((8, 8, 1), batch_size=batch_size, name="image")
+        x = tf.keras.layers.Conv2D(4, 3, activation="relu")(inp)
+        x = tf.keras.layers.Flatten()(x)
+        return tf.keras.Model(inp, tf.keras.layers.Dense(3, activation="softmax")(x))
+
+    cnn(1).save(out / "fixed.keras")
+    cnn(None).save(out / "nobatch.keras")
+    seq = tf.keras.Input((None, 8), batch_size=1, name="seq")
+    tf.keras.Model(seq, tf.keras.layers.Dense(3)(seq)).save(out / "dyn.keras")
+
+
 def _try(blob: bytes, path: Path) -> int | None:
     """Signal number that killed a child loading and invoking BLOB, else None."""
     path.write_bytes(blob)
@@ -152,6 +204,20 @@ def main() -> int:
     if "--gate" in sys.argv:
         (HERE / "gate_wide.tflite").write_bytes(make_dense((256, 256), seed=0))
         (HERE / "gate_wide_same.tflite").write_bytes(make_dense((256, 256), seed=1))
+        return 0
+    if "--shapes" in sys.argv:
+        make_shape_models(HERE / "shapes")
+        return 0
+    if "--dr" in sys.argv:
+        sys.path.insert(0, str(HERE.parent.parent))
+        from tests.tflite_helpers import tiny_classifier_tflite
+
+        tiny_classifier_tflite(HERE / "tiny_dr.tflite", dynamic_range=True)
+        return 0
+    if "--adb" in sys.argv:
+        fp32, int8 = make_adb_pair()
+        (HERE / "adb_fp32.tflite").write_bytes(fp32)
+        (HERE / "adb_int8.tflite").write_bytes(int8)
         return 0
     (HERE / "tiny.tflite").write_bytes(make_tiny())
     (HERE / "hang.tflite").write_bytes(make_hang())

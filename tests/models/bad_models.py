@@ -1,6 +1,8 @@
 """Writes models that are broken in one way each (tests/test_bad_inputs.py).
 
 Usage: python bad_models.py OUT_DIR
+(run offline: its output is committed as tests/data/bad_models/, which the test copies, so the
+test starts no TensorFlow of its own; rerun it into that folder when a model here changes)
   text.keras        a text file renamed .keras
   nomodel.h5        an HDF5 file holding a dataset but no model
   sm_novars/        a SavedModel whose variables/ folder was deleted
