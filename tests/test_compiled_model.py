@@ -2,8 +2,8 @@
 
 Real parts throughout: the pinned ai-edge-litert's CompiledModel and Interpreter in fresh
 runner processes, the real SQLite store, the CLI. The .tflite files are tests/data's tiny
-model (no TensorFlow) and, for the I/O dtypes CompiledModel cannot take, models converted
-once per module (marked slow).
+model and, for the I/O dtypes CompiledModel cannot take, models TensorFlow converted once
+(tests/data/io/make_io_models.py, committed): no test here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -255,38 +255,17 @@ def test_a_schema_3_store_migrates_to_the_runtime_key(tmp_path):
 
 # ------------------------------------------------------------------------------------------ I/O dtypes
 
-MAKE_IO_MODELS = r"""
-import sys, numpy as np, tensorflow as tf
-out = sys.argv[1]
-tf.random.set_seed(0)
-inp = tf.keras.Input((8, 8, 1), name="image")
-x = tf.keras.layers.Flatten()(tf.keras.layers.Conv2D(4, 3, activation="relu")(inp))
-m = tf.keras.Model(inp, tf.keras.layers.Dense(3, activation="softmax")(x))
-rng = np.random.default_rng(0)
-for name, io, ops in (("int8io", tf.int8, tf.lite.OpsSet.TFLITE_BUILTINS_INT8),
-                      ("int16io", tf.int16, tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)):
-    c = tf.lite.TFLiteConverter.from_keras_model(m)
-    c.optimizations = [tf.lite.Optimize.DEFAULT]
-    c.representative_dataset = lambda: ([rng.random((1, 8, 8, 1), dtype=np.float32)] for _ in range(8))
-    c.target_spec.supported_ops = [ops]
-    c.inference_input_type = c.inference_output_type = io
-    open(f"{out}/{name}.tflite", "wb").write(c.convert())
-
-@tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 1], tf.float32, name="image")])
-def am(image):
-    return {"cls": tf.argmax(tf.reshape(image, [1, 64]), axis=1)}
-c = tf.lite.TFLiteConverter.from_concrete_functions([am.get_concrete_function()], am)
-open(f"{out}/int64out.tflite", "wb").write(c.convert())
-"""
+IO_MODELS = ROOT / "tests" / "data" / "io"  # converted once by tests/data/io/make_io_models.py (committed)
 
 
 @pytest.fixture(scope="module")
 def io_models(tmp_path_factory) -> Path:
+    """The I/O-dtype models: TensorFlow's int8-I/O and int16-I/O full-integer conversions of a
+    small conv model and an argmax with an int64 output, committed so this module imports no
+    TensorFlow."""
     out = tmp_path_factory.mktemp("io")
-    r = subprocess.run([sys.executable, "-c", MAKE_IO_MODELS, str(out)], capture_output=True, text=True,
-                       timeout=300, check=False)
-    if r.returncode != 0:
-        pytest.skip(f"TensorFlow could not convert the test models: {r.stderr[-500:]}")
+    for name in ("int8io", "int16io", "int64out"):
+        (out / f"{name}.tflite").write_bytes((IO_MODELS / f"{name}.tflite").read_bytes())
     np.savez(out / "inputs.npz", **{"0": np.random.default_rng(1).random((4, 8, 8, 1), dtype=np.float32)})
     return out
 

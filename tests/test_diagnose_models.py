@@ -18,17 +18,23 @@ import pytest
 
 from .conftest import ROOT, TEST_MODELS
 
-pytestmark = [pytest.mark.slow, pytest.mark.cost(80)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
+pytestmark = [pytest.mark.slow, pytest.mark.cost(65)]  # seconds on one quiet core, for the xdist order (docs/testing.md)
 BUDGET = "top1>=0.98"
 BENCHMARK_MODEL = Path("/work/shared/bin/benchmark_model")
 
 
 @pytest.fixture(scope="module")
 def outlier(tmp_path_factory):
+    """The model, built in this process: test_calibrate_once_... runs the converter here too,
+    so this module's own TensorFlow import serves both (a builder subprocess was one more)."""
+    import importlib.util
+
     folder = tmp_path_factory.mktemp("outlier")
-    subprocess.run([sys.executable, str(TEST_MODELS / "outlier_int8.py"), str(folder)], check=True, cwd=ROOT,
-                   capture_output=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return folder / "outlier.keras", folder / "outlier.samples.npz", folder / "cache"
+    spec = importlib.util.spec_from_file_location("outlier_int8", TEST_MODELS / "outlier_int8.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    model, samples = builder.build(folder)
+    return model, samples, folder / "cache"
 
 
 def test_cli_ranks_the_broken_layer_first_and_the_search_fixes_it(cli, outlier, tmp_path):
@@ -85,6 +91,25 @@ def test_only_the_broken_layer_helps(outlier):
     for step in others:
         assert not step.meets_budget and step.drift["top1_agreement"] < 0.5, step.float_layers
     assert fixed.meets_budget
+
+
+def test_a_step_quantized_once_is_not_quantized_again(outlier):
+    """A later session (another budget, the API after the CLI, a campaign after diagnose) takes a
+    step it shares with an earlier search from the cache: no worker job, so no TensorFlow."""
+    from harness.pipeline.session import open_session
+
+    model, samples, cache = outlier
+    session = open_session(model, "int8", samples=samples, cache_dir=cache)
+    try:
+        culprit = [x.tensor for x in session.diagnosis().layers if x.label == "culprit"]
+        first = session.quantized(culprit)
+        submitted = []
+        real_submit = session.builder.submit
+        session.builder.submit = lambda job, priority=0.0: submitted.append(job) or real_submit(job, priority)
+        again = session.quantized(culprit)
+    finally:
+        session.close()
+    assert submitted == [] and again == first and again[2].is_file()
 
 
 def test_calibrate_once_gives_the_standalone_conversions_outputs(outlier, tmp_path):

@@ -2,14 +2,15 @@
 artifact of a Keras model and on given float `.tflite` files (with and without a SignatureDef,
 float16 weights behind DEQUANTIZE), the bad inputs as reasoned rows or exit-2 lines.
 
-Real parts: the models are converted by TensorFlow in a subprocess (tests/models/
-make_quantizer_models.py), quantized by the installed ai-edge-quantizer, run on LiteRT."""
+Real parts: the models were converted by TensorFlow (tests/models/make_quantizer_models.py,
+committed in tests/data/quantizer), are quantized by the installed ai-edge-quantizer and run
+on LiteRT; the Keras model is converted by the CLI's own worker."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from harness.core.errors import UsageError
 from harness.core.flag_sets import QUANTIZER_FLAG_SETS, parse_flag_set, resolve_flag_sets
 from harness.core.quantizer_recipes import needs_calibration, parse_quantizer
 
-from .conftest import TEST_MODELS, run_cli
+from .conftest import run_cli
 
 
 def spec(recipe=None, rules=()):
@@ -66,11 +67,18 @@ def test_a_quantizer_flag_set_refuses_converter_options_and_builtins_resolve():
 
 
 # ---------------------------------------------------------------- the tool on real models
+QUANTIZER_DATA = Path(__file__).resolve().parent / "data" / "quantizer"
+QUANTIZER_MODELS = ("cnn.keras", "cnn.samples.npz", "cnn.calib.npz", "fp32.tflite", "f16.tflite", "dynamic.tflite")
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
+    """The models of tests/models/make_quantizer_models.py, made by TensorFlow once and committed
+    in tests/data/quantizer (building them here was a TensorFlow import per run, a sixth of
+    this module's CPU); the variants without a SignatureDef are made here, LiteRT only."""
     out = tmp_path_factory.mktemp("quantizer-models")
-    subprocess.run([sys.executable, str(TEST_MODELS / "make_quantizer_models.py"), str(out)], check=True,
-                   capture_output=True, timeout=600)
+    for name in QUANTIZER_MODELS:
+        shutil.copyfile(QUANTIZER_DATA / name, out / name)
     from ai_edge_litert.tools import flatbuffer_utils as fb
 
     model = fb.read_model_from_bytearray(bytearray((out / "fp32.tflite").read_bytes()))

@@ -175,6 +175,27 @@ class DiagnoseSession:
                                f"{answer.error or 'the worker gave no answer'}")
         return answer.data
 
+    def quantized(self, float_nodes: list[str]) -> tuple[dict, str, Path]:
+        """The model quantized from the calibration with FLOAT_NODES float: (worker data, sha,
+        path). Cached like the diagnosis (calibration, flag set, float layers): a second search
+        of the model, with another budget, from the API or a campaign, re-quantizes none of the
+        steps it shares with an earlier one (each was a worker job, and a TensorFlow import for
+        the first)."""
+        cache = self.builder.cache
+        key = hash_json({"format": DIAGNOSIS_FORMAT, "op": "quantize", "calibration": self.calibration.name,
+                         "options": self.flag_set.converter_options(), "float": sorted(float_nodes)})
+        meta_path = cache.root / "quantized" / f"{key}.json"
+        if meta_path.is_file() and self.calibration.is_file():
+            raw = json.loads(meta_path.read_text())
+            path = cache.artifact_path(raw["sha"])
+            if path.is_file():
+                return raw["data"], raw["sha"], path
+        out = cache.tmp_path(".tflite")
+        data = self.run_job(self.job("quantize", out, float_nodes))
+        sha, path = cache.adopt_artifact(out)
+        atomic_write(meta_path, json.dumps({"sha": sha, "data": data}).encode())
+        return data, sha, path
+
     # ------------------------------------------------------------------ diagnosis
     def _diagnosis_key(self, float_nodes: list[str]) -> str:
         return hash_json({"format": DIAGNOSIS_FORMAT, "calibration": self.calibration.name,

@@ -76,10 +76,13 @@ def measure_step(session, tensors: list[str], labels: list[str], budget: Budget,
     from harness.pipeline.artifacts import Artifact
     from harness.pipeline.evaluate import measure_on
 
-    cache = session.builder.cache
-    out = cache.tmp_path(".tflite")
-    data = session.run_job(session.job("quantize", out, tensors))
-    sha, path = cache.adopt_artifact(out)
+    if hasattr(session, "quantized"):  # TensorFlow's quantizer: steps cached (pipeline/diagnose.py)
+        data, sha, path = session.quantized(tensors)
+    else:
+        cache = session.builder.cache
+        out = cache.tmp_path(".tflite")
+        data = session.run_job(session.job("quantize", out, tensors))
+        sha, path = cache.adopt_artifact(out)
     art = Artifact(session.model, session.flag_set.name, True, sha, path, {"size_bytes": data["size_bytes"]})
     # p50 on the runtime the flag set's row uses: the campaign's first (runtime API, accelerator)
     api, accel = (variants(session.settings.runtimes, session.settings.accelerators) or [CPU_INTERPRETER])[0]

@@ -1,8 +1,9 @@
 """The models of the conversion matrix (tests/test_conversion_matrix.py), small and seeded.
 
-`python make_matrix.py OUT` writes every model and its sample files into OUT and prints a
-JSON list of campaign entries ({name, path, kind?, samples?}). Run in a subprocess so the
-test process never imports TensorFlow. Each model is one cell of model kind x signature:
+`python tests/models/make_matrix.py tests/data/matrix` writes every model and its sample files
+into that folder, with `entries.json`: the campaign entries ({name, path, kind?, samples?}),
+paths relative to it (it also prints them, absolute). Run offline; the folder is committed, so
+the test builds nothing and its converter workers are its only TensorFlow. Each model is one cell of model kind x signature:
 
 | name            | kind                          | signature                                   |
 |-----------------|-------------------------------|---------------------------------------------|
@@ -164,7 +165,17 @@ def build(out: Path) -> list[dict]:
     return entries
 
 
+def relative(entries: list[dict], folder: Path) -> list[dict]:
+    """ENTRIES with their paths relative to FOLDER (entries.json: the committed copy moves)."""
+    def rel(v: str) -> str:
+        return str(Path(v).relative_to(folder)) if v.startswith(str(folder)) else v
+
+    return [{k: rel(v) if k in ("path", "samples") else v for k, v in e.items()} for e in entries]
+
+
 if __name__ == "__main__":
-    folder = Path(sys.argv[1])
+    folder = Path(sys.argv[1]).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    print("ENTRIES " + json.dumps(build(folder)))
+    entries = build(folder)
+    (folder / "entries.json").write_text(json.dumps(relative(entries, folder), indent=1) + "\n")
+    print("ENTRIES " + json.dumps(entries))

@@ -1,7 +1,8 @@
 """Small models for the AI Edge Quantizer tests (tests/test_quantizer.py), seeded.
 
-`python make_quantizer_models.py OUT` writes into OUT (run in a subprocess, so the test process
-never imports TensorFlow):
+`python tests/models/make_quantizer_models.py tests/data/quantizer` writes these into the folder
+the test reads (run offline; the files are committed, so the test imports no TensorFlow for
+them):
 - `cnn.keras`: conv (8 filters) -> dense 32 -> dense 16 -> dense 4; the last dense's input
   dimension, 16, is not divisible by a block of 32 (the blockwise refusal);
 - `cnn.samples.npz`, `cnn.calib.npz`: evaluation inputs with labels, representative inputs;
