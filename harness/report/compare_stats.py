@@ -87,8 +87,7 @@ def latency_stats(pairs: list[tuple], n_boot: int = 2000, seed: int = 0,
             pvals = mannwhitneyu(A, B, alternative="two-sided", axis=1).pvalue
         else:
             pvals = [mannwhitneyu(pairs[i][1], pairs[i][0], alternative="two-sided").pvalue for i in rows]
-        ratios = A[:, idx_a] / B[:, idx_b] - 1.0
-        low, high = np.percentile(ratios, [tail, 100 - tail], axis=1)
+        low, high = _percentile_ci(A, B, idx_a, idx_b, tail)
         med_b, med_a = np.median(B, axis=1), np.median(A, axis=1)
         change = med_a / med_b - 1.0
         for j, i in enumerate(rows):
@@ -110,6 +109,40 @@ def latency_stats(pairs: list[tuple], n_boot: int = 2000, seed: int = 0,
     for job in jobs[:1] if len(jobs) == 1 else ():
         block(*job)
     return out
+
+
+def _percentile_ci(A, B, idx_a, idx_b, tail: float):
+    """np.percentile(A[:, idx_a] / B[:, idx_b] - 1, [tail, 100 - tail], axis=1), bit for bit, cheaper.
+
+    The n_boot (order statistic of NEW, order statistic of BASE) pairs repeat: bootstrap medians
+    of 50 samples fall on ~20 order statistics, so 2000 draws are ~300 distinct pairs. Each row
+    computes the ratio once per distinct pair, sorts those, and finds the two order statistics
+    of the full multiset that numpy's linear percentile interpolates between (by the pairs'
+    counts), with numpy's own index and interpolation arithmetic. ~5x less CPU than building
+    and partitioning rows x n_boot ratios. Rows with a NaN ratio take numpy's path.
+    """
+    import numpy as np
+
+    n_boot = len(idx_a)
+    code, counts = np.unique(idx_a.astype(np.int64) * B.shape[1] + idx_b, return_counts=True)
+    R = A[:, code // B.shape[1]] / B[:, code % B.shape[1]] - 1.0
+    if np.isnan(R).any():
+        return np.percentile(A[:, idx_a] / B[:, idx_b] - 1.0, [tail, 100 - tail], axis=1)
+    order = np.argsort(R, axis=1)
+    R = np.take_along_axis(R, order, axis=1)
+    cum = np.cumsum(counts[order], axis=1)  # cum[r, j]: how many of row r's draws are <= R[r, j]
+    rows, last = np.arange(len(R)), R.shape[1] - 1
+    q = np.true_divide(np.asarray([tail, 100 - tail], dtype=float), 100)
+    virtual = (n_boot - 1) * q  # numpy's 'linear' method
+    prev = np.floor(virtual)
+    gamma = virtual - prev
+    out = []
+    for p, g in zip(prev.astype(np.int64), gamma, strict=True):
+        a = R[rows, np.minimum((cum <= p).sum(axis=1), last)]  # the p-th smallest of the multiset
+        b = R[rows, np.minimum((cum <= p + 1).sum(axis=1), last)]
+        d = b - a
+        out.append(b - d * (1 - g) if g >= 0.5 else a + d * g)  # numpy's _lerp
+    return out[0], out[1]
 
 
 def _bootstrap_indices(n: int, n_boot: int, rng):
