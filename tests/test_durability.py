@@ -32,7 +32,10 @@ TINY = ROOT / "tests" / "data" / "tiny.tflite"
 PLANNED = (3 + 1) * 2
 CAMPAIGN = ["--model", str(MODELS / "digits_cnn.keras"), "--model", str(TINY),
             "--flag-sets", "fp32,dynamic_range,float16", "--threads", "1,2",
-            "--runs", "3", "--min-seconds", "0.3", "--eval-samples", "4", "--workers", "2"]
+            "--runs", "3", "--min-seconds", "0.3", "--eval-samples", "4", "--workers", "1"]
+# one converter worker, for the killed runs and their resumes: a kill needs a converter worker to
+# orphan, not two of them (each one TensorFlow import, ~7 CPU-s, per cold run and per resume)
+WORKERS = ["--workers", "1"]
 
 
 def tagged_processes(tag: str) -> list[tuple[int, str]]:
@@ -120,19 +123,33 @@ def run_ids(store: Path) -> list[str]:
         db.close()
 
 
+def wait_for_rows(proc: subprocess.Popen, jsonl: Path, rows: int, timeout: float) -> None:
+    """Until the run has reported ROWS rows (results.jsonl gets a line as each row is stored) or ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            jsonl.is_file() and jsonl.read_text().count("\n") >= rows):
+        time.sleep(0.05)
+
+
 def test_kill_9_at_random_moments_then_resume(tmp_path):
     rng = random.Random(7)
     store, cache = tmp_path / "s.sqlite", tmp_path / "cache"
     # the first kill lands in a cold start (model preparation / conversions), the others in a warm
-    # one (all artifacts cached: measurements)
-    moments = [rng.uniform(6.0, 14.0), rng.uniform(2.5, 5.0), rng.uniform(5.0, 8.0)]
+    # one (all artifacts cached: measurements). The last one waits for a seeded number of reported
+    # rows, then a seeded fraction of a row's measurement: a moment between the first and the last
+    # row however loaded the machine is (a fixed delay missed them at load 14).
+    moments = [rng.uniform(6.0, 14.0), rng.uniform(2.5, 5.0), (rng.randint(1, PLANNED - 2), rng.uniform(0.0, 0.3))]
     interrupted_with_rows = 0
     for i, moment in enumerate(moments):
         tag = uuid.uuid4().hex
         out = tmp_path / f"run{i}"
         known_runs = set(run_ids(store))
         proc = start(["run", *CAMPAIGN, "--out", str(out), "--store", str(store), "--cache-dir", str(cache)], tag)
-        time.sleep(moment)
+        if isinstance(moment, tuple):
+            wait_for_rows(proc, out / "results.jsonl", moment[0], timeout=120)
+            time.sleep(moment[1])
+        else:
+            time.sleep(moment)
         finished_before_kill = proc.poll() is not None
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -156,7 +173,8 @@ def test_kill_9_at_random_moments_then_resume(tmp_path):
         if 0 < len(before) < PLANNED and not finished_before_kill:
             interrupted_with_rows += 1
 
-        res = run_cli("run", "--resume", run_id, "--store", str(store), "--cache-dir", str(cache), timeout=300)
+        res = run_cli("run", "--resume", run_id, "--store", str(store), "--cache-dir", str(cache), *WORKERS,
+                      timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
         assert f"{len(before)} row(s) already stored" in res.stdout
         after = {k: v for k, v in stored(store).items() if k[0] == run_id}
