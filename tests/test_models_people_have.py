@@ -117,7 +117,7 @@ original = "{models / 'two.keras'}"
 samples = "{models / 'two.samples.npz'}"
 """)
     done = run_cli("run", str(toml), "--out", str(root / "run"), "--store", str(root / "s.sqlite"),
-                   "--cache-dir", str(root / "cache"), "--workers", "2")
+                   "--cache-dir", str(root / "cache"), "--workers", "1")  # one converter: no assertion is on parallel conversion
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     rows = {(r["model"], r["flag_set"]): r for r in json.loads((root / "run" / "results.json").read_text())}
     return root, rows

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,6 +235,31 @@ def by_key(results):
     return {(r.flag_set, r.device, r.threads): r for r in results}
 
 
+@contextmanager
+def conversions_on_the_head(lab: Lab):
+    """Hold the device nodes' one CPU each (an actor on each) so that every conversion task
+    runs on the head, one after another, in one Ray worker and its one converter: the
+    conversions spreading over nodes is not what the test checks, and each node's converter
+    cost a TensorFlow import (~7 CPU-s). Device jobs take no CPU (`measure_job`), so they
+    still run on their own nodes."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_cpus=1)
+    class Hold:
+        def ready(self) -> bool:
+            return True
+
+    holds = [Hold.options(scheduling_strategy=NodeAffinitySchedulingStrategy(lab.nodes[w].node_id, soft=False)).remote()
+             for w in "AB"]
+    ray.get([h.ready.remote() for h in holds], timeout=120)  # placed: their CPUs are taken
+    try:
+        yield
+    finally:
+        for h in holds:
+            ray.kill(h)
+
+
 @pytest.mark.slow
 def test_campaign_spreads_over_the_lab_and_matches_the_local_executor(lab, suite_cache):
     """fp32 and int8 convert on the cluster; the budget flag set's search runs on the driver
@@ -248,7 +274,8 @@ def test_campaign_spreads_over_the_lab_and_matches_the_local_executor(lab, suite
                      options(lab, "local", executor="local", cache_dir=suite_cache, workers=1)).execute()
     events = Events()
     run = make_run(c, options(lab, "ray"), events)
-    summary = run.execute()
+    with conversions_on_the_head(lab):  # measurements need no CPU: A and B still measure their own jobs
+        summary = run.execute()
     assert summary.conversions_performed == 4  # its own cache: converted (searched, quantized), not copied
     ray_rows, local_rows = by_key(summary.results), by_key(local.results)
     for (fs, device, threads), r in ray_rows.items():
