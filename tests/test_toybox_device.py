@@ -93,8 +93,12 @@ def test_a_missing_dd_costs_only_the_drift(toybox_run):
     full, row = rows["full"], rows["nodd"]
     assert row["status"] == "latency_only"
     assert row["reason"] == "on-device drift failed: `dd` not found on the device"
-    # benchmark_model's figures are kept: the same kind of figures the full device has
-    assert row["latency_us"] and set(row["latency_us"]) == set(full["latency_us"])
+    # benchmark_model's figures are kept: the same kind of figures the full device has. Its
+    # percentiles (p5, median, p95) are printed or not depending on the timings themselves
+    # (a ~1 us model: one run printed them and the other did not), so only the summary counts.
+    summary = {"count", "avg", "std", "min", "max"}
+    assert summary <= set(row["latency_us"]) and summary <= set(full["latency_us"]), (row["latency_us"], full)
+    assert set(row["latency_us"]) <= summary | {"median", "p50", "p5", "p95"}
     assert row["drift"] is None
     log = Path(row["log"]).read_text()
     assert log.startswith("$ ") and "--num_runs=5" in log.splitlines()[0]  # the timed run's command
