@@ -281,8 +281,8 @@ class Builder:
                     continue
                 job, out_path = self._convert_job(m, fs, p)
                 pending.append((m, fs, key, out_path, self.submit_conversion(m, fs, job, out_path, p), p))
-        # plain conversions first: a quantizer flag set's steps wait for its model's fp32 conversion
-        for m, fs, key, out_path, fut, p in sorted(pending, key=lambda job: bool(job[1].quantizer)):
+        # converter jobs first: a quantizer flag set's steps wait for its model's fp32 conversion
+        for m, fs, key, out_path, fut, p in sorted(pending, key=lambda job: not job[1].needs_tensorflow_worker):
             art = self._finish_conversion(m, fs, key, out_path, fut.result(), p)
             artifacts.append(art)
             on_done(art)
