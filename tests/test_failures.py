@@ -89,3 +89,8 @@ def test_converter_crash_is_classified(pool, tmp_path):
     failure = _classify(answer, "int8")
     assert answer.signal is not None
     assert failure.category == "converter_crashed"
+    # the next job runs on a fresh worker; forked from the pool's one TensorFlow import
+    # (convert/forkserver.py), it costs no import of its own
+    after = _submit(pool, tmp_path, model, "fp32", shapes).result()
+    assert after.ok, after.error
+    assert pool.tensorflow_imports == (1 if pool._forks else 2)

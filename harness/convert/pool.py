@@ -31,6 +31,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.convert import forkserver
+from harness.convert.forkserver import ForkServer
 from harness.convert.keras_export import EXPORTS_ENV
 
 READY_TIMEOUT_S = 180.0
@@ -58,9 +60,16 @@ class WorkerDied(Exception):
 
 
 class _Worker:
-    def __init__(self, log_path: Path, env: dict[str, str]):
+    def __init__(self, log_path: Path, env: dict[str, str], server: ForkServer | None = None):
+        """SERVER: fork the worker from it (TensorFlow already imported) instead of spawning one."""
         self.log_path = log_path
         self.log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
+        if server is not None:
+            try:
+                self.proc = server.fork(self.log)
+                return
+            except OSError:
+                pass  # the server ended: spawn this one
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "harness.convert.worker"],
             stdin=subprocess.PIPE,
@@ -134,8 +143,11 @@ class _Worker:
 class WorkerPool:
     """Runs worker jobs on up to `size` processes; `submit` returns a Future[WorkerAnswer]."""
 
-    def __init__(self, size: int, log_dir: Path, timeout_s: float = 600.0, light: bool = False):
-        """LIGHT: workers that do not import TensorFlow, for the tools that need none (the quantizer)."""
+    def __init__(self, size: int, log_dir: Path, timeout_s: float = 600.0, light: bool = False,
+                 fork: bool | None = None):
+        """LIGHT: workers that do not import TensorFlow, for the tools that need none (the quantizer).
+        FORK: fork the workers from one server (`forkserver.py`); by default converter workers
+        do where the platform can, light ones spawn (they have no import worth sharing)."""
         self.size = max(1, size)
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +168,13 @@ class WorkerPool:
         weakref.finalize(self, shutil.rmtree, self.export_dir, True)  # a pool never closed, or at exit
         self._env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
                      EXPORTS_ENV: self.export_dir}
+        self._light = light
         self._log_name = "light-worker" if light else "worker"
+        # converter workers fork from one TensorFlow import (`forkserver.py`); light ones spawn (no import to share)
+        self._forks = (not light if fork is None else fork) and forkserver.available()
+        self._server: ForkServer | None = None
+        self._server_lock = threading.Lock()  # held while the server imports: the other workers wait for it
+        self.tensorflow_imports = 0  # processes of this pool that imported TensorFlow (server, spawned workers)
         if light:
             self._env["TFLITE_HARNESS_LIGHT_WORKER"] = "1"  # worker.LIGHT_ENV
 
@@ -194,9 +212,31 @@ class WorkerPool:
         with self._lock:
             self._unfinished -= 1
 
+    def _fork_server(self) -> ForkServer | None:
+        """The running fork server, started at the first worker; None when workers spawn (light
+        pools, no fork, or a server that could not start: then each worker imports TensorFlow)."""
+        if not self._forks:
+            return None
+        with self._server_lock:
+            if self._server is None and self._forks:
+                server = ForkServer(self._env, self.log_dir / "fork-server.log")
+                with self._lock:
+                    self._server = server  # registered before its import: Ctrl-C kills it too
+                    self.tensorflow_imports += 1
+                    killed = self._killed
+                if killed or not server.wait_ready():
+                    server.kill()
+                    with self._lock:
+                        self._server, self._forks = None, False
+            return self._server
+
     def _spawn(self, slot: int) -> _Worker:
         t0 = time.time()
-        worker = _Worker(self.log_dir / f"{self._log_name}-{slot}.log", self._env)
+        server = self._fork_server()
+        if server is None and not self._light:
+            with self._lock:
+                self.tensorflow_imports += 1
+        worker = _Worker(self.log_dir / f"{self._log_name}-{slot}.log", self._env, server)
         with self._lock:
             self._workers.add(worker)
             killed = self._killed
@@ -283,8 +323,11 @@ class WorkerPool:
         if kill:
             with self._lock:
                 workers = list(self._workers)
+                server = self._server
             for w in workers:
                 w.kill()
+            if server is not None:
+                server.kill()
         # Stop markers sort after every queued job (a normal close finishes them) or, on kill,
         # before them (nothing more starts; the queued futures are cancelled below).
         rank = -math.inf if kill else math.inf
@@ -294,6 +337,10 @@ class WorkerPool:
             self._cancel_queued()
         for t in threads:
             t.join(timeout=None if not kill else 5)
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:  # after its workers: it reports their exits until they are gone
+            server.kill() if kill else server.close()
         shutil.rmtree(self.export_dir, ignore_errors=True)
 
     def _cancel_queued(self) -> None:

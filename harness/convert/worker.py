@@ -311,12 +311,13 @@ HANDLERS = {"prepare": prepare, "convert": convert, "versions": versions, "check
 LIGHT_ENV = "TFLITE_HARNESS_LIGHT_WORKER"  # set: a worker for the tools that need no TensorFlow
 
 
-def _exit_with_parent(poll_s: float = 1.0) -> None:
-    """Exit when the parent is gone (kill -9): workers run in their own session, so no
-    signal reaches them, and a closed stdin is only noticed between jobs."""
+def _exit_with_parent(parent: int | None = None, poll_s: float = 1.0) -> None:
+    """Exit when the parent (PARENT, else this process's parent now) is gone (kill -9): workers
+    run in their own session, so no signal reaches them, and a closed stdin is only noticed
+    between jobs."""
     import threading
 
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
 
     def watch() -> None:
         while True:
@@ -328,13 +329,23 @@ def _exit_with_parent(poll_s: float = 1.0) -> None:
 
 
 def main() -> int:
+    """A spawned worker: answers on a private copy of stdout, TensorFlow imported here."""
     _exit_with_parent()
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-    os.dup2(2, 1)  # TensorFlow's prints go to the log, not the protocol
-    sys.stdout = sys.stderr
+    os.dup2(2, 1)  # TensorFlow's import chatter goes to the log, not the protocol
     if not os.environ.get(LIGHT_ENV):
         import tensorflow  # noqa: F401  - paid once per worker, before the first job
+    return serve(proto)
 
+
+def serve(proto, parent: int | None = None) -> int:
+    """Answer jobs from stdin on PROTO until stdin closes: a spawned worker's loop (`main`)
+    and a forked one's (`forkserver`, where TensorFlow was imported before the fork; it
+    exits with PARENT, the server)."""
+    if parent is not None:
+        _exit_with_parent(parent)
+    os.dup2(2, 1)  # TensorFlow's prints go to the log, not the protocol
+    sys.stdout = sys.stderr
     proto.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     for line in sys.stdin:
         if not line.strip():
