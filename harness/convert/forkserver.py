@@ -185,13 +185,19 @@ class ForkServer:
         self._log.close()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        kill_group(self.proc)
         self._log.close()
+
+
+def kill_group(proc) -> None:
+    """SIGKILL PROC's process group (it leads its own session) and wait for it: a spawned
+    worker, a forked one (`ForkedProcess`) or the server."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
 
 def _alive(pid: int) -> bool:

@@ -20,7 +20,6 @@ import os
 import queue
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.convert import forkserver
-from harness.convert.forkserver import ForkServer
+from harness.convert.forkserver import ForkServer, kill_group
 from harness.convert.keras_export import EXPORTS_ENV
 
 READY_TIMEOUT_S = 180.0
@@ -64,12 +63,14 @@ class _Worker:
         """SERVER: fork the worker from it (TensorFlow already imported) instead of spawning one."""
         self.log_path = log_path
         self.log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the worker
+        self.forked = False
         if server is not None:
             try:
                 self.proc = server.fork(self.log)
+                self.forked = True
                 return
-            except OSError:
-                pass  # the server ended: spawn this one
+            except OSError:  # the server ended (killed, out of memory): this worker imports for itself
+                pass
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "harness.convert.worker"],
             stdin=subprocess.PIPE,
@@ -122,12 +123,7 @@ class _Worker:
             return f.read().decode("utf-8", "replace")
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+        kill_group(self.proc)
         self.log.close()
 
     def close(self) -> None:
@@ -232,13 +228,10 @@ class WorkerPool:
 
     def _spawn(self, slot: int) -> _Worker:
         t0 = time.time()
-        server = self._fork_server()
-        if server is None and not self._light:
-            with self._lock:
-                self.tensorflow_imports += 1
-        worker = _Worker(self.log_dir / f"{self._log_name}-{slot}.log", self._env, server)
+        worker = _Worker(self.log_dir / f"{self._log_name}-{slot}.log", self._env, self._fork_server())
         with self._lock:
             self._workers.add(worker)
+            self.tensorflow_imports += not (worker.forked or self._light)
             killed = self._killed
         try:
             if killed:
