@@ -65,6 +65,15 @@ def strace() -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def run_cache(tmp_path_factory) -> Path:
+    """One conversion cache for this module's campaign runs: the plain run converts (so its
+    converter worker and TensorFlow are traced), and the Ray run that follows finds the
+    artifact and reference there: what it checks is Ray's own processes, and a second
+    TensorFlow import under strace costs it ~10 s. Run alone, the Ray test converts itself."""
+    return tmp_path_factory.mktemp("run-cache")
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> dict[str, str]:
     """Keys in a temp folder; everything else as the user has it (the adb server, if one
@@ -141,8 +150,8 @@ def test_device_commands_reach_nothing_outside(strace: str, tmp_path: Path, home
 
 
 @pytest.mark.slow
-def test_run_report_compare_reach_nothing_outside(strace: str, tmp_path: Path, home) -> None:
-    store, cache, out = str(tmp_path / "h.sqlite"), tmp_path / "cache", tmp_path / "run"
+def test_run_report_compare_reach_nothing_outside(strace: str, tmp_path: Path, home, run_cache: Path) -> None:
+    store, cache, out = str(tmp_path / "h.sqlite"), run_cache, tmp_path / "run"
     t = _traced(CLI + ["run", "--model", str(MODELS / "digits_cnn.keras"), "--flag-sets", "fp32",
                        "--runs", "2", "--warmup-runs", "0", "--min-seconds", "0", "--eval-samples", "2",
                        "--workers", "1", "--store", store, "--cache-dir", str(cache), "--out", str(out)],
@@ -160,7 +169,7 @@ def test_run_report_compare_reach_nothing_outside(strace: str, tmp_path: Path, h
 
 
 @pytest.mark.slow
-def test_a_private_ray_run_reaches_nothing_outside(strace: str, tmp_path: Path, home) -> None:
+def test_a_private_ray_run_reaches_nothing_outside(strace: str, tmp_path: Path, home, run_cache: Path) -> None:
     """`run --executor ray` without --ray-address starts a private Ray instance; all of it
     (driver, GCS, raylet, dashboard, agents, workers) stays on loopback: no route lookup
     towards 8.8.8.8, no cloud-metadata probe, no DNS (harness/executors/ray_loopback.py)."""
@@ -170,7 +179,7 @@ def test_a_private_ray_run_reaches_nothing_outside(strace: str, tmp_path: Path, 
     t = _traced(CLI + ["run", "--executor", "ray", "--model", str(MODELS / "digits_cnn.keras"),
                        "--flag-sets", "fp32", "--runs", "2", "--warmup-runs", "0", "--min-seconds", "0",
                        "--eval-samples", "2", "--workers", "1", "--store", str(tmp_path / "h.sqlite"),
-                       "--cache-dir", str(tmp_path / "cache"), "--out", str(out)],
+                       "--cache-dir", str(run_cache), "--out", str(out)],
                 tmp_path, env, "ray-run", timeout=600)
     assert t.proc.returncode == 0, t.proc.stderr[-1500:]
     assert "ray: 1 node(s)" in t.proc.stdout, t.proc.stdout[-800:]
